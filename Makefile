@@ -1,0 +1,48 @@
+# meas_contextnet: one-command setup, tests and demo.
+#
+#   make test   create .venv (Python 3.12), install the package with pinned dependencies, lint, run
+#               every test (the end-to-end ones marked "slow" included)
+#   make demo   create .venv, simulate a small Butler repo, classify it with `pipetask run` and the
+#               shipped model, evaluate against truth (prints a table, writes a PNG)
+
+SHELL := /bin/bash
+
+# Python 3.12: pyenv's build when present, otherwise python3.12 on PATH.
+PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.12.*/bin/python3) $(shell command -v python3.12 2>/dev/null))
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+DEMO_DIR ?= demo_output
+
+.PHONY: venv test test-fast lint demo clean lock
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.12 not found (install python3.12 or set PYTHON=...)" >&2; exit 1; fi
+	@echo "Creating $(VENV) with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --progress-bar off -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: venv lint
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+demo: venv
+	$(BIN)/contextnet demo --output $(DEMO_DIR)
+
+# Regenerate requirements.lock from the current venv (run after changing dependencies).
+lock: venv
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

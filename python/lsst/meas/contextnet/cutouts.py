@@ -1,0 +1,393 @@
+"""Cutout extraction, normalization and position features shared by training and the classifier task."""
+
+from __future__ import annotations
+
+__all__ = [
+    "normalize_cutouts",
+    "scale_positions",
+    "DEFAULT_NORMALIZATION",
+    "CutoutResult",
+    "extract_cutouts",
+    "extract_cutouts_loop",
+    "nearest_pixel",
+]
+
+import dataclasses
+import math
+
+import numpy as np
+
+DEFAULT_NORMALIZATION: dict[str, object] = {"kind": "asinh_noise", "softening": 3.0}
+"""Normalization recorded in a model's metadata unless training chooses another."""
+
+
+def normalize_cutouts(
+    cutouts: np.ndarray, noise_sigma: float | np.ndarray, softening: float = 3.0
+) -> np.ndarray:
+    """Scale sky-subtracted cutouts to the model's input range.
+
+    Pixels are divided by the background noise first, so exposures of different depth look
+    alike, then stretched with ``arcsinh``.
+
+    Parameters
+    ----------
+    cutouts : `numpy.ndarray`
+        Sky-subtracted pixel values, shape ``(..., size, size)``.
+    noise_sigma : `float` or `numpy.ndarray`
+        Background noise per pixel, in the units of ``cutouts``; an array broadcasts over the
+        leading axes of ``cutouts``.
+    softening : `float`, optional
+        Noise multiples at which the stretch turns from linear to logarithmic.
+
+    Returns
+    -------
+    normalized : `numpy.ndarray`
+        ``arcsinh(cutouts / (noise_sigma * softening))`` as float32.
+
+    Raises
+    ------
+    ValueError
+        If ``softening`` or any ``noise_sigma`` is not positive and finite.
+    """
+    sigma = np.asarray(noise_sigma, dtype=np.float64)
+    if not np.all(np.isfinite(sigma)) or np.any(sigma <= 0):
+        raise ValueError(f"noise_sigma must be positive and finite, got {noise_sigma!r}")
+    if not (np.isfinite(softening) and softening > 0):
+        raise ValueError(f"softening must be positive and finite, got {softening!r}")
+    data = np.asarray(cutouts, dtype=np.float64)
+    scale = (sigma * softening).reshape(sigma.shape + (1,) * (data.ndim - sigma.ndim))
+    return np.arcsinh(data / scale).astype(np.float32)
+
+
+def scale_positions(x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Map pixel positions to the model's position features in ``[-1, 1]``.
+
+    Parameters
+    ----------
+    x, y : `numpy.ndarray`
+        Pixel positions (0-based, pixel centres at integers).
+    width, height : `int`
+        Detector size in pixels.
+
+    Returns
+    -------
+    positions : `numpy.ndarray`
+        Array of shape ``(N, 2)`` (x, y), float32, ``-1`` at pixel 0 and ``+1`` at the last pixel.
+
+    Raises
+    ------
+    ValueError
+        If ``width`` or ``height`` is smaller than 2.
+    """
+    if width < 2 or height < 2:
+        raise ValueError(f"detector size must be at least 2x2 pixels, got {width}x{height}")
+    px = 2.0 * np.asarray(x, dtype=np.float64) / (width - 1) - 1.0
+    py = 2.0 * np.asarray(y, dtype=np.float64) / (height - 1) - 1.0
+    return np.stack([px, py], axis=-1).astype(np.float32)
+
+
+def nearest_pixel(coord: np.ndarray) -> np.ndarray:
+    """Return the index of the pixel that contains each coordinate.
+
+    Pixel ``i`` covers ``[i - 0.5, i + 0.5)`` (centres at integers), so this is ``floor(coord + 0.5)``:
+    rounding to the nearest integer with halves rounded up.
+
+    Parameters
+    ----------
+    coord : `numpy.ndarray`
+        Finite pixel coordinates.
+
+    Returns
+    -------
+    index : `numpy.ndarray`
+        Pixel indices, int64.
+    """
+    return np.floor(np.asarray(coord, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class CutoutResult:
+    """Cutouts of many sources and the problems met while cutting them.
+
+    Attributes
+    ----------
+    cutouts : `numpy.ndarray`
+        Pixels, float32, shape ``(N, size, size)``. ``cutouts[n, i, j]`` is
+        ``image[nearest_pixel(y[n]) - size // 2 + i, nearest_pixel(x[n]) - size // 2 + j]``; pixels
+        outside the image and bad pixels are 0 (the sky level of a sky-subtracted image).
+    edge : `numpy.ndarray`
+        Boolean ``(N,)``: the cutout extends beyond the image (includes every ``off_image`` source).
+    bad_pixels : `numpy.ndarray`
+        Boolean ``(N,)``: the cutout contains a non-finite pixel, a pixel with non-finite variance, or
+        a pixel in a bad mask plane; those pixels were replaced by 0.
+    off_image : `numpy.ndarray`
+        Boolean ``(N,)``: the centroid is finite but its pixel lies outside the image.
+    bad_centroid : `numpy.ndarray`
+        Boolean ``(N,)``: the centroid is not finite; the cutout is all zeros and no other flag is set.
+    """
+
+    cutouts: np.ndarray
+    edge: np.ndarray
+    bad_pixels: np.ndarray
+    off_image: np.ndarray
+    bad_centroid: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.cutouts)
+
+
+def _check_extraction_inputs(
+    image: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    size: int,
+    variance: np.ndarray | None,
+    mask: np.ndarray | None,
+    bad_mask_bits: int | np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Validate and convert the arguments shared by both extraction functions."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"image must be 2-d, got shape {image.shape}")
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"x and y must be 1-d of equal length, got shapes {x.shape} and {y.shape}")
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    if variance is not None:
+        variance = np.asarray(variance)
+        if variance.shape != image.shape:
+            raise ValueError(f"variance shape {variance.shape} differs from image shape {image.shape}")
+    bits: np.ndarray | None = None
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape[:2] != image.shape or mask.ndim not in (2, 3):
+            raise ValueError(
+                f"mask must have shape {image.shape} or {image.shape} + (k,), got {mask.shape}"
+            )
+        if mask.dtype != np.bool_ and mask.dtype.kind not in "ui":
+            raise ValueError(f"mask must be boolean or integer, got dtype {mask.dtype}")
+        if bad_mask_bits is not None:
+            if mask.dtype == np.bool_:
+                raise ValueError("bad_mask_bits cannot be used with a boolean mask")
+            bits = np.asarray(bad_mask_bits).astype(mask.dtype)
+            expected = () if mask.ndim == 2 else (mask.shape[2],)
+            if bits.shape != expected:
+                raise ValueError(
+                    f"bad_mask_bits must have shape {expected} for a mask of shape {mask.shape}, "
+                    f"got {bits.shape}"
+                )
+    return image, x, y, variance, mask, bits
+
+
+def _bad_mask_values(mask_values: np.ndarray, bits: np.ndarray | None, ndim: int) -> np.ndarray:
+    """Return where mask values (of a ``ndim``-d mask) are bad; ``bits=None`` means any set bit."""
+    if bits is not None:
+        mask_values = mask_values & bits
+    bad = mask_values != 0
+    if ndim == 3:
+        bad = bad.any(axis=-1)
+    return bad
+
+
+def _gather_windows(
+    array: np.ndarray, start_row: np.ndarray, start_col: np.ndarray, size: int, interior: np.ndarray
+) -> np.ndarray:
+    """Copy the ``size`` x ``size`` windows starting at ``(start_row, start_col)`` out of ``array``.
+
+    Every window is first read through a strided view of all windows of ``array``
+    (`numpy.lib.stride_tricks.sliding_window_view`, which copies whole rows at once), with its start
+    clipped into the array; windows not flagged ``interior`` (the few that cross the array's edge)
+    are then re-read by fancy indexing with indices clipped into the array, so their out-of-array
+    pixels hold duplicated edge values that the caller masks. Trailing axes of ``array``
+    (bit-packed mask words) are kept last: the result has shape ``(N, size, size) + array.shape[2:]``.
+    """
+    height, width = array.shape[:2]
+    if height >= size and width >= size:
+        windows = np.lib.stride_tricks.sliding_window_view(array, (size, size), axis=(0, 1))
+        values = windows[np.clip(start_row, 0, height - size), np.clip(start_col, 0, width - size)]
+        # (N, *trailing, size, size) -> (N, size, size, *trailing)
+        out = np.moveaxis(values, range(1, array.ndim - 1), range(3, array.ndim + 1))
+        outer = ~interior
+    else:
+        out = np.empty((len(start_row), size, size) + array.shape[2:], dtype=array.dtype)
+        outer = np.ones(len(start_row), dtype=bool)
+    if outer.any():
+        offsets = np.arange(size)
+        rows = np.clip(start_row[outer, None] + offsets, 0, height - 1)
+        cols = np.clip(start_col[outer, None] + offsets, 0, width - 1)
+        out[outer] = array[rows[:, :, None], cols[:, None, :]]
+    return out
+
+def extract_cutouts(
+    image: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    size: int,
+    *,
+    variance: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    bad_mask_bits: int | np.ndarray | None = None,
+) -> CutoutResult:
+    """Cut a square cutout around every source, vectorized over sources.
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        Sky-subtracted image, shape ``(H, W)``, indexed ``image[y, x]``.
+    x, y : `numpy.ndarray`
+        Source centroids in pixels of ``image`` (0-based, pixel centres at integers), shape ``(N,)``.
+    size : `int`
+        Side of the square cutouts; the source's pixel is at index ``(size // 2, size // 2)``.
+    variance : `numpy.ndarray`, optional
+        Variance plane, shape ``(H, W)``; pixels where it is not finite count as bad.
+    mask : `numpy.ndarray`, optional
+        Mask plane: boolean ``(H, W)`` (`True` is bad), or integer ``(H, W)`` or ``(H, W, k)``
+        (bit-packed, as in `lsst.images.Mask.array`).
+    bad_mask_bits : `int` or `numpy.ndarray`, optional
+        Bits of an integer ``mask`` that make a pixel bad: an `int` for a 2-d mask, an array of
+        length ``k`` for a 3-d one (e.g. `lsst.images.MaskSchema.bitmask`). Default: any set bit.
+
+    Returns
+    -------
+    result : `CutoutResult`
+        Cutouts (float32, bad and out-of-image pixels set to 0) and per-source flags.
+
+    Raises
+    ------
+    ValueError
+        If an argument has the wrong shape, dtype or value.
+
+    Notes
+    -----
+    All sources are cut at once, with no Python loop per source and no padded copy of the image:
+    sources whose cutout lies inside the image are read through a strided view of all windows
+    (`numpy.lib.stride_tricks.sliding_window_view`), the few near or beyond the edge by fancy
+    indexing with clipped indices. `extract_cutouts_loop` is the per-source reference that tests
+    and the benchmark compare against.
+    """
+    image, x, y, variance, mask, bits = _check_extraction_inputs(
+        image, x, y, size, variance, mask, bad_mask_bits
+    )
+    height, width = image.shape
+    half = size // 2
+    bad_centroid = ~(np.isfinite(x) & np.isfinite(y))
+    # Clip before converting to integers so absurd centroids cannot overflow; a clipped centroid
+    # is still off the image, with its cutout entirely outside it.
+    col = nearest_pixel(np.clip(np.where(bad_centroid, 0.0, x), -size - 1, width + size))
+    row = nearest_pixel(np.clip(np.where(bad_centroid, 0.0, y), -size - 1, height + size))
+    off_image = ~bad_centroid & ((col < 0) | (col >= width) | (row < 0) | (row >= height))
+    start_col = col - half
+    start_row = row - half
+    edge = ~bad_centroid & (
+        (start_col < 0) | (start_col + size > width) | (start_row < 0) | (start_row + size > height)
+    )
+
+    interior = ~edge & ~bad_centroid
+
+    def gather(array: np.ndarray) -> np.ndarray:
+        return _gather_windows(array, start_row, start_col, size, interior)
+
+    cutouts = np.asarray(gather(image), dtype=np.float32)
+    bad = ~np.isfinite(cutouts)
+    if variance is not None:
+        bad |= ~np.isfinite(gather(variance))
+    if mask is not None:
+        bad |= _bad_mask_values(gather(mask), bits, mask.ndim)
+    outer = np.flatnonzero(~interior)
+    if len(outer) > 0:
+        # Pixels outside the image are neither bad nor kept.
+        offsets = np.arange(size)
+        rows = start_row[outer, None] + offsets
+        cols = start_col[outer, None] + offsets
+        rows_valid = (rows >= 0) & (rows < height) & ~bad_centroid[outer, None]
+        cols_valid = (cols >= 0) & (cols < width)
+        inside = rows_valid[:, :, None] & cols_valid[:, None, :]
+        bad[outer] &= inside
+        cutouts[outer] = np.where(inside, cutouts[outer], 0.0)
+    cutouts[bad] = 0.0
+    bad_pixels = bad.any(axis=(1, 2))
+    return CutoutResult(
+        cutouts=cutouts, edge=edge, bad_pixels=bad_pixels, off_image=off_image, bad_centroid=bad_centroid
+    )
+
+
+def extract_cutouts_loop(
+    image: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    size: int,
+    *,
+    variance: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    bad_mask_bits: int | np.ndarray | None = None,
+) -> CutoutResult:
+    """Cut cutouts one source at a time: the deliberately simple reference for `extract_cutouts`.
+
+    Parameters and results are those of `extract_cutouts`, which must agree with this function
+    exactly; the tests check that, and the benchmark measures the speed-up over it. Not meant for
+    production use.
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        Sky-subtracted image, shape ``(H, W)``.
+    x, y : `numpy.ndarray`
+        Source centroids in pixels, shape ``(N,)``.
+    size : `int`
+        Side of the square cutouts.
+    variance : `numpy.ndarray`, optional
+        Variance plane, shape ``(H, W)``.
+    mask : `numpy.ndarray`, optional
+        Boolean or bit-packed integer mask, shape ``(H, W)`` or ``(H, W, k)``.
+    bad_mask_bits : `int` or `numpy.ndarray`, optional
+        Bits of an integer ``mask`` that make a pixel bad (default: any set bit).
+
+    Returns
+    -------
+    result : `CutoutResult`
+        Cutouts and per-source flags.
+
+    Raises
+    ------
+    ValueError
+        If an argument has the wrong shape, dtype or value.
+    """
+    image, x, y, variance, mask, bits = _check_extraction_inputs(
+        image, x, y, size, variance, mask, bad_mask_bits
+    )
+    height, width = image.shape
+    half = size // 2
+    n = len(x)
+    cutouts = np.zeros((n, size, size), dtype=np.float32)
+    edge = np.zeros(n, dtype=bool)
+    bad_pixels = np.zeros(n, dtype=bool)
+    off_image = np.zeros(n, dtype=bool)
+    bad_centroid = np.zeros(n, dtype=bool)
+    for k in range(n):
+        if not (math.isfinite(x[k]) and math.isfinite(y[k])):
+            bad_centroid[k] = True
+            continue
+        col = math.floor(x[k] + 0.5)
+        row = math.floor(y[k] + 0.5)
+        off_image[k] = not (0 <= col < width and 0 <= row < height)
+        x0, y0 = col - half, row - half
+        edge[k] = x0 < 0 or y0 < 0 or x0 + size > width or y0 + size > height
+        # Overlap of the cutout with the image, in image and in cutout coordinates.
+        ix0, ix1 = max(x0, 0), min(x0 + size, width)
+        iy0, iy1 = max(y0, 0), min(y0 + size, height)
+        if ix0 >= ix1 or iy0 >= iy1:
+            continue
+        pixels = image[iy0:iy1, ix0:ix1].astype(np.float32)
+        bad = ~np.isfinite(pixels)
+        if variance is not None:
+            bad |= ~np.isfinite(variance[iy0:iy1, ix0:ix1])
+        if mask is not None:
+            bad |= _bad_mask_values(mask[iy0:iy1, ix0:ix1], bits, mask.ndim)
+        pixels[bad] = 0.0
+        bad_pixels[k] = bool(bad.any())
+        cutouts[k, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = pixels
+    return CutoutResult(
+        cutouts=cutouts, edge=edge, bad_pixels=bad_pixels, off_image=off_image, bad_centroid=bad_centroid
+    )
