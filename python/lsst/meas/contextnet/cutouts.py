@@ -48,6 +48,7 @@ def normalize_cutouts(
     ------
     ValueError
         If ``softening`` or any ``noise_sigma`` is not positive and finite.
+
     """
     sigma = np.asarray(noise_sigma, dtype=np.float64)
     if not np.all(np.isfinite(sigma)) or np.any(sigma <= 0):
@@ -78,6 +79,7 @@ def scale_positions(x: np.ndarray, y: np.ndarray, width: int, height: int) -> np
     ------
     ValueError
         If ``width`` or ``height`` is smaller than 2.
+
     """
     if width < 2 or height < 2:
         raise ValueError(f"detector size must be at least 2x2 pixels, got {width}x{height}")
@@ -101,6 +103,7 @@ def nearest_pixel(coord: np.ndarray) -> np.ndarray:
     -------
     index : `numpy.ndarray`
         Pixel indices, int64.
+
     """
     return np.floor(np.asarray(coord, dtype=np.float64) + 0.5).astype(np.int64)
 
@@ -124,6 +127,7 @@ class CutoutResult:
         Boolean ``(N,)``: the centroid is finite but its pixel lies outside the image.
     bad_centroid : `numpy.ndarray`
         Boolean ``(N,)``: the centroid is not finite; the cutout is all zeros and no other flag is set.
+
     """
 
     cutouts: np.ndarray
@@ -163,9 +167,7 @@ def _check_extraction_inputs(
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape[:2] != image.shape or mask.ndim not in (2, 3):
-            raise ValueError(
-                f"mask must have shape {image.shape} or {image.shape} + (k,), got {mask.shape}"
-            )
+            raise ValueError(f"mask must have shape {image.shape} or {image.shape} + (k,), got {mask.shape}")
         if mask.dtype != np.bool_ and mask.dtype.kind not in "ui":
             raise ValueError(f"mask must be boolean or integer, got dtype {mask.dtype}")
         if bad_mask_bits is not None:
@@ -220,6 +222,7 @@ def _gather_windows(
         out[outer] = array[rows[:, :, None], cols[:, None, :]]
     return out
 
+
 def extract_cutouts(
     image: np.ndarray,
     x: np.ndarray,
@@ -266,6 +269,7 @@ def extract_cutouts(
     (`numpy.lib.stride_tricks.sliding_window_view`), the few near or beyond the edge by fancy
     indexing with clipped indices. `extract_cutouts_loop` is the per-source reference that tests
     and the benchmark compare against.
+
     """
     image, x, y, variance, mask, bits = _check_extraction_inputs(
         image, x, y, size, variance, mask, bad_mask_bits
@@ -353,6 +357,7 @@ def extract_cutouts_loop(
     ------
     ValueError
         If an argument has the wrong shape, dtype or value.
+
     """
     image, x, y, variance, mask, bits = _check_extraction_inputs(
         image, x, y, size, variance, mask, bad_mask_bits

@@ -44,6 +44,7 @@ def physical_filter_for_band(band: str) -> str:
     ------
     ValueError
         Raised if ``band`` is not a SimCam band.
+
     """
     if band not in SIMCAM_BANDS:
         raise ValueError(f"band={band!r} is not a SimCam band; expected one of {SIMCAM_BANDS}.")
@@ -80,6 +81,7 @@ class SimCam(Instrument):
 
     or programmatically with ``SimCam(n_detectors=N).register(butler.registry)``.
     Registering again with a larger count adds the missing detectors.
+
     """
 
     def __init__(self, collection_prefix: str | None = None, *, n_detectors: int = DEFAULT_N_DETECTORS):
@@ -96,6 +98,7 @@ class SimCam(Instrument):
         -------
         name : `str`
             The short name used as the ``instrument`` value of data IDs.
+
         """
         return "SimCam"
 
@@ -117,6 +120,7 @@ class SimCam(Instrument):
         -------
         name : `str`
             ``"S<id>"`` with the ID zero-padded to two digits.
+
         """
         return f"S{detector:02d}"
 
@@ -141,6 +145,7 @@ class SimCam(Instrument):
         ``detector_max`` is the larger of the existing value and
         ``n_detectors``, so registering with fewer detectors than a previous
         call never conflicts.
+
         """
         name = self.getName()
         existing = [r for r in registry.queryDimensionRecords("instrument") if r.name == name]
@@ -192,6 +197,7 @@ class SimCam(Instrument):
         NotImplementedError
             Always; the simulator writes calibrated images (``calexp``)
             directly and there is nothing to ingest.
+
         """
         raise NotImplementedError(
             f"SimCam has no raw data (asked for a raw formatter for {dataId}); "

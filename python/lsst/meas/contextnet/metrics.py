@@ -331,8 +331,11 @@ def compute_metrics(
     Raises
     ------
     ValueError
-        Raised if the inputs have different lengths, labels are not 0/1, or a finite score lies
-        outside [0, 1].
+        Raised if the inputs have different lengths or labels are not 0/1.
+
+    Notes
+    -----
+    ``ece`` is NaN when a finite score lies outside [0, 1] (the score is not a probability).
 
     """
     labels = _as_labels(is_galaxy)
@@ -357,8 +360,16 @@ def compute_metrics(
         star_precision=_ratio(ts, ts + fs),
         star_recall=star_recall,
         auc=roc_auc(labels, values),
-        ece=expected_calibration_error(labels, values, n_bins=n_calibration_bins),
+        ece=_ece_if_probability(labels, values, n_calibration_bins),
     )
+
+
+def _ece_if_probability(labels: NDArray[np.bool_], values: NDArray[np.float64], n_bins: int) -> float:
+    """Expected calibration error, or NaN when a finite score lies outside [0, 1]."""
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
+        return math.nan
+    return expected_calibration_error(labels, values, n_bins=n_bins)
 
 
 def _check_edges(mag_bins: ArrayLike) -> NDArray[np.float64]:
@@ -593,7 +604,9 @@ class MajorityClassClassifier:
     """Predict the training galaxy fraction for every object.
 
     With the threshold 0.5 this classifies everything as the training set's majority class;
-    as a probability it is calibrated overall and has an AUC of exactly 0.5.
+    as a probability it is calibrated overall and one fit has an AUC of exactly 0.5. Cross-fitted
+    (`cross_fit_predict`), each fold gets a slightly different constant that is anti-correlated
+    with the fold's own galaxy fraction, so its AUC can come out a little below 0.5.
     """
 
     def __init__(self) -> None:

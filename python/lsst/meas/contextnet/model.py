@@ -89,6 +89,7 @@ class ContextNetConfig:
     ------
     ValueError
         If a size is not a positive integer, or the convolutions leave no pixels.
+
     """
 
     architecture: str = "paper"
@@ -162,6 +163,7 @@ class ContextNetConfig:
         ------
         ValueError
             If ``name`` is not one of `ARCHITECTURES` or an override is invalid.
+
         """
         if name == "paper":
             base: dict[str, Any] = {"architecture": "paper"}
@@ -181,6 +183,7 @@ class ContextNetConfig:
         -------
         data : `dict` [`str`, `~typing.Any`]
             Every field, tuples as lists.
+
         """
         data = dataclasses.asdict(self)
         for key, value in data.items():
@@ -206,6 +209,7 @@ class ContextNetConfig:
         ------
         ValueError
             If ``data`` has unknown keys or invalid values.
+
         """
         names = {field.name for field in dataclasses.fields(cls)}
         unknown = set(data) - names
@@ -237,6 +241,7 @@ class LocalNetwork(nn.Module):
     config : `ContextNetConfig`
         Architecture; uses ``cutout_size``, ``conv_channels``, ``kernel_size``, ``pool`` and
         ``n_local``.
+
     """
 
     def __init__(self, config: ContextNetConfig) -> None:
@@ -267,6 +272,7 @@ class LocalNetwork(nn.Module):
         -------
         features : `torch.Tensor`
             Shape ``(N, n_local)``.
+
         """
         return self.layers(cutouts)
 
@@ -306,6 +312,7 @@ class _ModelBase(nn.Module):
         -------
         features : `torch.Tensor`
             Local feature vectors ``[CNN features, positions]``, shape ``(N, n_features)``.
+
         """
         if cutouts.dim() != 4 or cutouts.shape[1] != 1:
             raise RuntimeError("cutouts must have shape (N, 1, S, S)")
@@ -330,6 +337,7 @@ class _ModelBase(nn.Module):
         -------
         logits : `torch.Tensor`
             Shape ``(B, m)``.
+
         """
         raise NotImplementedError("predict_set_logits is implemented by the subclasses")
 
@@ -346,6 +354,7 @@ class _ModelBase(nn.Module):
         -------
         probabilities : `torch.Tensor`
             ``P(galaxy)``, shape ``(B, m)``.
+
         """
         return torch.sigmoid(self.predict_set_logits(features))
 
@@ -364,6 +373,7 @@ class _ModelBase(nn.Module):
         -------
         logits : `torch.Tensor`
             Shape ``(B, m)``.
+
         """
         if cutouts.dim() != 5:
             raise RuntimeError("cutouts must have shape (B, m, 1, S, S)")
@@ -389,6 +399,7 @@ class _ModelBase(nn.Module):
         -------
         probabilities : `torch.Tensor`
             ``P(galaxy)``, shape ``(B, m)``.
+
         """
         return torch.sigmoid(self.forward_logits(cutouts, positions))
 
@@ -411,6 +422,7 @@ class ContextNet(_ModelBase):
     The prediction network's first layer acts on ``[local features, global features]``. Its weight
     is stored as one `torch.nn.Linear` over the concatenation, but it is evaluated as two matrix
     products, the global part once per set rather than once per object; the result is the same.
+
     """
 
     has_hidden: Final[bool]
@@ -439,6 +451,7 @@ class ContextNet(_ModelBase):
         -------
         context : `torch.Tensor`
             Global feature vector of each set, shape ``(B, global_widths[-1])``.
+
         """
         if features.dim() != 3 or features.shape[2] != self.n_features:
             raise RuntimeError(f"features must have shape (B, m, {self.n_features})")
@@ -459,6 +472,7 @@ class ContextNet(_ModelBase):
         -------
         logits : `torch.Tensor`
             Shape ``(B, m)``.
+
         """
         context = self.global_features(features)
         weight = self.predict_first.weight
@@ -481,6 +495,7 @@ class LocalOnlyNet(_ModelBase):
     ----------
     config : `ContextNetConfig`
         Architecture; ``global_widths`` and ``context`` are ignored.
+
     """
 
     def __init__(self, config: ContextNetConfig) -> None:
@@ -500,6 +515,7 @@ class LocalOnlyNet(_ModelBase):
         -------
         logits : `torch.Tensor`
             Shape ``(B, k)``.
+
         """
         if features.dim() != 3 or features.shape[2] != self.n_features:
             raise RuntimeError(f"features must have shape (B, k, {self.n_features})")
@@ -519,6 +535,7 @@ def build_model(config: ContextNetConfig) -> ContextNet | LocalOnlyNet:
     model : `ContextNet` or `LocalOnlyNet`
         A freshly initialized module (on the CPU, float32); `LocalOnlyNet` when
         ``config.context`` is false.
+
     """
     return ContextNet(config) if config.context else LocalOnlyNet(config)
 
@@ -542,6 +559,7 @@ def count_flops(config: ContextNetConfig) -> dict[str, float]:
         its first layer split as in `ContextNet`), ``predict_per_set`` (the part of the prediction
         network computed once per set) and ``per_source`` (the cost per object of one set
         prediction: local + (global + per-set prediction) / m + per-object prediction).
+
     """
     side = config.cutout_size
     n_in = 1
@@ -593,5 +611,6 @@ def count_parameters(module: nn.Module) -> int:
     -------
     n_parameters : `int`
         Total number of scalar parameters.
+
     """
     return int(sum(math.prod(p.shape) for p in module.parameters()))

@@ -1,0 +1,718 @@
+"""The ContextNet classifier `~lsst.pipe.base.PipelineTask`: P(galaxy) for every source of a visit.
+
+`ContextNetClassifierTask` reads a calibrated single-visit image and its source table, cuts a
+cutout around every source (`lsst.meas.contextnet.cutouts.extract_cutouts`), runs a TorchScript
+ContextNet over ensembled random sets of sources (`lsst.meas.contextnet.ensemble.ensemble_predict`)
+and writes one row per source with ``classification_galaxyProb`` beside the DM extendedness
+baseline columns.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CLASSIFICATION_COLUMNS",
+    "ContextNetClassifierConfig",
+    "ContextNetClassifierConnections",
+    "ContextNetClassifierTask",
+    "NoiseEstimateError",
+    "default_model_path",
+    "seed_from_data_id",
+]
+
+import dataclasses
+import hashlib
+import importlib.resources
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lsst.pipe.base.connectionTypes as cT
+import numpy as np
+from astropy.table import Column, Table
+from lsst.pex.config import ChoiceField, Field, FieldValidationError, ListField, RangeField
+from lsst.pipe.base import (
+    AlgorithmError,
+    InputQuantizedConnection,
+    OutputQuantizedConnection,
+    PipelineTask,
+    PipelineTaskConfig,
+    PipelineTaskConnections,
+    QuantumContext,
+    Struct,
+)
+from lsst.utils.logging import PeriodicLogger
+
+from .cutouts import extract_cutouts, normalize_cutouts, scale_positions
+
+if TYPE_CHECKING:
+    import torch
+    from lsst.images import MaskedImage
+
+    from .modelio import LoadedModel
+
+CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
+    "sourceId": ("int64", "Source ID, copied from the input catalog."),
+    "coord_ra": ("float64", "Right ascension, copied from the input catalog."),
+    "coord_dec": ("float64", "Declination, copied from the input catalog."),
+    "x": ("float64", "Column position of the centroid, copied from the input catalog."),
+    "y": ("float64", "Row position of the centroid, copied from the input catalog."),
+    "classification_galaxyProb": (
+        "float32",
+        "ContextNet probability that the source is a galaxy: mean over the ensemble sets "
+        "containing it; NaN (with classification_flag) if it could not be classified.",
+    ),
+    "classification_galaxyProbErr": (
+        "float32",
+        "Standard deviation of the galaxy probability over the ensemble sets containing the source.",
+    ),
+    "classification_nSets": ("int32", "Number of ensemble sets that contained the source."),
+    "classification_flag": (
+        "bool",
+        "Any problem: edge, bad pixels, too few sources, or a centroid that is not finite or off "
+        "the image (then galaxyProb is NaN).",
+    ),
+    "classification_flag_edge": (
+        "bool",
+        "The cutout extends beyond the image (missing pixels set to 0); also set for centroids "
+        "off the image, which are not classified.",
+    ),
+    "classification_flag_badPixels": (
+        "bool",
+        "The cutout holds non-finite pixels or pixels in a bad mask plane (set to 0).",
+    ),
+    "classification_flag_fewSources": (
+        "bool",
+        "Fewer classifiable sources than the model's set size m: sets were filled with repeats.",
+    ),
+}
+"""Columns of the output table that do not depend on the configuration, with their dtypes and
+descriptions; the configured baseline columns follow them."""
+
+_DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+_SUPPORTED_NORMALIZATIONS = ("asinh_noise",)
+_SUPPORTED_POSITION_FEATURES = ("scaled_xy",)
+
+
+def default_model_path() -> Path:
+    """Return the path of the model shipped with the package.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        ``lsst/meas/contextnet/data/contextnet.pt`` inside the installed package, found with
+        `importlib.resources`; the file may not exist (e.g. in a checkout without a trained model).
+
+    """
+    return Path(str(importlib.resources.files("lsst.meas.contextnet").joinpath("data", "contextnet.pt")))
+
+
+def seed_from_data_id(base_seed: int, data_id: Mapping[str, Any]) -> int:
+    """Derive the seed of one quantum from a configured seed and a data ID.
+
+    The result is a stable function of its inputs (SHA-256, not Python's salted `hash`), so the
+    same data ID and configuration give the same ensemble sets in every process and session.
+
+    Parameters
+    ----------
+    base_seed : `int`
+        Seed from the task configuration.
+    data_id : `~collections.abc.Mapping` [`str`, `~typing.Any`]
+        Data ID values (e.g. ``instrument``, ``visit``, ``detector``); integers and strings.
+
+    Returns
+    -------
+    seed : `int`
+        A non-negative 64-bit seed for `numpy.random.default_rng`.
+
+    """
+    payload = json.dumps(
+        [int(base_seed), sorted((str(key), value) for key, value in data_id.items())],
+        separators=(",", ":"),
+        default=str,
+    )
+    return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:8], "little")
+
+
+class NoiseEstimateError(AlgorithmError):
+    """Raised when the variance plane gives no usable background noise level.
+
+    Parameters
+    ----------
+    noise_sigma : `float`
+        The noise level computed, ``sqrt(nanmedian(variance))``.
+
+    """
+
+    def __init__(self, noise_sigma: float) -> None:
+        super().__init__(
+            f"cannot normalize cutouts: noise_sigma = sqrt(nanmedian(variance)) = {noise_sigma!r} "
+            "is not positive and finite"
+        )
+        self._noise_sigma = float(noise_sigma)
+
+    @property
+    def metadata(self) -> dict[str, float]:
+        """The noise level that was rejected (`dict` [`str`, `float`])."""
+        return {"noise_sigma": self._noise_sigma}
+
+
+class ContextNetClassifierConnections(
+    PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
+):
+    """Connections of `ContextNetClassifierTask`.
+
+    Dataset type names are the defaults of the simulator's repository; a pipeline renames them
+    with ``connections.exposure``, ``connections.catalog`` and ``connections.classification``
+    (see ``pipelines/ContextNetDM.yaml``).
+    """
+
+    exposure = cT.Input(
+        doc="Calibrated, background-subtracted single-visit image with variance and mask planes.",
+        name="calexp",
+        storageClass="VisitImage",
+        dimensions=("instrument", "visit", "detector"),
+    )
+    catalog = cT.Input(
+        doc="Sources detected on the image: one row per source, with centroids and baseline columns.",
+        name="src",
+        storageClass="ArrowAstropy",
+        dimensions=("instrument", "visit", "detector"),
+    )
+    classification = cT.Output(
+        doc="ContextNet galaxy probability and flags, one row per input source in the same order.",
+        name="contextnet_classification",
+        storageClass="ArrowAstropy",
+        dimensions=("instrument", "visit", "detector"),
+    )
+
+    def __init__(self, *, config: ContextNetClassifierConfig | None = None) -> None:
+        super().__init__(config=config)
+        if config is not None and config.catalogStorageClass != "ArrowAstropy":
+            self.catalog = dataclasses.replace(self.catalog, storageClass=config.catalogStorageClass)
+
+
+class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=ContextNetClassifierConnections):
+    """Configuration of `ContextNetClassifierTask`.
+
+    The cutout size, the set size ``m`` and the pixel normalization are properties of the model
+    and are read from its metadata, never configured here.
+    """
+
+    modelPath = Field[str](
+        doc="TorchScript model file (written by 'contextnet train' / modelio.export_model). "
+        "Environment variables and '~' are expanded. None (the default) uses the model shipped with "
+        "the package, lsst/meas/contextnet/data/contextnet.pt (located with importlib.resources).",
+        default=None,
+        optional=True,
+    )
+    device = Field[str](
+        doc="Device the model runs on: 'auto' (the first CUDA GPU when PyTorch sees one, else the CPU), "
+        "'cpu', 'cuda' or 'cuda:N'. Requesting CUDA on a machine without a usable GPU is an error.",
+        default="auto",
+    )
+    batchSize = RangeField[int](
+        doc="Cutouts per call of the local network (bounds its memory use).",
+        default=4096,
+        min=1,
+    )
+    setBatchSize = RangeField[int](
+        doc="Sets of m sources per call of the global and prediction networks (bounds memory use at "
+        "setBatchSize * m local feature vectors).",
+        default=64,
+        min=1,
+    )
+    nEnsemble = RangeField[int](
+        doc="Minimum number of random sets each source is classified in (the paper's n_p); the "
+        "reported probability is the mean over them and its error their standard deviation.",
+        default=5,
+        min=1,
+    )
+    seed = RangeField[int](
+        doc="Seed of the ensemble's random sets; each quantum combines it with its data ID "
+        "(seed_from_data_id), so reruns give identical results.",
+        default=0,
+        min=0,
+    )
+    badMaskPlanes = ListField[str](
+        doc="Mask planes whose pixels are replaced by 0 in the cutouts (and flag the source "
+        "classification_flag_badPixels). lsst.images names (SATURATED) or afw names (SAT); planes the "
+        "image does not have are ignored.",
+        default=["BAD", "SATURATED", "NO_DATA"],
+    )
+    idColumn = Field[str](doc="Input column with the source ID.", default="sourceId")
+    xColumn = Field[str](
+        doc="Input column with the centroid column position (pixels, 0-based, parent frame).", default="x"
+    )
+    yColumn = Field[str](
+        doc="Input column with the centroid row position (pixels, 0-based, parent frame).", default="y"
+    )
+    raColumn = Field[str](doc="Input column with the right ascension.", default="coord_ra")
+    decColumn = Field[str](doc="Input column with the declination.", default="coord_dec")
+    baselineColumns = ListField[str](
+        doc="Input columns copied unchanged to the output (the DM star/galaxy baselines).",
+        default=["extendedness", "sizeExtendedness"],
+    )
+    catalogStorageClass = ChoiceField[str](
+        doc="Storage class of the input catalog.",
+        default="ArrowAstropy",
+        allowed={
+            "ArrowAstropy": "An astropy table (the simulator's src, DM single_visit_star_detector).",
+            "SourceCatalog": "An afw SourceCatalog, converted with asAstropy(); DM stack only, untested "
+            "in the pip environment (afw is not installable there).",
+        },
+    )
+
+    def validate(self) -> None:
+        """Check the configuration.
+
+        Raises
+        ------
+        lsst.pex.config.FieldValidationError
+            If ``device`` is not one of the accepted forms, or an output column name would be
+            duplicated by ``baselineColumns``.
+
+        """
+        super().validate()
+        if self.device is None or not _DEVICE_PATTERN.fullmatch(self.device):
+            raise FieldValidationError(
+                ContextNetClassifierConfig.device,
+                self,
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}",
+            )
+        clashes = sorted(set(self.baselineColumns) & set(CLASSIFICATION_COLUMNS))
+        if clashes or len(set(self.baselineColumns)) != len(self.baselineColumns):
+            raise FieldValidationError(
+                ContextNetClassifierConfig.baselineColumns,
+                self,
+                f"baselineColumns must be distinct and differ from the output columns; got "
+                f"{list(self.baselineColumns)} (clashes: {clashes})",
+            )
+
+
+class _ProgressModule:
+    """Pass-through to a model's inference methods that logs progress with a `PeriodicLogger`.
+
+    `~lsst.meas.contextnet.ensemble.ensemble_predict` calls ``local_features`` and
+    ``predict_sets`` in its own loops; counting the sets here lets the task report progress on
+    long runs without reaching into that loop.
+    """
+
+    def __init__(self, module: Any, n_sets: int, logger: PeriodicLogger) -> None:
+        self._module = module
+        self._n_sets = n_sets
+        self._done = 0
+        self._logger = logger
+
+    def local_features(self, cutouts: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self._module.local_features(cutouts, positions)
+
+    def predict_sets(self, features: torch.Tensor) -> torch.Tensor:
+        result = self._module.predict_sets(features)
+        self._done += int(features.shape[0])
+        self._logger.log("Predicted %d of %d ensemble sets.", self._done, self._n_sets)
+        return result
+
+
+class ContextNetClassifierTask(PipelineTask):
+    """Classify every source of a single-visit image as star or galaxy with ContextNet.
+
+    For each source a ``cutout_size`` x ``cutout_size`` cutout centred on its centroid is cut
+    from the image, divided by the background noise ``sqrt(nanmedian(variance))`` and stretched as
+    the model's metadata says; the model runs over ``ceil(nEnsemble * N / m)`` random sets of
+    ``m`` sources (every source in at least ``nEnsemble``), with the local network computed once
+    per source; each source's probability is the mean over its sets.
+
+    Parameters
+    ----------
+    **kwargs
+        Passed to `lsst.pipe.base.PipelineTask`.
+
+    Notes
+    -----
+    The model is loaded on first use and kept for the task's lifetime. Its SHA-256 and metadata
+    go into the task metadata (``model.*``), as do the time spent reading, cutting, running the
+    model and writing (``timing.*``, seconds) and source counts.
+
+    Flags: ``classification_flag_edge`` (cutout crosses the image edge: missing pixels are 0, the
+    sky level; also set for centroids off the image), ``classification_flag_badPixels`` (NaN pixels,
+    non-finite variance or ``badMaskPlanes`` pixels inside the cutout, replaced by 0),
+    ``classification_flag_fewSources`` (fewer classifiable sources than ``m``, so sets repeat
+    sources) and ``classification_flag`` (any of these, or a centroid that is not finite or off the
+    image: such sources are not classified and get NaN).
+
+    """
+
+    ConfigClass = ContextNetClassifierConfig
+    _DefaultName = "contextnetClassifier"
+    config: ContextNetClassifierConfig
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._model: LoadedModel | None = None
+
+    @property
+    def model_path(self) -> Path:
+        """The model file the configuration selects (`pathlib.Path`)."""
+        if self.config.modelPath is None:
+            return default_model_path()
+        return Path(os.path.expanduser(os.path.expandvars(self.config.modelPath)))
+
+    def load_model(self) -> LoadedModel:
+        """Load, check and cache the configured model.
+
+        Returns
+        -------
+        model : `~lsst.meas.contextnet.modelio.LoadedModel`
+            The model on the configured device; the same object on every call.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the model file does not exist.
+        lsst.meas.contextnet.modelio.ModelFileError
+            If the file is not a valid ContextNet model, or its network rejects the cutout size,
+            set size or features its metadata declares.
+        RuntimeError
+            If ``device`` asks for CUDA and no usable GPU is present.
+
+        """
+        if self._model is not None:
+            return self._model
+        path = self.model_path
+        if not path.is_file():
+            source = "the shipped model" if self.config.modelPath is None else "config.modelPath"
+            raise FileNotFoundError(
+                f"ContextNet model file {str(path)!r} ({source}) does not exist; train one with "
+                "'contextnet train' or set config.modelPath"
+            )
+        start = time.perf_counter()
+        from .modelio import load_model  # imports torch: part of the load time
+
+        loaded = load_model(path, self.config.device)
+        self._check_model(loaded, path)
+        elapsed = time.perf_counter() - start
+        metadata = loaded.metadata
+        self.metadata["model.path"] = str(path)
+        self.metadata["model.sha256"] = loaded.sha256
+        self.metadata["model.device"] = str(loaded.device)
+        self.metadata["model.architecture"] = str(metadata.get("architecture", "unknown"))
+        self.metadata["model.cutout_size"] = loaded.cutout_size
+        self.metadata["model.m"] = loaded.m
+        self.metadata["model.code_version"] = str(metadata.get("code_version", "unknown"))
+        self.metadata["model.metadata_json"] = json.dumps(metadata, sort_keys=True)
+        self.metadata["timing.load_model"] = elapsed
+        self.log.info(
+            "Loaded ContextNet model %s (sha256 %s, %s, cutout %d, m=%d) on %s in %.2f s.",
+            path,
+            loaded.sha256[:12],
+            metadata.get("architecture", "unknown architecture"),
+            loaded.cutout_size,
+            loaded.m,
+            loaded.device,
+            elapsed,
+        )
+        self._model = loaded
+        return loaded
+
+    @staticmethod
+    def _check_model(loaded: LoadedModel, path: Path) -> None:
+        """Check that the network accepts what its metadata declares; raise `ModelFileError`."""
+        import torch
+
+        from .modelio import ModelFileError
+
+        metadata = loaded.metadata
+        kind = metadata["normalization"].get("kind")
+        if kind not in _SUPPORTED_NORMALIZATIONS:
+            raise ModelFileError(
+                f"{path}: pixel normalization {kind!r} is not supported (this task applies "
+                f"{_SUPPORTED_NORMALIZATIONS})"
+            )
+        softening = metadata["normalization"].get("softening")
+        if isinstance(softening, bool) or not isinstance(softening, int | float) or not softening > 0:
+            raise ModelFileError(f"{path}: normalization softening must be positive, got {softening!r}")
+        positions = metadata.get("position_features", {})
+        position_kind = positions.get("kind") if isinstance(positions, Mapping) else positions
+        if position_kind not in _SUPPORTED_POSITION_FEATURES:
+            raise ModelFileError(
+                f"{path}: position features {position_kind!r} are not supported (this task computes "
+                f"{_SUPPORTED_POSITION_FEATURES})"
+            )
+        size, m = loaded.cutout_size, loaded.m
+        # One blank cutout and one set through the network: a network built for another cutout
+        # size, set size or number of position features fails here with a clear message rather
+        # than in the middle of a run.
+        with torch.inference_mode():
+            try:
+                features = loaded.module.local_features(
+                    torch.zeros((1, 1, size, size), device=loaded.device),
+                    torch.zeros((1, 2), device=loaded.device),
+                )
+                probabilities = loaded.module.predict_sets(features.unsqueeze(0).expand(1, m, -1))
+            except (RuntimeError, torch.jit.Error) as exc:  # a scripted raise is a torch.jit.Error
+                message = str(exc).strip().splitlines()
+                raise ModelFileError(
+                    f"{path}: the network rejects inputs of the size its metadata declares "
+                    f"(cutout_size={size}, m={m}, 2 position features): "
+                    f"{message[-1] if message else type(exc).__name__}"
+                ) from exc
+        if tuple(probabilities.shape) != (1, m):
+            raise ModelFileError(
+                f"{path}: predict_sets returned shape {tuple(probabilities.shape)} for one set of m={m}"
+            )
+
+    def runQuantum(
+        self,
+        butlerQC: QuantumContext,
+        inputRefs: InputQuantizedConnection,
+        outputRefs: OutputQuantizedConnection,
+    ) -> None:
+        """Read the inputs, classify, write the output; see `run`.
+
+        Parameters
+        ----------
+        butlerQC : `lsst.pipe.base.QuantumContext`
+            Butler access for this quantum.
+        inputRefs : `lsst.pipe.base.InputQuantizedConnection`
+            Input dataset references.
+        outputRefs : `lsst.pipe.base.OutputQuantizedConnection`
+            Output dataset references.
+
+        """
+        # lsst-images 30.2026.4300 cannot read an image with a Piff PSF without these repairs.
+        from .sim.repo import install_piff_reader_fixes
+
+        install_piff_reader_fixes()
+        start = time.perf_counter()
+        inputs = butlerQC.get(inputRefs)
+        read = time.perf_counter() - start
+        self.metadata["timing.read"] = read
+        data_id = butlerQC.quantum.dataId
+        seed = seed_from_data_id(self.config.seed, dict(data_id.required) if data_id is not None else {})
+        start = time.perf_counter()
+        outputs = self.run(**inputs, seed=seed)
+        classify = time.perf_counter() - start
+        start = time.perf_counter()
+        butlerQC.put(outputs, outputRefs)
+        write = time.perf_counter() - start
+        self.metadata["timing.write"] = write
+        self.log.info("Timing: read %.2f s, classify %.2f s, write %.2f s.", read, classify, write)
+
+    def run(self, exposure: MaskedImage, catalog: Any, seed: int | None = None) -> Struct:
+        """Classify every source of a catalog on its image.
+
+        Parameters
+        ----------
+        exposure : `lsst.images.VisitImage` or `lsst.images.MaskedImage`
+            Background-subtracted image with variance (in the image's units squared) and mask.
+            Positions are scaled over the bounding box of its ``detector`` when it has one (a
+            `~lsst.images.VisitImage`), else over the image's.
+        catalog : `astropy.table.Table`
+            Sources, with the columns named in the configuration; centroids in the image's
+            parent pixel frame. An afw ``SourceCatalog`` is converted with ``asAstropy()``
+            (DM stack only; untested here).
+        seed : `int`, optional
+            Seed of the ensemble's random sets; `runQuantum` derives it from the data ID with
+            `seed_from_data_id`. Default: ``config.seed``.
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``classification``: `astropy.table.Table` with one row per catalog row in the same
+            order: `CLASSIFICATION_COLUMNS` then ``config.baselineColumns``. An empty catalog
+            gives an empty table with the same columns.
+
+        Raises
+        ------
+        ValueError
+            If the catalog lacks a configured column.
+        FileNotFoundError, lsst.meas.contextnet.modelio.ModelFileError, RuntimeError
+            If the model cannot be loaded (see `load_model`).
+        NoiseEstimateError
+            If the variance plane gives no positive, finite noise level.
+
+        """
+        table = self._as_table(catalog)
+        loaded = self.load_model()
+        seed = self.config.seed if seed is None else int(seed)
+        n = len(table)
+        self.metadata["n_sources"] = n
+        if n == 0:
+            self.metadata["timing.cutouts"] = 0.0
+            self.metadata["timing.model"] = 0.0
+            self.log.info("No sources to classify; writing an empty table.")
+            return Struct(classification=self._make_output(table, loaded, seed))
+
+        start = time.perf_counter()
+        x = np.asarray(table[self.config.xColumn], dtype=np.float64)
+        y = np.asarray(table[self.config.yColumn], dtype=np.float64)
+        bbox = exposure.bbox
+        mask_array, mask_bits = self._bad_mask(exposure)
+        cutouts = extract_cutouts(
+            exposure.image.array,
+            x - bbox.x.start,
+            y - bbox.y.start,
+            loaded.cutout_size,
+            variance=exposure.variance.array,
+            mask=mask_array,
+            bad_mask_bits=mask_bits,
+        )
+        noise_sigma = float(np.sqrt(np.nanmedian(exposure.variance.array)))
+        if not (math.isfinite(noise_sigma) and noise_sigma > 0):
+            raise NoiseEstimateError(noise_sigma)
+        valid = ~(cutouts.bad_centroid | cutouts.off_image)
+        normalization = loaded.metadata["normalization"]
+        normalized = normalize_cutouts(cutouts.cutouts[valid], noise_sigma, float(normalization["softening"]))
+        detector = getattr(exposure, "detector", None)
+        frame = detector.bbox if detector is not None else bbox
+        positions = scale_positions(
+            x[valid] - frame.x.start, y[valid] - frame.y.start, frame.x.size, frame.y.size
+        )
+        self.metadata["timing.cutouts"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        n_valid = int(valid.sum())
+        m = loaded.m
+        n_sets = math.ceil(self.config.nEnsemble * n_valid / m) if n_valid >= m else self.config.nEnsemble
+        from .ensemble import ensemble_predict
+
+        result = ensemble_predict(
+            _ProgressModule(loaded.module, n_sets if n_valid else 0, PeriodicLogger(self.log)),
+            normalized,
+            positions,
+            self.config.nEnsemble,
+            seed,
+            batch_sets=self.config.setBatchSize,
+            device=loaded.device,
+            local_batch=self.config.batchSize,
+            m=m,
+        )
+        self.metadata["timing.model"] = time.perf_counter() - start
+
+        output = self._make_output(table, loaded, seed)
+        probability = np.full(n, np.nan, dtype=np.float32)
+        probability[valid] = result.mean
+        error = np.full(n, np.nan, dtype=np.float32)
+        error[valid] = result.std
+        n_sets_column = np.zeros(n, dtype=np.int32)
+        n_sets_column[valid] = result.n_sets
+        few_sources = np.full(n, n_valid < m)
+        edge = cutouts.edge
+        # Fill in place: assigning whole columns would drop their descriptions.
+        output["classification_galaxyProb"][:] = probability
+        output["classification_galaxyProbErr"][:] = error
+        output["classification_nSets"][:] = n_sets_column
+        output["classification_flag_edge"][:] = edge
+        output["classification_flag_badPixels"][:] = cutouts.bad_pixels
+        output["classification_flag_fewSources"][:] = few_sources
+        output["classification_flag"][:] = edge | cutouts.bad_pixels | few_sources | ~valid
+        output.meta["contextnet_noise_sigma"] = noise_sigma
+
+        self.metadata["n_classified"] = n_valid
+        self.metadata["n_edge"] = int(edge.sum())
+        self.metadata["n_bad_pixels"] = int(cutouts.bad_pixels.sum())
+        self.metadata["n_sets"] = n_sets if n_valid else 0
+        self.metadata["noise_sigma"] = noise_sigma
+        if n_valid < m:
+            self.log.warning(
+                "Only %d classifiable sources for a model with set size m=%d: sets were filled with "
+                "repeated sources and every row is flagged classification_flag_fewSources.",
+                n_valid,
+                m,
+            )
+        self.log.info(
+            "Classified %d of %d sources (%d at the edge, %d with bad pixels) in %d sets of %d on %s: "
+            "cutouts %.2f s, model %.2f s.",
+            n_valid,
+            n,
+            int(edge.sum()),
+            int(cutouts.bad_pixels.sum()),
+            self.metadata["n_sets"],
+            m,
+            loaded.device,
+            self.metadata["timing.cutouts"],
+            self.metadata["timing.model"],
+        )
+        return Struct(classification=output)
+
+    def _as_table(self, catalog: Any) -> Table:
+        """Return the catalog as an astropy table with every configured column, or raise."""
+        if isinstance(catalog, Table):
+            table = catalog
+        elif hasattr(catalog, "asAstropy"):
+            # An afw SourceCatalog (DM stack only; untested in the pip environment).
+            table = catalog.asAstropy()
+        else:
+            raise TypeError(f"catalog must be an astropy Table, got {type(catalog).__name__}")
+        required = {
+            "idColumn": self.config.idColumn,
+            "raColumn": self.config.raColumn,
+            "decColumn": self.config.decColumn,
+            "xColumn": self.config.xColumn,
+            "yColumn": self.config.yColumn,
+        }
+        required.update({f"baselineColumns[{i}]": name for i, name in enumerate(self.config.baselineColumns)})
+        missing = {field: name for field, name in required.items() if name not in table.colnames}
+        if missing:
+            raise ValueError(f"input catalog lacks the configured columns {missing}; it has {table.colnames}")
+        return table
+
+    def _bad_mask(self, exposure: MaskedImage) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Return the mask array and the bits of the configured bad planes it has, if any."""
+        from lsst.images import get_legacy_visit_image_mask_planes
+
+        schema = exposure.mask.schema
+        legacy = {name: plane.name for name, plane in get_legacy_visit_image_mask_planes().items()}
+        planes, ignored = [], []
+        for name in self.config.badMaskPlanes:
+            if name in schema.names:
+                planes.append(name)
+            elif legacy.get(name) in schema.names:
+                planes.append(legacy[name])
+            else:
+                ignored.append(name)
+        if ignored:
+            self.log.debug("Mask planes %s are not in this image's mask; ignoring them.", ignored)
+        if not planes:
+            return None, None
+        return exposure.mask.array, schema.bitmask(*planes)
+
+    def _make_output(self, table: Table, loaded: LoadedModel, seed: int) -> Table:
+        """Start the output table: copied columns filled, classification columns empty."""
+        n = len(table)
+        output = Table(
+            meta={
+                "contextnet_model_sha256": loaded.sha256,
+                "contextnet_seed": int(seed),
+                "contextnet_nEnsemble": int(self.config.nEnsemble),
+            }
+        )
+        copied = {
+            "sourceId": self.config.idColumn,
+            "coord_ra": self.config.raColumn,
+            "coord_dec": self.config.decColumn,
+            "x": self.config.xColumn,
+            "y": self.config.yColumn,
+        }
+        for name, (dtype, description) in CLASSIFICATION_COLUMNS.items():
+            if name in copied:
+                source = table[copied[name]]
+                data = np.asarray(source, dtype=dtype)
+                unit = getattr(source, "unit", None)
+            else:
+                data = np.full(n, np.nan if dtype.startswith("float") else 0, dtype=dtype)
+                unit = None
+            output[name] = Column(data, description=description, unit=unit)
+        for name in self.config.baselineColumns:
+            source = table[name]
+            output[name] = Column(
+                np.asarray(source),
+                description=getattr(source, "description", None) or f"Copied from the input column {name}.",
+                unit=getattr(source, "unit", None),
+            )
+        return output

@@ -1,0 +1,430 @@
+"""A smoothly varying Moffat PSF field for one simulated visit and detector.
+
+The PSF is a Moffat profile whose FWHM and shear (g1, g2) are quadratic polynomials of the
+detector position.  The same field is exported as a Piff model (`PsfField.to_piff`): a
+``piff.SimplePSF`` made of a ``piff.GSObjectModel`` (the Moffat, dilated by the FWHM and sheared)
+and a second-order ``piff.BasisPolynomial`` in the field coordinates ``(u, v)`` whose
+coefficients are set by hand, not fitted.  `PsfField.galsim_profile` evaluates the very same
+``GSObjectModel`` so the stars in the simulated image and the PSF attached to it agree by
+construction.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PSF_VARIATIONS",
+    "DEFAULT_MOFFAT_BETA",
+    "PsfField",
+    "draw_visit_fwhm",
+]
+
+import functools
+from math import comb
+from typing import TYPE_CHECKING
+
+import galsim
+import numpy as np
+
+if TYPE_CHECKING:
+    import piff
+
+PSF_VARIATIONS: tuple[str, ...] = ("none", "spatial", "full")
+"""Allowed PSF variation modes: ``none`` (one PSF for every position and visit), ``spatial``
+(the band's median FWHM for every visit, varying across the detector) and ``full`` (FWHM drawn
+per visit and varying across the detector)."""
+
+DEFAULT_MOFFAT_BETA: float = 3.5
+"""Moffat index of the simulated PSF."""
+
+_N_COEFFS = 6  # 1, xi, eta, xi^2, xi*eta, eta^2
+
+
+def _check_variation(variation: str) -> None:
+    if variation not in PSF_VARIATIONS:
+        raise ValueError(f"unknown psf_variation {variation!r}; expected one of {', '.join(PSF_VARIATIONS)}")
+
+
+def _check_range(name: str, value: tuple[float, float]) -> tuple[float, float]:
+    low, high = (float(v) for v in value)
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high):
+        raise ValueError(f"{name} must be a (low, high) pair with 0 < low <= high, got {value!r}")
+    return low, high
+
+
+def draw_visit_fwhm(
+    rng: np.random.Generator,
+    variation: str,
+    fwhm_range: tuple[float, float] = (0.5, 1.3),
+    nominal_fwhm: float = 0.81,
+) -> float:
+    """Draw the detector-mean PSF FWHM of one visit.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random number generator (one draw is taken in every mode, so the stream does not depend
+        on the mode).
+    variation : `str`
+        ``"full"`` draws uniformly in ``fwhm_range``; ``"none"`` and ``"spatial"`` return
+        ``nominal_fwhm``.
+    fwhm_range : `tuple` [`float`, `float`], optional
+        Range of the visit FWHM in arcseconds.
+    nominal_fwhm : `float`, optional
+        FWHM in arcseconds used when the visit FWHM does not vary.
+
+    Returns
+    -------
+    fwhm : `float`
+        FWHM in arcseconds.
+
+    Raises
+    ------
+    ValueError
+        If ``variation`` is unknown or the range is not valid.
+    """
+    _check_variation(variation)
+    low, high = _check_range("fwhm_range", fwhm_range)
+    u = float(rng.uniform())
+    if variation == "full":
+        return low + (high - low) * u
+    if not (np.isfinite(nominal_fwhm) and nominal_fwhm > 0):
+        raise ValueError(f"nominal_fwhm must be positive, got {nominal_fwhm!r}")
+    return float(nominal_fwhm)
+
+
+@functools.cache
+def _gsobject_model(beta: float):
+    """Return the (immutable in use) Piff model of a unit-FWHM Moffat, shared per ``beta``."""
+    import piff
+
+    return piff.GSObjectModel(galsim.Moffat(beta=beta, fwhm=1.0), include_pixel=True)
+
+
+def _quadratic_terms(xi: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Return the 6 quadratic monomials ``[1, xi, eta, xi^2, xi*eta, eta^2]`` stacked last."""
+    one = np.ones_like(xi)
+    return np.stack([one, xi, eta, xi * xi, xi * eta, eta * eta], axis=-1)
+
+
+class PsfField:
+    """Moffat PSF whose FWHM and shear vary quadratically across a detector.
+
+    The polynomials are written in normalized detector coordinates
+    ``xi = 2 x / (width - 1) - 1`` and ``eta = 2 y / (height - 1) - 1`` (pixel centres at
+    integers, 0-based) with the terms ``[1, xi, eta, xi^2, xi*eta, eta^2]``.
+
+    Parameters
+    ----------
+    width, height : `int`
+        Detector size in pixels.
+    fwhm_coeffs, g1_coeffs, g2_coeffs : `numpy.ndarray`
+        Six polynomial coefficients each for the FWHM (arcsec) and the two reduced-shear
+        components of the PSF.
+    beta : `float`, optional
+        Moffat index.
+    pixel_scale : `float`, optional
+        Arcseconds per pixel.
+
+    Raises
+    ------
+    ValueError
+        If a size is smaller than 2 pixels, a coefficient vector does not have 6 finite values,
+        or the FWHM is not positive or the shear not below 0.5 somewhere on the detector.
+
+    Notes
+    -----
+    The shear is area preserving, so `fwhm_at` is the FWHM of the circular profile before
+    shearing (the geometric mean of the FWHM along the major and minor axes).
+    """
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fwhm_coeffs: np.ndarray,
+        g1_coeffs: np.ndarray,
+        g2_coeffs: np.ndarray,
+        *,
+        beta: float = DEFAULT_MOFFAT_BETA,
+        pixel_scale: float = 0.2,
+    ) -> None:
+        if int(width) < 2 or int(height) < 2:
+            raise ValueError(f"detector size must be at least 2x2 pixels, got {width}x{height}")
+        if not (np.isfinite(beta) and beta > 1.1):
+            raise ValueError(f"Moffat beta must be > 1.1, got {beta!r}")
+        if not (np.isfinite(pixel_scale) and pixel_scale > 0):
+            raise ValueError(f"pixel_scale must be positive, got {pixel_scale!r}")
+        self._width = int(width)
+        self._height = int(height)
+        self._beta = float(beta)
+        self._pixel_scale = float(pixel_scale)
+        coeffs = []
+        for name, value in (("fwhm_coeffs", fwhm_coeffs), ("g1_coeffs", g1_coeffs), ("g2_coeffs", g2_coeffs)):
+            array = np.asarray(value, dtype=np.float64)
+            if array.shape != (_N_COEFFS,) or not np.all(np.isfinite(array)):
+                raise ValueError(f"{name} must hold {_N_COEFFS} finite values, got {value!r}")
+            coeffs.append(array)
+        self._coeffs = np.stack(coeffs)  # (3 params, 6 terms)
+        grid = np.linspace(0.0, 1.0, 17)
+        gx, gy = np.meshgrid(grid * (self._width - 1), grid * (self._height - 1))
+        fwhm, g1, g2 = self.params_at(gx, gy)
+        if np.any(fwhm <= 0):
+            raise ValueError("the PSF FWHM polynomial is not positive everywhere on the detector")
+        if np.any(np.hypot(g1, g2) >= 0.5):
+            raise ValueError("the PSF shear polynomial reaches |g| >= 0.5 on the detector")
+
+    @classmethod
+    def from_rng(
+        cls,
+        rng: np.random.Generator,
+        width: int,
+        height: int,
+        *,
+        variation: str = "full",
+        visit_fwhm: float | None = None,
+        fwhm_range: tuple[float, float] = (0.5, 1.3),
+        nominal_fwhm: float = 0.81,
+        size_variation: tuple[float, float] = (0.10, 0.20),
+        shear_amplitude: float = 0.02,
+        beta: float = DEFAULT_MOFFAT_BETA,
+        pixel_scale: float = 0.2,
+    ) -> PsfField:
+        """Draw a random PSF field.
+
+        Parameters
+        ----------
+        rng : `numpy.random.Generator`
+            Random number generator.  The same number of values is drawn in every mode.
+        width, height : `int`
+            Detector size in pixels.
+        variation : `str`, optional
+            ``"none"``: a round PSF of FWHM ``nominal_fwhm`` everywhere; ``"spatial"``: mean
+            FWHM ``nominal_fwhm``, size and shear varying across the detector; ``"full"``: mean
+            FWHM ``visit_fwhm`` (drawn uniformly in ``fwhm_range`` when not given) and spatial
+            variation.
+        visit_fwhm : `float`, optional
+            Detector-mean FWHM in arcseconds for ``"full"`` (lets all detectors of a visit share
+            it; see `draw_visit_fwhm`).
+        fwhm_range : `tuple` [`float`, `float`], optional
+            Range of the visit FWHM in arcseconds.
+        nominal_fwhm : `float`, optional
+            FWHM in arcseconds of the modes without visit-to-visit variation.
+        size_variation : `tuple` [`float`, `float`], optional
+            Range of the peak-to-peak fractional FWHM variation across the detector.
+        shear_amplitude : `float`, optional
+            Standard deviation of the constant shear components; the gradient and curvature
+            coefficients have half of it (each coefficient is clipped at twice its rms).
+        beta : `float`, optional
+            Moffat index.
+        pixel_scale : `float`, optional
+            Arcseconds per pixel.
+
+        Returns
+        -------
+        field : `PsfField`
+            The drawn PSF field.
+
+        Raises
+        ------
+        ValueError
+            If ``variation`` is unknown or a range or amplitude is not valid.
+        """
+        _check_variation(variation)
+        low, high = _check_range("size_variation", size_variation)
+        if not (np.isfinite(shear_amplitude) and 0 <= shear_amplitude < 0.1):
+            raise ValueError(f"shear_amplitude must be in [0, 0.1), got {shear_amplitude!r}")
+        drawn_fwhm = draw_visit_fwhm(rng, variation, fwhm_range, nominal_fwhm)
+        if variation == "full" and visit_fwhm is not None:
+            if not (np.isfinite(visit_fwhm) and visit_fwhm > 0):
+                raise ValueError(f"visit_fwhm must be positive, got {visit_fwhm!r}")
+            drawn_fwhm = float(visit_fwhm)
+        mean_fwhm = drawn_fwhm
+        shape_terms = rng.normal(size=_N_COEFFS - 1)
+        ptp = rng.uniform(low, high)
+        # Constant shear of rms ``shear_amplitude``, spatial terms of half that.
+        shear_rms = np.full(_N_COEFFS, 0.5 * shear_amplitude)
+        shear_rms[0] = shear_amplitude
+        shear = np.clip(rng.normal(size=(2, _N_COEFFS)), -2.0, 2.0) * shear_rms
+
+        fwhm_coeffs = np.zeros(_N_COEFFS)
+        fwhm_coeffs[0] = mean_fwhm
+        g1_coeffs = np.zeros(_N_COEFFS)
+        g2_coeffs = np.zeros(_N_COEFFS)
+        if variation != "none":
+            grid = np.linspace(-1.0, 1.0, 33)
+            xi, eta = np.meshgrid(grid, grid)
+            shape = np.concatenate([[0.0], shape_terms])
+            values = _quadratic_terms(xi, eta) @ shape
+            scale = ptp / np.ptp(values)
+            shape = shape * scale
+            shape[0] = -values.mean() * scale
+            fwhm_coeffs = mean_fwhm * (np.eye(_N_COEFFS)[0] + shape)
+            g1_coeffs, g2_coeffs = shear
+        return cls(width, height, fwhm_coeffs, g1_coeffs, g2_coeffs, beta=beta, pixel_scale=pixel_scale)
+
+    @property
+    def width(self) -> int:
+        """Detector width in pixels (`int`)."""
+        return self._width
+
+    @property
+    def height(self) -> int:
+        """Detector height in pixels (`int`)."""
+        return self._height
+
+    @property
+    def beta(self) -> float:
+        """Moffat index (`float`)."""
+        return self._beta
+
+    @property
+    def pixel_scale(self) -> float:
+        """Arcseconds per pixel (`float`)."""
+        return self._pixel_scale
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """Copy of the polynomial coefficients, shape (3, 6): FWHM, g1, g2 (`numpy.ndarray`)."""
+        return self._coeffs.copy()
+
+    def _normalized(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xi = 2.0 * np.asarray(x, dtype=np.float64) / (self._width - 1) - 1.0
+        eta = 2.0 * np.asarray(y, dtype=np.float64) / (self._height - 1) - 1.0
+        return np.broadcast_arrays(xi, eta)
+
+    def params_at(self, x: float | np.ndarray, y: float | np.ndarray) -> tuple[np.ndarray, ...]:
+        """Evaluate FWHM and shear at pixel positions.
+
+        Parameters
+        ----------
+        x, y : `float` or `numpy.ndarray`
+            Pixel positions (0-based, broadcast together).
+
+        Returns
+        -------
+        fwhm, g1, g2 : `numpy.ndarray`
+            FWHM in arcseconds and reduced-shear components.
+        """
+        xi, eta = self._normalized(x, y)
+        values = _quadratic_terms(xi, eta) @ self._coeffs.T
+        return values[..., 0], values[..., 1], values[..., 2]
+
+    def fwhm_at(self, x: float | np.ndarray, y: float | np.ndarray) -> np.ndarray:
+        """Return the PSF FWHM at pixel positions.
+
+        Parameters
+        ----------
+        x, y : `float` or `numpy.ndarray`
+            Pixel positions (0-based).
+
+        Returns
+        -------
+        fwhm : `numpy.ndarray`
+            FWHM in arcseconds of the (circularized) PSF.
+        """
+        return self.params_at(x, y)[0]
+
+    def mean_fwhm(self) -> float:
+        """Return the FWHM averaged over the detector.
+
+        Returns
+        -------
+        fwhm : `float`
+            Arcseconds.
+        """
+        grid = np.linspace(0.0, 1.0, 33)
+        gx, gy = np.meshgrid(grid * (self._width - 1), grid * (self._height - 1))
+        return float(np.mean(self.fwhm_at(gx, gy)))
+
+    def galsim_profile(self, x: float, y: float) -> galsim.GSObject:
+        """Return the PSF at a pixel position as a GalSim profile.
+
+        Parameters
+        ----------
+        x, y : `float`
+            Pixel position (0-based).
+
+        Returns
+        -------
+        profile : `galsim.GSObject`
+            Unit-flux profile centred at the origin in arcseconds; it excludes the pixel
+            response, so draw it with ``method="auto"``.  It is the profile the Piff model of
+            `to_piff` returns at the same position.
+        """
+        fwhm, g1, g2 = (float(v) for v in self.params_at(x, y))
+        return _gsobject_model(self._beta).getProfile(np.array([fwhm, g1, g2]))
+
+    def kernel_image(self, x: float, y: float, half_width: int) -> np.ndarray:
+        """Draw the PSF centred in a small square image.
+
+        Parameters
+        ----------
+        x, y : `float`
+            Pixel position (0-based) at which the PSF is evaluated.
+        half_width : `int`
+            The image is ``2 * half_width + 1`` pixels on a side.
+
+        Returns
+        -------
+        kernel : `numpy.ndarray`
+            Pixel-integrated PSF, centred on the middle pixel, normalized to unit sum.
+        """
+        if half_width < 1:
+            raise ValueError(f"half_width must be at least 1, got {half_width!r}")
+        size = 2 * int(half_width) + 1
+        image = self.galsim_profile(x, y).drawImage(nx=size, ny=size, scale=self._pixel_scale)
+        array = image.array.astype(np.float64)
+        return array / array.sum()
+
+    def _piff_coefficients(self) -> np.ndarray:
+        """Rewrite the polynomials in Piff's basis of field coordinates.
+
+        Piff's ``BasisPolynomial(order=2, keys=("u", "v"))`` evaluates
+        ``q @ [1, v, v^2, u, u*v, u^2]`` with ``u = scale * x`` and ``v = scale * y`` in
+        arcseconds (a ``PixelScale`` WCS).  With ``xi = a u - 1`` and ``eta = b v - 1`` the
+        coefficient of ``u^i v^j`` is
+        ``sum_{p>=i, q>=j} c_pq C(p, i) a^i (-1)^(p-i) C(q, j) b^j (-1)^(q-j)``.
+        """
+        a = 2.0 / (self._pixel_scale * (self._width - 1))
+        b = 2.0 / (self._pixel_scale * (self._height - 1))
+        powers = [(0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2)]  # (xi power, eta power)
+        piff_order = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 0)]  # (u power, v power)
+        q = np.zeros((3, len(piff_order)))
+        for k, (i, j) in enumerate(piff_order):
+            for t, (p, r) in enumerate(powers):
+                if p < i or r < j:
+                    continue
+                factor = comb(p, i) * a**i * (-1.0) ** (p - i) * comb(r, j) * b**j * (-1.0) ** (r - j)
+                q[:, k] += self._coeffs[:, t] * factor
+        return q
+
+    def to_piff(self) -> piff.PSF:
+        """Export the field as a Piff PSF model.
+
+        Returns
+        -------
+        psf : `piff.SimplePSF`
+            A ``GSObjectModel`` of a unit-FWHM Moffat (parameters: dilation = FWHM in arcsec,
+            g1, g2) interpolated by a second-order ``BasisPolynomial`` in ``(u, v)``, with a
+            ``PixelScale`` WCS for chip 0 and no pointing.  ``psf.draw(x, y)`` and
+            ``psf.get_profile(x, y)`` reproduce `galsim_profile` exactly.  The ``stars``
+            attribute holds one position-only target star at the detector centre (Piff and
+            ``lsst.images.psfs.PiffWrapper`` expect the attribute).
+        """
+        import piff
+
+        model = piff.GSObjectModel(galsim.Moffat(beta=self._beta, fwhm=1.0), include_pixel=True)
+        interp = piff.BasisPolynomial(order=2, keys=("u", "v"))
+        psf = piff.SimplePSF(model, interp)
+        interp.q = self._piff_coefficients()
+        wcs = {0: galsim.PixelScale(self._pixel_scale)}
+        psf.set_context(wcs, None)
+        cx, cy = (self._width - 1) / 2.0, (self._height - 1) / 2.0
+        psf.stars = [piff.Star.makeTarget(x=cx, y=cy, wcs=wcs[0])]
+        return psf
+
+    def __repr__(self) -> str:
+        return (
+            f"PsfField(width={self._width}, height={self._height}, beta={self._beta}, "
+            f"mean_fwhm={self.mean_fwhm():.3f})"
+        )

@@ -1,0 +1,254 @@
+"""Render a simulated exposure: sources drawn with GalSim, Poisson noise, variance and mask.
+
+Every source is drawn with GalSim into a stamp of the full image (``add_to_image``): stars are
+the local PSF profile itself (`PsfField.galsim_profile`, the profile of the attached Piff model),
+galaxies the bulge+disk profile convolved with it.  Pixel values are then Poisson draws of
+sky plus sources; the returned image is sky-subtracted (electrons) and the variance plane is
+the expected variance, sky plus source electrons.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MASK_PLANES", "RenderedImage", "render_exposure", "galaxy_profile", "stamp_half_width"]
+
+import dataclasses
+
+import galsim
+import numpy as np
+from astropy.table import Table
+
+from .psf import PsfField
+
+MASK_PLANES: dict[str, int] = {
+    "BAD": 0,
+    "SAT": 1,
+    "INTRP": 2,
+    "CR": 3,
+    "EDGE": 4,
+    "DETECTED": 5,
+    "DETECTED_NEGATIVE": 6,
+    "SUSPECT": 7,
+    "NO_DATA": 8,
+}
+"""Mask plane name to bit number, in the order of the LSST science pipelines' defaults."""
+
+_GALAXY_GSPARAMS = galsim.GSParams(folding_threshold=1.0e-2, maxk_threshold=3.0e-3)
+
+
+@dataclasses.dataclass
+class RenderedImage:
+    """Pixels of one simulated exposure.
+
+    Attributes
+    ----------
+    image : `numpy.ndarray`
+        Sky-subtracted pixel values in electrons, float32, shape (height, width).
+    variance : `numpy.ndarray`
+        Expected variance (sky plus source electrons), float32.
+    mask : `numpy.ndarray`
+        Bit mask, int32; bits from `MASK_PLANES`.
+    sky_level : `float`
+        Sky subtracted from every pixel, electrons.
+    noise_sigma : `float`
+        ``sqrt(median(variance))``, the background noise per pixel.
+    """
+
+    image: np.ndarray
+    variance: np.ndarray
+    mask: np.ndarray
+    sky_level: float
+    noise_sigma: float
+
+
+def galaxy_profile(
+    flux: float, hlr: float, ellipticity: float, rotation_deg: float, bulge_fraction: float
+) -> galsim.GSObject:
+    """Return a bulge+disk galaxy before PSF convolution.
+
+    Parameters
+    ----------
+    flux : `float`
+        Total flux.
+    hlr : `float`
+        Half-light radius in arcseconds, shared by bulge and disk.
+    ellipticity : `float`
+        ``|g| = (a - b) / (a + b)``.
+    rotation_deg : `float`
+        Position angle of the major axis, degrees counter-clockwise from +x.
+    bulge_fraction : `float`
+        Fraction of the flux in the de Vaucouleurs bulge.
+
+    Returns
+    -------
+    profile : `galsim.GSObject`
+        The galaxy, centred at the origin.
+    """
+    components = []
+    if bulge_fraction > 0:
+        components.append(galsim.DeVaucouleurs(half_light_radius=hlr, flux=bulge_fraction))
+    if bulge_fraction < 1:
+        components.append(galsim.Exponential(half_light_radius=hlr, flux=1.0 - bulge_fraction))
+    profile = components[0] if len(components) == 1 else galsim.Add(components)
+    if ellipticity > 0:
+        profile = profile.shear(g=ellipticity, beta=rotation_deg * galsim.degrees)
+    return profile.withFlux(flux)
+
+
+def stamp_half_width(
+    flux: float, fwhm: float, hlr: float, ellipticity: float, sky: float, beta: float, pixel_scale: float
+) -> int:
+    """Half-width of the stamp a source is drawn into.
+
+    The PSF part extends to where the Moffat wing falls below 2% of the sky noise; a galaxy's
+    stamp also covers 8 half-light radii along its major axis.
+
+    Parameters
+    ----------
+    flux : `float`
+        Source flux in electrons.
+    fwhm : `float`
+        PSF FWHM in arcseconds.
+    hlr : `float`
+        Half-light radius in arcseconds (0 for a star).
+    ellipticity : `float`
+        ``(a - b) / (a + b)``.
+    sky : `float`
+        Sky level in electrons per pixel.
+    beta : `float`
+        Moffat index.
+    pixel_scale : `float`
+        Arcseconds per pixel.
+
+    Returns
+    -------
+    half_width : `int`
+        Pixels, between 8 and 256.
+    """
+    rd = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    peak = flux * (beta - 1.0) / (np.pi * rd * rd) * pixel_scale**2
+    floor = 0.02 * np.sqrt(sky)
+    ratio = max(peak / floor, 1.0)
+    r_psf = rd * np.sqrt(ratio ** (1.0 / beta) - 1.0) / pixel_scale
+    r_gal = 8.0 * hlr * np.sqrt((1.0 + ellipticity) / (1.0 - ellipticity)) / pixel_scale if hlr > 0 else 0.0
+    return int(np.clip(np.ceil(max(r_psf, r_gal, 2.0 * fwhm / pixel_scale)), 8, 256))
+
+
+def render_exposure(
+    truth: Table,
+    psf_field: PsfField,
+    *,
+    sky_level: float,
+    rng: np.random.Generator,
+    saturation: float = 1.0e5,
+    edge_width: int = 8,
+    n_bad_columns: int | None = None,
+    n_bad_pixels: int | None = None,
+) -> RenderedImage:
+    """Render the sources of ``truth`` into a noisy, masked, sky-subtracted image.
+
+    Parameters
+    ----------
+    truth : `astropy.table.Table`
+        Sources (columns of `~lsst.meas.contextnet.sim.population.draw_population`).
+    psf_field : `PsfField`
+        PSF of the exposure; its size is the image size.
+    sky_level : `float`
+        Sky in electrons per pixel.
+    rng : `numpy.random.Generator`
+        Random number generator for the noise and the defects.
+    saturation : `float`, optional
+        Pixels whose electrons (sky included) exceed this are clipped to it and flagged SAT.
+    edge_width : `int`, optional
+        Width in pixels of the EDGE border.
+    n_bad_columns : `int`, optional
+        Number of bad (partial) columns; default a Poisson draw of mean 2 per 4096 columns.
+    n_bad_pixels : `int`, optional
+        Number of isolated bad pixels; default a Poisson draw of mean 50 per 4096x4096 pixels.
+
+    Returns
+    -------
+    rendered : `RenderedImage`
+        Image, variance, mask and noise level.  BAD pixels hold 0 (the background) and the
+        sky variance.
+
+    Raises
+    ------
+    ValueError
+        If the sky level, saturation or edge width is not valid.
+    """
+    if not (np.isfinite(sky_level) and sky_level > 0):
+        raise ValueError(f"sky_level must be positive, got {sky_level!r}")
+    if not (saturation > sky_level):
+        raise ValueError(f"saturation ({saturation!r}) must exceed the sky level ({sky_level!r})")
+    if edge_width < 0:
+        raise ValueError(f"edge_width must be >= 0, got {edge_width!r}")
+    width, height = psf_field.width, psf_field.height
+    scale = psf_field.pixel_scale
+    model = np.zeros((height, width), dtype=np.float32)
+    canvas = galsim.Image(model, xmin=0, ymin=0, scale=scale)
+    columns = {
+        name: np.asarray(truth[name]).tolist()
+        for name in ("x_true", "y_true", "flux", "is_galaxy", "hlr_arcsec", "ellipticity", "rotation_deg",
+                     "bulge_fraction")
+    }
+    for i in range(len(truth)):
+        x, y, flux = columns["x_true"][i], columns["y_true"][i], columns["flux"][i]
+        is_galaxy = columns["is_galaxy"][i]
+        fwhm = float(psf_field.fwhm_at(x, y))
+        hlr = columns["hlr_arcsec"][i] if is_galaxy else 0.0
+        e = columns["ellipticity"][i] if is_galaxy else 0.0
+        half = stamp_half_width(flux, fwhm, hlr, e, sky_level, psf_field.beta, scale)
+        ix, iy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+        bounds = galsim.BoundsI(ix - half, ix + half, iy - half, iy + half) & canvas.bounds
+        if not bounds.isDefined():
+            continue
+        psf = psf_field.galsim_profile(x, y)
+        if is_galaxy:
+            galaxy = galaxy_profile(flux, hlr, e, columns["rotation_deg"][i], columns["bulge_fraction"][i])
+            obj = galsim.Convolve(galaxy, psf, gsparams=_GALAXY_GSPARAMS)
+        else:
+            obj = psf.withFlux(flux)
+        obj.drawImage(canvas[bounds], add_to_image=True, center=(x, y))
+
+    np.clip(model, 0.0, None, out=model)
+    expected = model.astype(np.float64)
+    expected += sky_level
+    counts = rng.poisson(expected)
+    mask = np.zeros((height, width), dtype=np.int32)
+    saturated = counts >= saturation
+    counts = np.minimum(counts, saturation)
+    mask[saturated] |= 1 << MASK_PLANES["SAT"]
+    image = (counts - sky_level).astype(np.float32)
+    variance = expected.astype(np.float32)
+    del counts, expected
+
+    if n_bad_columns is None:
+        n_bad_columns = int(rng.poisson(2.0 * width / 4096.0))
+    if n_bad_pixels is None:
+        n_bad_pixels = int(rng.poisson(50.0 * width * height / 4096.0**2))
+    bad = np.zeros((height, width), dtype=bool)
+    for _ in range(n_bad_columns):
+        column = int(rng.integers(0, width))
+        start = int(rng.integers(0, height))
+        if rng.uniform() < 0.5:
+            bad[start:, column] = True
+        else:
+            bad[:start + 1, column] = True
+    bad[rng.integers(0, height, n_bad_pixels), rng.integers(0, width, n_bad_pixels)] = True
+    image[bad] = 0.0
+    variance[bad] = sky_level
+    mask[bad] |= 1 << MASK_PLANES["BAD"]
+
+    if edge_width > 0:
+        edge = np.zeros((height, width), dtype=bool)
+        edge[:edge_width, :] = edge[-edge_width:, :] = True
+        edge[:, :edge_width] = edge[:, -edge_width:] = True
+        mask[edge] |= 1 << MASK_PLANES["EDGE"]
+
+    return RenderedImage(
+        image=image,
+        variance=variance,
+        mask=mask,
+        sky_level=float(sky_level),
+        noise_sigma=float(np.sqrt(np.median(variance))),
+    )

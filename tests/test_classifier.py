@@ -1,0 +1,511 @@
+"""Tests of ContextNetClassifierTask: run() on in-memory data, a Butler quantum, and pipetask."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pytest
+import torch
+from astropy.table import Table
+from lsst.images import Box, Image, Mask, MaskedImage, MaskPlane, MaskSchema
+from lsst.meas.contextnet.classifier import (
+    CLASSIFICATION_COLUMNS,
+    ContextNetClassifierConfig,
+    ContextNetClassifierConnections,
+    ContextNetClassifierTask,
+    NoiseEstimateError,
+    default_model_path,
+    seed_from_data_id,
+)
+from lsst.meas.contextnet.model import ContextNetConfig, build_model
+from lsst.meas.contextnet.modelio import ModelFileError, export_model, file_sha256
+from lsst.pex.config import FieldValidationError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "architecture": "tiny-test",
+    "cutout_size": 12,
+    "m": 8,
+    "conv_channels": (2,),
+    "kernel_size": 3,
+    "n_local": 4,
+    "global_widths": (8,),
+    "predict_widths": (4,),
+}
+BASELINES = ["extendedness", "sizeExtendedness"]
+OUTPUT_COLUMNS = list(CLASSIFICATION_COLUMNS) + BASELINES
+
+
+def export_tiny(path: Path, seed: int = 0, metadata: dict | None = None, **overrides) -> Path:
+    """Export a randomly initialized tiny ContextNet (a test fixture, not a trained model)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        module = build_model(ContextNetConfig(**(TINY | overrides)))
+    card = {"training": {"data": "none: random initialization for tests", "seed": seed}}
+    export_model(module, path, card | (metadata or {}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_tiny(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+def make_exposure(
+    width: int = 80,
+    height: int = 64,
+    *,
+    x0: int = 0,
+    y0: int = 0,
+    sigma: float = 4.0,
+    seed: int = 3,
+) -> MaskedImage:
+    """Noise plus a few Gaussian blobs, electrons, with BAD/SATURATED/DETECTED mask planes."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    image = rng.normal(0.0, sigma, (height, width))
+    for _ in range(6):
+        cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(1.0, 3.0)
+        image += 200.0 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r**2))
+    bbox = Box.factory[y0 : y0 + height, x0 : x0 + width]
+    schema = MaskSchema(
+        [
+            MaskPlane("BAD", "bad"),
+            MaskPlane("SATURATED", "saturated"),
+            MaskPlane("DETECTED", "detected"),
+        ]
+    )
+    return MaskedImage(
+        Image(image.astype(np.float32), bbox=bbox, unit=u.electron),
+        mask=Mask(0, schema=schema, bbox=bbox),
+        variance=Image(np.full((height, width), sigma**2, np.float32), bbox=bbox, unit=u.electron**2),
+    )
+
+
+def make_catalog(x, y, *, first_id: int = 1000, seed: int = 5) -> Table:
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    ids = first_id + rng.permutation(n).astype(np.int64) * 7  # not sorted: order must be kept
+    return Table(
+        {
+            "sourceId": ids,
+            "coord_ra": rng.uniform(10, 11, n) * u.deg,
+            "coord_dec": rng.uniform(-5, -4, n) * u.deg,
+            "x": np.asarray(x, dtype=np.float64),
+            "y": np.asarray(y, dtype=np.float64),
+            "psfFlux": rng.uniform(1, 100, n),
+            "extendedness": rng.integers(0, 2, n).astype(np.float64),
+            "sizeExtendedness": rng.uniform(0, 1, n),
+        }
+    )
+
+
+def random_positions(n: int, width: int = 80, height: int = 64, margin: float = 7.0, seed: int = 9):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(margin, width - 1 - margin, n), rng.uniform(margin, height - 1 - margin, n)
+
+
+def make_task(model_path: Path, **overrides) -> ContextNetClassifierTask:
+    config = ContextNetClassifierConfig()
+    config.modelPath = str(model_path)
+    config.device = "cpu"
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    config.validate()
+    return ContextNetClassifierTask(config=config)
+
+
+def test_connections_lint_and_dataset_types() -> None:
+    from lsst.pipe.base.testUtils import lintConnections
+
+    lintConnections(ContextNetClassifierConnections)
+    connections = ContextNetClassifierConnections(config=ContextNetClassifierConfig())
+    assert connections.exposure.name == "calexp" and connections.exposure.storageClass == "VisitImage"
+    assert connections.catalog.name == "src" and connections.catalog.storageClass == "ArrowAstropy"
+    assert connections.classification.name == "contextnet_classification"
+    assert set(connections.dimensions) == {"instrument", "visit", "detector"}
+    config = ContextNetClassifierConfig()
+    config.catalogStorageClass = "SourceCatalog"
+    assert ContextNetClassifierConnections(config=config).catalog.storageClass == "SourceCatalog"
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:12"])
+def test_config_accepts_devices(device: str) -> None:
+    config = ContextNetClassifierConfig()
+    config.device = device
+    config.validate()
+
+
+@pytest.mark.parametrize("device", ["gpu", "CUDA", "cuda:", "cuda:x", "mps", ""])
+def test_config_rejects_bad_devices(device: str) -> None:
+    config = ContextNetClassifierConfig()
+    config.device = device
+    with pytest.raises(FieldValidationError, match="device"):
+        config.validate()
+
+
+def test_config_rejects_clashing_baseline_columns() -> None:
+    config = ContextNetClassifierConfig()
+    config.baselineColumns = ["extendedness", "classification_flag"]
+    with pytest.raises(FieldValidationError, match="baselineColumns"):
+        config.validate()
+
+
+def test_every_source_gets_a_row_in_order(model_path: Path) -> None:
+    x, y = random_positions(30)
+    catalog = make_catalog(x, y)
+    task = make_task(model_path)
+    out = task.run(make_exposure(), catalog, seed=11).classification
+    assert out.colnames == OUTPUT_COLUMNS
+    assert len(out) == len(catalog)
+    np.testing.assert_array_equal(out["sourceId"], catalog["sourceId"])
+    for name in ("coord_ra", "coord_dec", "x", "y", *BASELINES):
+        np.testing.assert_array_equal(np.asarray(out[name]), np.asarray(catalog[name]))
+    assert out["coord_ra"].unit == u.deg
+    for name, (dtype, _) in CLASSIFICATION_COLUMNS.items():
+        assert out[name].dtype == np.dtype(dtype), name
+        assert out[name].description
+    prob = out["classification_galaxyProb"]
+    assert np.all((prob >= 0) & (prob <= 1))
+    assert np.all(np.isfinite(out["classification_galaxyProbErr"]))
+    # 30 sources, m = 8, nEnsemble = 5: ceil(150 / 8) = 19 sets, every source in 5 or 6.
+    assert set(np.unique(out["classification_nSets"])) <= {5, 6}
+    assert not np.any(out["classification_flag"])
+    assert out.meta["contextnet_model_sha256"] == file_sha256(model_path)
+    assert out.meta["contextnet_seed"] == 11
+    assert task.metadata["n_sets"] == 19
+    assert task.metadata["model.sha256"] == file_sha256(model_path)
+    assert task.metadata["model.m"] == 8 and task.metadata["model.cutout_size"] == 12
+    assert "tiny-test" in task.metadata["model.metadata_json"]
+    for key in ("timing.cutouts", "timing.model", "timing.load_model"):
+        assert task.metadata[key] >= 0
+
+
+def test_same_seed_same_result_and_seed_matters(model_path: Path) -> None:
+    x, y = random_positions(40)
+    catalog = make_catalog(x, y)
+    exposure = make_exposure()
+    task = make_task(model_path)
+    first = task.run(exposure, catalog, seed=1).classification
+    again = make_task(model_path).run(exposure, catalog, seed=1).classification
+    other = task.run(exposure, catalog, seed=2).classification
+    for name in ("classification_galaxyProb", "classification_galaxyProbErr", "classification_nSets"):
+        np.testing.assert_array_equal(first[name], again[name])
+    assert not np.array_equal(first["classification_galaxyProb"], other["classification_galaxyProb"])
+    # Without an explicit seed the configured one is used.
+    configured = make_task(model_path, seed=1).run(exposure, catalog).classification
+    np.testing.assert_array_equal(first["classification_galaxyProb"], configured["classification_galaxyProb"])
+
+
+def test_model_is_loaded_once(model_path: Path) -> None:
+    task = make_task(model_path)
+    assert task.load_model() is task.load_model()
+    x, y = random_positions(10)
+    task.run(make_exposure(), make_catalog(x, y))
+    assert task.load_model() is task.load_model()
+
+
+def test_empty_catalog_gives_empty_table(model_path: Path) -> None:
+    catalog = make_catalog([], [])
+    out = make_task(model_path).run(make_exposure(), catalog).classification
+    assert len(out) == 0
+    assert out.colnames == OUTPUT_COLUMNS
+    for name, (dtype, _) in CLASSIFICATION_COLUMNS.items():
+        assert out[name].dtype == np.dtype(dtype), name
+
+
+def test_edge_beyond_and_non_finite_centroids(model_path: Path) -> None:
+    x, y = random_positions(12)
+    # interior, on the left edge, near the top edge, beyond the image, non-finite
+    x = np.concatenate([x, [0.0, 40.0, -10.0, 100.0, np.nan]])
+    y = np.concatenate([y, [30.0, 62.4, 30.0, 30.0, 20.0]])
+    catalog = make_catalog(x, y)
+    out = make_task(model_path).run(make_exposure(), catalog).classification
+    assert len(out) == 17
+    edge = np.asarray(out["classification_flag_edge"])
+    np.testing.assert_array_equal(edge, [False] * 12 + [True, True, True, True, False])
+    prob = np.asarray(out["classification_galaxyProb"])
+    assert np.all(np.isfinite(prob[:14])) and np.all((prob[:14] >= 0) & (prob[:14] <= 1))
+    assert np.all(np.isnan(prob[14:])) and np.all(out["classification_nSets"][14:] == 0)
+    flag = np.asarray(out["classification_flag"])
+    np.testing.assert_array_equal(flag, [False] * 12 + [True] * 5)
+    assert not np.any(out["classification_flag_fewSources"])  # 14 classifiable >= m = 8
+
+
+def test_image_with_offset_origin(model_path: Path) -> None:
+    # Centroids are in the parent frame: with the image at x0 = 200, y0 = 100, x = 200 is the
+    # first column (edge), x = 240 the middle.
+    exposure = make_exposure(x0=200, y0=100)
+    catalog = make_catalog([200.0, 240.0, 240.0, 215.0] * 3, [132.0, 132.0, 101.0, 140.0] * 3)
+    out = make_task(model_path).run(exposure, catalog).classification
+    np.testing.assert_array_equal(out["classification_flag_edge"], [True, False, True, False] * 3)
+    assert np.all(np.isfinite(out["classification_galaxyProb"]))
+
+
+def test_nan_pixels_and_masked_pixels(model_path: Path) -> None:
+    exposure = make_exposure()
+    exposure.image.array[20, 30] = np.nan
+    saturated = np.zeros((64, 80), bool)
+    saturated[45, 60] = True
+    exposure.mask.set("SATURATED", saturated)
+    detected = np.zeros((64, 80), bool)
+    detected[40:50, 10:20] = True
+    exposure.mask.set("DETECTED", detected)  # not a bad plane
+    x, y = random_positions(10)
+    catalog = make_catalog(np.concatenate([x, [31.0, 61.0, 15.0]]), np.concatenate([y, [21.0, 44.0, 45.0]]))
+    for planes in (["BAD", "SATURATED"], ["SAT"]):  # lsst.images and afw names
+        out = make_task(model_path, badMaskPlanes=planes).run(exposure, catalog).classification
+        bad = np.asarray(out["classification_flag_badPixels"])
+        assert bad[10] and bad[11] and not bad[12]
+        assert np.all(out["classification_flag"][bad]) and np.all(
+            np.isfinite(out["classification_galaxyProb"])
+        )
+    out = make_task(model_path, badMaskPlanes=[]).run(exposure, catalog).classification
+    assert out["classification_flag_badPixels"][10] and not out["classification_flag_badPixels"][11]
+
+
+def test_fewer_sources_than_m(model_path: Path) -> None:
+    catalog = make_catalog([20.0, 40.0, 60.0], [20.0, 30.0, 40.0])
+    out = make_task(model_path, nEnsemble=3).run(make_exposure(), catalog).classification
+    assert len(out) == 3
+    assert np.all(out["classification_flag_fewSources"]) and np.all(out["classification_flag"])
+    assert np.all(np.isfinite(out["classification_galaxyProb"]))
+    np.testing.assert_array_equal(out["classification_nSets"], [3, 3, 3])
+
+
+def test_missing_columns_are_reported(model_path: Path) -> None:
+    catalog = make_catalog([20.0], [20.0])
+    catalog.remove_column("sizeExtendedness")
+    with pytest.raises(ValueError, match="sizeExtendedness"):
+        make_task(model_path).run(make_exposure(), catalog)
+    renamed = make_catalog([20.0], [20.0])
+    renamed.rename_column("x", "slot_Centroid_x")
+    out = make_task(model_path, xColumn="slot_Centroid_x").run(make_exposure(), renamed).classification
+    assert out.colnames == OUTPUT_COLUMNS
+
+
+def test_bad_variance_is_an_algorithm_error(model_path: Path) -> None:
+    exposure = make_exposure()
+    exposure.variance.array[...] = 0.0
+    with pytest.raises(NoiseEstimateError, match="noise_sigma"):
+        make_task(model_path).run(exposure, make_catalog([20.0], [20.0]))
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "model.pt"
+    task = make_task(missing)
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        task.run(make_exposure(), make_catalog([20.0], [20.0]))
+
+
+def test_default_model_is_the_shipped_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = ContextNetClassifierConfig()
+    config.device = "cpu"
+    task = ContextNetClassifierTask(config=config)
+    assert task.model_path == default_model_path()
+    assert task.model_path.parts[-4:] == ("meas", "contextnet", "data", "contextnet.pt")
+    if task.model_path.is_file():
+        assert task.load_model().sha256 == file_sha256(task.model_path)
+    else:
+        with pytest.raises(FileNotFoundError, match="contextnet.pt"):
+            task.load_model()
+    # Environment variables are expanded.
+    monkeypatch.setenv("CONTEXTNET_TEST_DIR", str(tmp_path))
+    config = ContextNetClassifierConfig()
+    config.modelPath = "$CONTEXTNET_TEST_DIR/model.pt"
+    assert ContextNetClassifierTask(config=config).model_path == tmp_path / "model.pt"
+
+
+def test_corrupt_model_file(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.pt"
+    path.write_bytes(b"this is not a TorchScript archive" * 10)
+    with pytest.raises(ModelFileError, match=str(path)):
+        make_task(path).load_model()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "match"),
+    [
+        ({"cutout_size": 16}, "rejects"),  # the network was built for 12x12 cutouts
+        ({"m": 5}, "rejects"),  # ... and for sets of 8
+        ({"normalization": {"kind": "zscale"}}, "normalization"),
+        ({"normalization": {"kind": "asinh_noise", "softening": -1}}, "softening"),
+        ({"position_features": {"kind": "sky"}}, "position features"),
+    ],
+)
+def test_model_that_disagrees_with_its_metadata(tmp_path: Path, metadata: dict, match: str) -> None:
+    path = export_tiny(tmp_path / "mismatch.pt", metadata=metadata)
+    task = make_task(path)
+    with pytest.raises(ModelFileError, match=match) as info:
+        task.run(make_exposure(), make_catalog([20.0], [20.0]))
+    assert str(path) in str(info.value)
+
+
+def test_cuda_requested_without_gpu(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    task = make_task(model_path, device="cuda")
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        task.run(make_exposure(), make_catalog([20.0], [20.0]))
+    # 'auto' falls back to the CPU.
+    assert str(make_task(model_path, device="auto").load_model().device) == "cpu"
+
+
+def test_seed_from_data_id_is_stable() -> None:
+    data_id = {"instrument": "SimCam", "visit": 3, "detector": 1}
+    seed = seed_from_data_id(0, data_id)
+    # A fixed value: the seed must not depend on the process (Python's hash is salted).
+    assert seed == seed_from_data_id(0, dict(reversed(list(data_id.items()))))
+    assert seed == 6137835907005175078
+    assert seed_from_data_id(1, data_id) != seed
+    assert seed_from_data_id(0, data_id | {"visit": 4}) != seed
+    assert 0 <= seed < 2**64
+
+
+# --- Butler: one quantum through runQuantum ---------------------------------------------------
+
+
+def make_visit_image(visit: int, detector: int, size: int = 96, seed: int = 4):
+    """A simulated-looking VisitImage built with the repo area's builder."""
+    from astropy.time import Time
+    from lsst.meas.contextnet.sim.psf import PsfField
+    from lsst.meas.contextnet.sim.repo import make_tan_wcs, make_visit_image
+
+    exposure = make_exposure(size, size, seed=seed)
+    psf = PsfField.from_rng(np.random.default_rng(seed), size, size).to_piff()
+    wcs = make_tan_wcs(150.0, 2.0, size, size)
+    saturated = np.zeros((size, size), bool)
+    saturated[50, 50] = True
+    return make_visit_image(
+        exposure.image.array,
+        exposure.variance.array,
+        {"SAT": saturated},
+        wcs,
+        psf,
+        visit=visit,
+        detector=detector,
+        band="r",
+        exposure_time_s=30.0,
+        begin=Time("2026-01-01T03:00:00", scale="tai"),
+    ), wcs
+
+
+def test_run_quantum_with_butler(tmp_path: Path, model_path: Path) -> None:
+    from astropy.time import Time
+    from lsst.daf.butler import DatasetType
+    from lsst.daf.butler.tests import makeTestCollection, makeTestRepo
+    from lsst.meas.contextnet.instrument import SimCam
+    from lsst.meas.contextnet.sim.repo import register_dataset_types, register_visit
+    from lsst.pipe.base.testUtils import assertValidOutput, makeQuantum, runTestQuantum
+
+    repo = makeTestRepo(str(tmp_path / "repo"))
+    SimCam(n_detectors=2).register(repo.registry)
+    register_dataset_types(repo)
+    repo.registry.registerDatasetType(
+        DatasetType(
+            "contextnet_classification",
+            ("instrument", "visit", "detector"),
+            "ArrowAstropy",
+            universe=repo.dimensions,
+        )
+    )
+    butler = makeTestCollection(repo, uniqueId="quantum")
+    calexp, wcs = make_visit_image(visit=7, detector=1)
+    register_visit(
+        butler,
+        visit=7,
+        band="r",
+        exposure_time_s=30.0,
+        begin=Time("2026-01-01T03:00:00", scale="tai"),
+        detector_wcs={1: wcs},
+        width=96,
+        height=96,
+    )
+    x, y = random_positions(25, 96, 96)
+    catalog = make_catalog(np.append(x, 50.0), np.append(y, 50.0))
+    data_id = {"instrument": "SimCam", "visit": 7, "detector": 1}
+    butler.put(calexp, "calexp", data_id)
+    butler.put(catalog, "src", data_id)
+
+    task = make_task(model_path)
+    quantum = makeQuantum(
+        task,
+        butler,
+        data_id,
+        {"exposure": data_id, "catalog": data_id, "classification": data_id},
+    )
+    # runQuantum passes the inputs and the data-ID seed to run.
+    run = runTestQuantum(task, butler, quantum, mockRun=True)
+    run.assert_called_once()
+    assert run.call_args.kwargs["seed"] == seed_from_data_id(0, data_id)
+    assert len(run.call_args.kwargs["catalog"]) == 26
+
+    runTestQuantum(task, butler, quantum, mockRun=False)
+    out = butler.get("contextnet_classification", data_id)
+    assert out.colnames == OUTPUT_COLUMNS
+    np.testing.assert_array_equal(out["sourceId"], catalog["sourceId"])
+    assert out["classification_flag_badPixels"][-1]  # the saturated pixel under the last source
+    assert np.all((out["classification_galaxyProb"] >= 0) & (out["classification_galaxyProb"] <= 1))
+    expected = task.run(calexp, catalog, seed=seed_from_data_id(0, data_id))
+    assertValidOutput(task, expected)
+    np.testing.assert_array_equal(
+        out["classification_galaxyProb"], expected.classification["classification_galaxyProb"]
+    )
+    for key in ("timing.read", "timing.write", "timing.cutouts", "timing.model"):
+        assert task.metadata[key] >= 0
+
+
+# --- End to end: the real pipetask on a simulated repository ---------------------------------
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, (
+        f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
+    return result
+
+
+@pytest.mark.slow
+def test_pipetask_end_to_end(tmp_path: Path) -> None:
+    from lsst.daf.butler import Butler
+
+    bin_dir = Path(sys.executable).parent
+    repo = tmp_path / "repo"
+    model = export_tiny(tmp_path / "model.pt", cutout_size=28, m=16)
+    _run(
+        [str(bin_dir / "contextnet"), "simulate", "--repo", str(repo), "--collection", "sim"]
+        + ["--visits", "2", "--size", "512", "--seed", "1"],
+        tmp_path,
+    )
+    for output in ("out1", "out2"):
+        _run(
+            [str(bin_dir / "pipetask"), "run", "-b", str(repo), "-i", "sim", "-o", output]
+            + ["-p", str(REPO_ROOT / "pipelines" / "ContextNet.yaml")]
+            + ["-c", f"contextnetClassifier:modelPath={model}", "-c", "contextnetClassifier:device=cpu"]
+            + ["--register-dataset-types"],
+            tmp_path,
+        )
+
+    butler = Butler.from_config(str(repo))
+    src_refs = butler.query_datasets("src", collections="sim")
+    assert len({ref.dataId["visit"] for ref in src_refs}) == 2
+    for output in ("out1", "out2"):
+        out_refs = butler.query_datasets("contextnet_classification", collections=output)
+        assert {ref.dataId for ref in out_refs} == {ref.dataId for ref in src_refs}
+    for ref in src_refs:
+        src = butler.get(ref)
+        first = butler.get("contextnet_classification", ref.dataId, collections="out1")
+        second = butler.get("contextnet_classification", ref.dataId, collections="out2")
+        assert len(src) > 0 and len(first) == len(src)
+        np.testing.assert_array_equal(first["sourceId"], src["sourceId"])
+        for name in BASELINES:
+            np.testing.assert_array_equal(np.asarray(first[name]), np.asarray(src[name]))
+        prob = np.asarray(first["classification_galaxyProb"])
+        ok = np.isfinite(prob)
+        assert np.all((prob[ok] >= 0) & (prob[ok] <= 1))
+        assert np.all(np.asarray(first["classification_flag"])[~ok])
+        np.testing.assert_array_equal(prob, np.asarray(second["classification_galaxyProb"]))

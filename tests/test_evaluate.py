@@ -1,0 +1,547 @@
+"""Tests of lsst.meas.contextnet.evaluate (joining, evaluation, task, CLI) and plotting."""
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+from astropy.table import MaskedColumn, Table
+from lsst.meas.contextnet.evaluate import (
+    CLASSIFIER_ORDER,
+    ContextNetEvaluationConfig,
+    ContextNetEvaluationConnections,
+    ContextNetEvaluationTask,
+    add_subcommand,
+    concatenate_joins,
+    evaluate_catalog,
+    join_classification_truth,
+    parse_mag_bins,
+)
+from lsst.meas.contextnet.metrics import compute_metrics
+from lsst.meas.contextnet.plotting import (
+    plot_magnitude_performance,
+    plot_probability_vs_size,
+    plot_probability_vs_truth,
+    plot_reliability_diagram,
+)
+from matplotlib.figure import Figure
+
+MAG_BINS = [17.0, 19.0, 21.0, 23.0, 25.0, 27.0]
+
+
+def make_exposure(rng, visit, detector, n_detected=150, n_undetected=9):
+    """Synthetic truth, classification and src tables of one exposure.
+
+    ContextNet is informative (galaxies score high); extendedness is right 80% of the time.
+    """
+    n = n_detected + n_undetected
+    is_galaxy = rng.random(n) < 0.55
+    mag = np.where(is_galaxy, rng.uniform(20.0, 26.0, n), rng.uniform(17.0, 24.0, n))
+    source_id = np.full(n, -1, dtype=np.int64)
+    source_id[:n_detected] = visit * 1_000_000 + detector * 10_000 + np.arange(n_detected)
+    hlr = np.where(is_galaxy, rng.uniform(0.1, 1.5, n), 0.0)
+    truth = Table(
+        {
+            "sourceId": source_id,
+            "is_galaxy": is_galaxy,
+            "mag": mag,
+            "hlr_arcsec": hlr,
+            "ellipticity": np.where(is_galaxy, rng.uniform(0.0, 0.6, n), 0.0),
+            "rotation_deg": np.where(is_galaxy, rng.uniform(-90.0, 90.0, n), 0.0),
+            "x_true": rng.uniform(0, 512, n),
+            "y_true": rng.uniform(0, 512, n),
+            "psf_fwhm": np.full(n, 0.8),
+            "flux": 10 ** (-0.4 * (mag - 31.0)),
+        }
+    )
+    det = slice(0, n_detected)
+    prob = np.clip(np.where(is_galaxy[det], 0.75, 0.25) + rng.normal(0.0, 0.2, n_detected), 0.0, 1.0)
+    right = rng.random(n_detected) < 0.8
+    extendedness = np.where(right, is_galaxy[det], ~is_galaxy[det]).astype(np.float64)
+    size_extendedness = np.clip(np.where(is_galaxy[det], 0.6, 0.3) + rng.normal(0, 0.2, n_detected), 0.0, 1.0)
+    order = rng.permutation(n_detected)  # classification rows are in source-table order, not truth order
+    classification = Table(
+        {
+            "sourceId": source_id[det][order],
+            "x": truth["x_true"][det][order],
+            "y": truth["y_true"][det][order],
+            "classification_galaxyProb": prob[order].astype(np.float32),
+            "classification_galaxyProbErr": np.full(n_detected, 0.05, dtype=np.float32),
+            "classification_nSets": np.full(n_detected, 4, dtype=np.int32),
+            "classification_flag": np.zeros(n_detected, dtype=bool),
+            "extendedness": extendedness[order],
+            "sizeExtendedness": size_extendedness[order],
+        }
+    )
+    src = Table(
+        {
+            "sourceId": source_id[det],
+            "psfFlux": truth["flux"][det],
+            "extendedness": extendedness,
+            "extendedness_flag": np.zeros(n_detected, dtype=bool),
+            "sizeExtendedness": size_extendedness,
+            "sizeExtendedness_flag": np.zeros(n_detected, dtype=bool),
+        }
+    )
+    return truth, classification, src
+
+
+# ---------------------------------------------------------------------------------------------
+# joining
+
+
+def hand_tables():
+    classification = Table(
+        {
+            "sourceId": np.array([10, 11, 12, 13], dtype=np.int64),
+            "x": [1.0, 2.0, 3.0, 4.0],
+            "classification_galaxyProb": np.array([0.9, 0.2, 0.7, 0.5], dtype=np.float32),
+        }
+    )
+    truth = Table(
+        {
+            "sourceId": np.array([11, 10, -1, 12, 12, 14, -1], dtype=np.int64),
+            "is_galaxy": [False, True, True, True, False, False, True],
+            "mag": [20.0, 21.0, 26.0, 22.0, 20.5, 23.0, 27.0],
+            "x": [2.1, 1.1, 9.0, 3.1, 3.2, 5.0, 8.0],
+        }
+    )
+    return classification, truth
+
+
+def test_join_hand_made_tables():
+    classification, truth = hand_tables()
+    result = join_classification_truth(classification, truth, visit=7, detector=3)
+    catalog = result.catalog
+    # 13 has no truth (spurious); 12 has two truth rows (a blend): the brighter (mag 20.5, a star) wins
+    assert catalog["sourceId"].tolist() == [10, 11, 12]
+    assert catalog["is_galaxy"].tolist() == [True, False, False]
+    assert catalog["mag"].tolist() == [21.0, 20.0, 20.5]
+    assert catalog["x"].tolist() == [1.0, 2.0, 3.0]  # the classification's column is kept
+    assert catalog["truth_x"].tolist() == [1.1, 2.1, 3.2]  # the truth's colliding column is prefixed
+    assert catalog["visit"].tolist() == [7, 7, 7]
+    assert catalog["detector"].tolist() == [3, 3, 3]
+    assert result.counts == {
+        "n_exposures": 1,
+        "n_classified": 4,
+        "n_truth": 7,
+        "n_truth_undetected": 2,
+        "n_truth_detected": 5,
+        "n_matched": 3,
+        "n_unmatched_detections": 1,
+        "n_truth_not_classified": 1,  # sourceId 14
+        "n_truth_duplicate_matches": 1,
+    }
+
+
+def test_join_null_truth_source_id_is_undetected():
+    classification, truth = hand_tables()
+    truth["sourceId"] = MaskedColumn(truth["sourceId"], mask=truth["sourceId"] < 0)
+    result = join_classification_truth(classification, truth)
+    assert result.counts["n_truth_undetected"] == 2
+    assert result.catalog["sourceId"].tolist() == [10, 11, 12]
+    assert "visit" not in result.catalog.colnames
+
+
+def test_join_with_src_adds_missing_columns():
+    classification, truth = hand_tables()
+    src = Table(
+        {
+            "sourceId": np.array([13, 12, 11, 10], dtype=np.int64),
+            "x": [0.0, 0.0, 0.0, 0.0],
+            "extendedness_flag": [False, True, False, True],
+        }
+    )
+    catalog = join_classification_truth(classification, truth, src).catalog
+    assert catalog["extendedness_flag"].tolist() == [True, False, True]
+    assert catalog["x"].tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="src lacks 1"):
+        join_classification_truth(classification, truth, src[[0, 2, 3]])
+
+
+def test_join_rejects_bad_tables():
+    classification, truth = hand_tables()
+    with pytest.raises(ValueError, match="repeats sourceId"):
+        join_classification_truth(classification[[0, 0, 1]], truth)
+    with pytest.raises(ValueError, match="no 'sourceId'"):
+        join_classification_truth(classification, Table({"id": [1]}))
+
+
+def test_join_without_any_truth_match():
+    classification, truth = hand_tables()
+    truth["sourceId"] = -1
+    result = join_classification_truth(classification, truth)
+    assert len(result.catalog) == 0
+    assert result.counts["n_unmatched_detections"] == 4
+    assert "is_galaxy" in result.catalog.colnames
+
+
+def test_concatenate_joins_sums_counts():
+    rng = np.random.default_rng(0)
+    joins = []
+    for visit in (1, 2):
+        truth, classification, _ = make_exposure(rng, visit, 0, n_detected=30, n_undetected=4)
+        joins.append(join_classification_truth(classification, truth, visit=visit, detector=0))
+    joined = concatenate_joins(joins)
+    assert len(joined.catalog) == 60
+    assert joined.counts["n_exposures"] == 2
+    assert joined.counts["n_truth_undetected"] == 8
+    assert sorted(set(joined.catalog["visit"])) == [1, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+
+
+@pytest.fixture
+def joined():
+    rng = np.random.default_rng(42)
+    joins = []
+    for visit in (1, 2, 3):
+        for detector in (0, 1):
+            truth, classification, src = make_exposure(rng, visit, detector)
+            joins.append(
+                join_classification_truth(classification, truth, src, visit=visit, detector=detector)
+            )
+    return concatenate_joins(joins)
+
+
+def test_evaluate_catalog(joined):
+    result = evaluate_catalog(joined.catalog, counts=joined.counts, mag_bins=MAG_BINS)
+    assert result.classifiers == list(CLASSIFIER_ORDER)
+    summary = result.summary
+    assert summary["classifier"].tolist() == list(CLASSIFIER_ORDER)
+    assert len(result.by_magnitude) == len(CLASSIFIER_ORDER) * (len(MAG_BINS) - 1)
+    catalog = joined.catalog
+    reference = compute_metrics(
+        np.asarray(catalog["is_galaxy"]), np.asarray(catalog["classification_galaxyProb"])
+    )
+    row = summary[summary["classifier"] == "ContextNet"][0]
+    assert row["accuracy"] == pytest.approx(reference.accuracy)
+    assert row["auc"] == pytest.approx(reference.auc)
+    assert row["n"] == 6 * 150
+    ext = summary[summary["classifier"] == "extendedness"][0]
+    assert 0.7 < ext["accuracy"] < 0.9
+    # the informative synthetic ContextNet beats the baselines and the trivial predictors
+    assert row["accuracy"] > max(summary["accuracy"][1:])
+    assert result.counts["n_evaluated"] == 900
+    assert result.counts["n_truth_undetected"] == 6 * 9
+    assert {"score_majority_class", "score_magnitude_only"} <= set(result.catalog.colnames)
+    assert np.all(np.isfinite(result.catalog["score_magnitude_only"]))
+    assert set(result.reliability) == set(CLASSIFIER_ORDER)
+    assert result.settings["trivial"]["group_column"] == "visit"
+
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert data["counts"]["n_truth_undetected"] == 54
+    assert [entry["classifier"] for entry in data["summary"]] == list(CLASSIFIER_ORDER)
+    assert len(data["by_magnitude"]) == len(result.by_magnitude)
+
+    text = result.format_summary()
+    assert all(name in text for name in CLASSIFIER_ORDER)
+    assert "54 undetected" in result.format_counts()
+    per_mag = result.format_by_magnitude()
+    assert "17.00-19.00" in per_mag and "magnitude_only" in per_mag
+
+
+def test_evaluate_catalog_is_seeded(joined):
+    first = evaluate_catalog(joined.catalog, mag_bins=MAG_BINS, seed=3)
+    second = evaluate_catalog(joined.catalog, mag_bins=MAG_BINS, seed=3)
+    np.testing.assert_array_equal(
+        first.catalog["score_magnitude_only"], second.catalog["score_magnitude_only"]
+    )
+
+
+def test_evaluate_flags_and_missing_baselines(joined):
+    catalog = joined.catalog.copy()
+    catalog["classification_flag"][:10] = True
+    catalog["classification_galaxyProb"][10:15] = np.nan
+    catalog["extendedness_flag"][:20] = True
+    catalog.remove_column("sizeExtendedness")
+    kept = evaluate_catalog(catalog, mag_bins=MAG_BINS, do_trivial=False)
+    assert kept.classifiers == ["ContextNet", "extendedness"]
+    assert kept.settings["baselines_missing"] == ["sizeExtendedness"]
+    overall = kept.summary
+    assert overall["n_missing"].tolist() == [5, 20]
+    assert kept.counts["n_flagged"] == 10
+    excluded = evaluate_catalog(catalog, mag_bins=MAG_BINS, do_trivial=False, exclude_flagged=True)
+    assert excluded.summary["n_missing"][0] == 15
+
+
+def test_evaluate_requires_columns(joined):
+    with pytest.raises(ValueError, match="'mag'"):
+        evaluate_catalog(joined.catalog, mag_column="mag_r")
+
+
+def test_parse_mag_bins():
+    assert parse_mag_bins(["18", "19.5", "21"]) == [18.0, 19.5, 21.0]
+    assert parse_mag_bins(["16:18:0.5"]) == [16.0, 16.5, 17.0, 17.5, 18.0]
+    with pytest.raises(ValueError, match="increasing"):
+        parse_mag_bins(["19", "18"])
+    with pytest.raises(ValueError, match="START:STOP:STEP"):
+        parse_mag_bins(["16:18"])
+    with pytest.raises(ValueError, match="numbers"):
+        parse_mag_bins(["a", "b"])
+
+
+# ---------------------------------------------------------------------------------------------
+# task
+
+
+def test_config_validation():
+    config = ContextNetEvaluationConfig()
+    config.validate()
+    config.magBins = [20.0, 19.0]
+    with pytest.raises(Exception, match="increasing"):
+        config.validate()
+
+
+@pytest.mark.parametrize("scope", ["instrument", "visit"])
+@pytest.mark.parametrize("do_plots", [True, False])
+def test_connections(scope, do_plots):
+    from lsst.pipe.base.testUtils import lintConnections
+
+    config = ContextNetEvaluationConfig()
+    config.scope = scope
+    config.doPlots = do_plots
+    connections = ContextNetEvaluationConnections(config=config)
+    lintConnections(connections)
+    expected = {"instrument"} if scope == "instrument" else {"instrument", "visit"}
+    assert set(connections.dimensions) == expected
+    assert set(connections.inputs) == {"classification", "truth"}
+    plots = {"accuracyPlot", "parameterPlot", "sizePlot", "reliabilityPlot"}
+    assert set(connections.outputs) == {"metrics", "summary"} | (plots if do_plots else set())
+    for name in connections.outputs:
+        assert set(getattr(connections, name).dimensions) == expected
+    assert connections.accuracyPlot.storageClass == "Plot" if do_plots else True
+
+
+def test_task_run_outputs():
+    from lsst.pipe.base.testUtils import assertValidOutput
+
+    rng = np.random.default_rng(1)
+    exposures = [make_exposure(rng, visit, 0, n_detected=60, n_undetected=3) for visit in (1, 2)]
+    config = ContextNetEvaluationConfig()
+    config.magBins = MAG_BINS
+    config.maxPlotPoints = 50
+    task = ContextNetEvaluationTask(config=config)
+    result = task.run(
+        classification=[e[1] for e in exposures],
+        truth=[e[0] for e in exposures],
+        visits=[1, 2],
+        detectors=[0, 0],
+        band="r",
+    )
+    assertValidOutput(task, result)
+    assert len(result.metrics) == len(CLASSIFIER_ORDER) * len(MAG_BINS)
+    assert result.summary["counts"]["n_truth_undetected"] == 6
+    for name in ("accuracyPlot", "parameterPlot", "sizePlot", "reliabilityPlot"):
+        assert isinstance(getattr(result, name), Figure)
+    assert "r-band" in result.accuracyPlot.axes[0].get_xlabel()
+    with pytest.raises(ValueError, match="one entry per exposure"):
+        task.run(classification=[exposures[0][1]], truth=[])
+
+
+def test_task_run_quantum(tmp_path):
+    from lsst.daf.butler.tests import addDataIdValue, addDatasetType, makeTestRepo
+    from lsst.pipe.base.testUtils import makeQuantum, runTestQuantum
+
+    butler = makeTestRepo(str(tmp_path))
+    addDataIdValue(butler, "instrument", "SimCam")
+    addDataIdValue(butler, "physical_filter", "SimCam-r", band="r")
+    for detector in (0, 1):
+        addDataIdValue(butler, "detector", detector)
+    for visit in (1, 2):
+        addDataIdValue(butler, "visit", visit, physical_filter="SimCam-r")
+    for name in ("contextnet_classification", "truth"):
+        addDatasetType(butler, name, {"instrument", "visit", "detector"}, "ArrowAstropy")
+    addDatasetType(butler, "contextnet_metrics", {"instrument"}, "ArrowAstropy")
+    addDatasetType(butler, "contextnet_metrics_summary", {"instrument"}, "StructuredDataDict")
+    butler.collections.register("sim")
+    rng = np.random.default_rng(2)
+    data_ids = []
+    for visit in (1, 2):
+        for detector in (0, 1):
+            truth, classification, _ = make_exposure(rng, visit, detector, n_detected=40, n_undetected=2)
+            data_id = {"instrument": "SimCam", "visit": visit, "detector": detector}
+            butler.put(truth, "truth", data_id, run="sim")
+            if (visit, detector) != (2, 1):  # one exposure without a classification: skipped
+                butler.put(classification, "contextnet_classification", data_id, run="sim")
+            data_ids.append(data_id)
+    butler = type(butler).from_config(butler=butler, collections=["sim"], run="sim")
+
+    config = ContextNetEvaluationConfig()
+    config.doPlots = False
+    config.magBins = MAG_BINS
+    task = ContextNetEvaluationTask(config=config)
+    quantum = makeQuantum(
+        task,
+        butler,
+        {"instrument": "SimCam"},
+        {
+            "classification": data_ids[:3],
+            "truth": data_ids,
+            "metrics": {"instrument": "SimCam"},
+            "summary": {"instrument": "SimCam"},
+        },
+    )
+    runTestQuantum(task, butler, quantum, mockRun=False)
+    metrics = butler.get("contextnet_metrics", instrument="SimCam")
+    summary = butler.get("contextnet_metrics_summary", instrument="SimCam")
+    assert summary["counts"]["n_exposures"] == 3
+    assert summary["counts"]["n_evaluated"] == 120
+    overall = metrics[metrics["bin"] == -1]
+    assert overall["classifier"].tolist() == list(CLASSIFIER_ORDER)
+    assert overall["n"][0] == 120
+
+
+# ---------------------------------------------------------------------------------------------
+# plotting
+
+
+def _check_labelled(ax):
+    assert ax.get_xlabel(), "x axis without label"
+    assert ax.get_ylabel(), "y axis without label"
+
+
+def test_plots_have_labelled_axes(joined):
+    result = evaluate_catalog(joined.catalog, mag_bins=MAG_BINS)
+    catalog = result.catalog
+
+    fig5 = plot_magnitude_performance(
+        catalog["mag"], catalog["is_galaxy"], result.metrics, classifiers=["ContextNet", "extendedness"]
+    )
+    assert isinstance(fig5, Figure)
+    left, right = fig5.axes
+    _check_labelled(left)
+    _check_labelled(right)
+    assert "mag" in left.get_xlabel()
+    assert {"all", "galaxies", "stars"} <= {t.get_text() for t in left.get_legend().get_texts()}
+    assert {"ContextNet", "DM extendedness"} <= {t.get_text() for t in right.get_legend().get_texts()}
+    # the number of scored objects of every bin is written above it
+    counts = result.by_magnitude[result.by_magnitude["classifier"] == "ContextNet"]["n"].tolist()
+    assert [int(t.get_text()) for t in right.texts] == counts
+
+    fig6 = plot_probability_vs_truth(catalog, max_points=100, seed=0)
+    panels = fig6.axes
+    assert len(panels) == 4
+    assert all(ax.get_xlabel() for ax in panels)
+    assert "arcsec" in panels[0].get_xlabel() and "deg" in panels[3].get_xlabel()
+    assert panels[0].get_ylabel()
+
+    fig7 = plot_probability_vs_size(catalog, max_points=200)
+    top, bottom = fig7.axes[:2]
+    _check_labelled(top)
+    _check_labelled(bottom)
+    assert bottom.get_xlim()[1] == pytest.approx(0.4)  # half the median PSF FWHM of 0.8 arcsec
+
+    reliability = plot_reliability_diagram(result.reliability)
+    top, bottom = reliability.axes
+    assert top.get_ylabel() and bottom.get_xlabel() and bottom.get_ylabel()
+
+
+def test_plot_rejects_unknown_metric(joined):
+    result = evaluate_catalog(joined.catalog, mag_bins=MAG_BINS, do_trivial=False)
+    with pytest.raises(ValueError, match="metric"):
+        plot_magnitude_performance(
+            joined.catalog["mag"], joined.catalog["is_galaxy"], result.metrics, metric="f1"
+        )
+    with pytest.raises(ValueError, match="classifiers"):
+        plot_magnitude_performance(
+            joined.catalog["mag"], joined.catalog["is_galaxy"], result.metrics, classifiers=["nope"]
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# command line against a real (file datastore) Butler repository
+
+
+@pytest.fixture
+def repo(tmp_path):
+    from lsst.daf.butler import Butler, DatasetType
+    from lsst.daf.butler.tests import addDataIdValue
+
+    root = tmp_path / "repo"
+    Butler.makeRepo(str(root))
+    butler = Butler.from_config(str(root), writeable=True)
+    addDataIdValue(butler, "instrument", "SimCam")
+    addDataIdValue(butler, "physical_filter", "SimCam-r", band="r")
+    addDataIdValue(butler, "detector", 0)
+    for visit in (1, 2):
+        addDataIdValue(butler, "visit", visit, physical_filter="SimCam-r")
+    dimensions = {"instrument", "visit", "detector"}
+    for name in ("truth", "src", "contextnet_classification"):
+        butler.registry.registerDatasetType(
+            DatasetType(name, dimensions, "ArrowAstropy", universe=butler.dimensions)
+        )
+    for run in ("sim", "classify"):
+        butler.collections.register(run)
+    rng = np.random.default_rng(11)
+    for visit in (1, 2):
+        truth, classification, src = make_exposure(rng, visit, 0, n_detected=80, n_undetected=5)
+        data_id = {"instrument": "SimCam", "visit": visit, "detector": 0}
+        butler.put(truth, "truth", data_id, run="sim")
+        butler.put(src, "src", data_id, run="sim")
+        butler.put(classification, "contextnet_classification", data_id, run="classify")
+    return root
+
+
+def run_cli(argv):
+    parser = argparse.ArgumentParser(prog="contextnet")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_subcommand(subparsers)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_evaluate(repo, tmp_path, capsys):
+    output = tmp_path / "out"
+    status = run_cli(
+        [
+            "evaluate",
+            "--repo",
+            str(repo),
+            "--collections",
+            "classify",
+            "sim",
+            "--output",
+            str(output),
+            "--mag-bins",
+            "17:27:2",
+        ]
+    )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "10 undetected" in printed
+    assert all(name in printed for name in CLASSIFIER_ORDER)
+    assert "accuracy by true magnitude" in printed
+
+    table = Table.read(output / "metrics.csv", format="ascii.csv")
+    assert len(table) == len(CLASSIFIER_ORDER) * len(MAG_BINS)
+    assert {"classifier", "n", "n_galaxy", "n_star", "accuracy", "auc", "ece"} <= set(table.colnames)
+    data = json.loads((output / "metrics.json").read_text())
+    assert data["counts"]["n_exposures"] == 2
+    assert data["counts"]["n_truth_undetected"] == 10
+    assert data["counts"]["n_evaluated"] == 160
+    assert data["settings"]["bands"] == ["r"]
+    assert data["settings"]["mag_bins"] == MAG_BINS
+    for name in ("accuracy_vs_magnitude", "galaxyProb_vs_truth", "galaxyProb_vs_size", "reliability"):
+        path = output / f"{name}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (output / "summary.txt").read_text().startswith("exposures: 2")
+
+
+def test_cli_where_and_errors(repo, tmp_path):
+    output = tmp_path / "one"
+    args = ["evaluate", "--repo", str(repo), "--collections", "classify", "sim", "--output", str(output)]
+    assert run_cli([*args, "--where", "visit = 2", "--no-plots"]) == 0
+    data = json.loads((output / "metrics.json").read_text())
+    assert data["counts"]["n_exposures"] == 1
+    assert not list(output.glob("*.png"))
+    with pytest.raises(ValueError, match="no 'contextnet_classification' datasets"):
+        run_cli([*args, "--where", "visit = 5"])
+    with pytest.raises(ValueError, match="has a 'truth'"):
+        run_cli(["evaluate", "--repo", str(repo), "--collections", "classify", "--output", str(output)])
+    with pytest.raises(ValueError, match="threshold"):
+        run_cli([*args, "--threshold", "1.5"])
+    assert math.isfinite(data["summary"][0]["accuracy"])

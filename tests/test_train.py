@@ -1,0 +1,271 @@
+"""Tests of training: data loading, augmentation, optimization, checkpoints and the CLI."""
+
+import argparse
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from lsst.meas.contextnet.cutouts import normalize_cutouts
+from lsst.meas.contextnet.model import ContextNetConfig
+from lsst.meas.contextnet.modelio import load_model
+from lsst.meas.contextnet.train import (
+    TrainingOptions,
+    add_subcommand,
+    apply_symmetry,
+    load_training_data,
+    run_training,
+    train_model,
+)
+
+SIZE = 28
+TINY = {"conv_channels": (4, 8), "n_local": 6, "global_widths": (16,), "predict_widths": (16,)}
+
+
+def write_shards(directory, n_sets=24, m=8, n_shards=2, seed=0, noise=10.0):
+    """Write tiny shards: round Gaussian blobs, narrow (stars) or wide (galaxies), plus noise."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    per_shard = np.array_split(np.arange(n_sets), n_shards)
+    names = []
+    for k, sets in enumerate(per_shard):
+        s = len(sets)
+        labels = rng.integers(0, 2, size=(s, m)).astype(np.uint8)
+        width = np.where(labels == 1, 2.6, 1.1)
+        flux = rng.uniform(400, 3000, size=(s, m))
+        dx, dy = rng.uniform(-0.5, 0.5, size=(2, s, m))
+        r2 = (xx - 14 - dx[..., None, None]) ** 2 + (yy - 14 - dy[..., None, None]) ** 2
+        blob = (
+            flux[..., None, None]
+            * np.exp(-r2 / (2 * width[..., None, None] ** 2))
+            / (2 * np.pi * width[..., None, None] ** 2)
+        )
+        cutouts = (blob + rng.normal(0, noise, size=blob.shape)).astype(np.float32)
+        name = f"shard_{k:05d}.h5"
+        with h5py.File(directory / name, "w") as h5:
+            h5["cutouts"] = cutouts
+            h5["noise_sigma"] = np.full(s, noise, np.float32)
+            h5["positions"] = rng.uniform(-1, 1, size=(s, m, 2)).astype(np.float32)
+            h5["labels"] = labels
+            h5["mag"] = (25 - 2.5 * np.log10(flux)).astype(np.float32)
+            h5.attrs["cutout_size"] = SIZE
+            h5.attrs["m"] = m
+            h5.attrs["band"] = "r"
+            h5.attrs["seed"] = seed
+            h5.attrs["psf_variation"] = "none"
+            h5.attrs["config"] = json.dumps({"test": True})
+        names.append(name)
+    (directory / "manifest.json").write_text(json.dumps({"shards": names, "seed": seed}))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_shards(tmp_path_factory.mktemp("shards"))
+
+
+def options(**overrides):
+    base = {
+        "epochs": 3,
+        "batch_sets": 4,
+        "lr": 3e-3,
+        "seed": 0,
+        "device": "cpu",
+        "val_fraction": 0.25,
+        "progress": False,
+    }
+    return TrainingOptions(**{**base, **overrides})
+
+
+def config(m=8, name="light"):
+    return ContextNetConfig.preset(name, m=m, **TINY)
+
+
+def test_load_training_data(data_dir):
+    data = load_training_data(data_dir, softening=2.0)
+    assert data.n_visits == 24 and data.m == 8 and data.cutout_size == SIZE
+    assert data.cutouts.dtype == np.float32 and data.labels.dtype == np.float32
+    with h5py.File(data_dir / "shard_00001.h5") as h5:
+        np.testing.assert_allclose(
+            data.cutouts[12:], normalize_cutouts(h5["cutouts"][...], 10.0, 2.0), rtol=1e-6
+        )
+        np.testing.assert_array_equal(data.positions[12:], h5["positions"][...])
+    assert data.description["shards"] == ["shard_00000.h5", "shard_00001.h5"]
+    assert data.description["manifest"]["seed"] == 0
+    assert data.description["attrs"]["band"] == "r"
+    assert data.description["n_objects"] == 24 * 8
+
+
+def test_load_training_data_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_training_data(tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="no shard"):
+        load_training_data(tmp_path)
+    write_shards(tmp_path / "a", n_sets=4, n_shards=1)
+    with h5py.File(tmp_path / "a" / "shard_00000.h5", "a") as h5:
+        del h5["labels"]
+    with pytest.raises(ValueError, match="lacks the datasets"):
+        load_training_data(tmp_path / "a")
+    write_shards(tmp_path / "b", n_sets=4, m=8, n_shards=1)
+    other = write_shards(tmp_path / "c", n_sets=4, m=6, n_shards=1)
+    (other / "shard_00000.h5").rename(tmp_path / "b" / "shard_00001.h5")
+    with pytest.raises(ValueError, match="earlier shards"):
+        load_training_data(tmp_path / "b")
+
+
+def test_symmetries_are_the_eight_distinct_ones():
+    rng = np.random.default_rng(0)
+    cutout = rng.normal(size=(SIZE, SIZE))
+    results = [apply_symmetry(cutout, np.array([0.3, -0.6]), code) for code in range(8)]
+    np.testing.assert_array_equal(results[0][0], cutout)
+    keys = {(r[0][1:, 1:].tobytes(), tuple(r[1])) for r in results}
+    assert len(keys) == 8
+    positions = {tuple(np.round(r[1], 6)) for r in results}
+    assert positions == {
+        (sx * a, sy * b) for a, b in [(0.3, -0.6), (-0.6, 0.3)] for sx in (1, -1) for sy in (1, -1)
+    }
+    with pytest.raises(ValueError, match="0 to 7"):
+        apply_symmetry(cutout, np.zeros(2), 8)
+
+
+@pytest.mark.parametrize("code", range(8))
+@pytest.mark.parametrize("shape", [(61, 61), (53, 67)])
+def test_symmetry_equals_transforming_the_detector(code, shape):
+    """Cutting the transformed detector image equals transforming cutout and position."""
+    height, width = shape
+    rng = np.random.default_rng(code)
+    image = rng.normal(size=shape)
+    x, y = 20, 31
+    half = SIZE // 2
+
+    def cut(img, px, py):
+        return img[py - half : py + half, px - half : px + half]
+
+    def scaled(px, py, w, h):
+        return np.array([2 * px / (w - 1) - 1, 2 * py / (h - 1) - 1])
+
+    new, w, h, nx, ny = image, width, height, x, y
+    if code & 1:
+        new, w, h, nx, ny = new.T, h, w, ny, nx
+    if code & 2:
+        new, nx = new[:, ::-1], w - 1 - nx
+    if code & 4:
+        new, ny = new[::-1, :], h - 1 - ny
+    out_cutout, out_position = apply_symmetry(cut(image, x, y), scaled(x, y, width, height), code)
+    np.testing.assert_allclose(out_position, scaled(nx, ny, w, h), atol=1e-12)
+    # Row and column 0 wrap around for even cutout sizes (see apply_symmetry's notes).
+    np.testing.assert_array_equal(out_cutout[1:, 1:], cut(new, nx, ny)[1:, 1:])
+
+
+def test_training_lowers_loss_and_classifies(data_dir):
+    data = load_training_data(data_dir)
+    result = train_model(data, config(), options(epochs=10, patience=20))
+    history = result.history
+    assert len(history) == 10
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert history[-1]["val_loss"] < 0.5 * history[0]["val_loss"]
+    validation = result.metrics["validation"]
+    assert validation["accuracy"] > 0.9
+    assert validation["n"] == 6 * 8
+    assert not result.model.training
+    assert result.training["n_val_sets"] == 6 and result.training["n_train_sets"] == 18
+
+
+def test_training_is_deterministic(data_dir):
+    data = load_training_data(data_dir)
+    first = train_model(data, config(m=4), options(epochs=2)).model.state_dict()
+    second = train_model(data, config(m=4), options(epochs=2)).model.state_dict()
+    other = train_model(data, config(m=4), options(epochs=2, seed=1)).model.state_dict()
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=0, atol=0)
+    assert any(not torch.equal(first[key], other[key]) for key in first)
+
+
+def test_resume_continues_exactly(data_dir, tmp_path):
+    data = load_training_data(data_dir)
+    straight = train_model(data, config(), options(epochs=4, patience=10))
+    train_model(data, config(), options(epochs=2, patience=10, checkpoint_dir=tmp_path))
+    assert (tmp_path / "checkpoint.pt").is_file()
+    resumed = train_model(
+        data, config(), options(epochs=4, patience=10, checkpoint_dir=tmp_path, resume=True)
+    )
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="other data or options"):
+        train_model(data, config(), options(epochs=4, lr=1e-2, checkpoint_dir=tmp_path, resume=True))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train_model(data, config(), options(checkpoint_dir=tmp_path / "empty", resume=True))
+
+
+def test_early_stopping_and_time_limit(data_dir):
+    data = load_training_data(data_dir)
+    # A huge learning rate makes the validation loss stop improving quickly.
+    stopped = train_model(data, config(), options(epochs=30, lr=1.0, patience=1))
+    assert stopped.training["stopped"] == "patience"
+    assert len(stopped.history) < 30
+    assert stopped.training["best_epoch"] == len(stopped.history) - 1
+    limited = train_model(data, config(), options(epochs=30, max_minutes=1e-6))
+    assert limited.training["stopped"] == "max_minutes"
+    assert len(limited.history) == 1 and not limited.history[0]["complete"]
+
+
+def test_bad_requests(data_dir):
+    data = load_training_data(data_dir)
+    with pytest.raises(ValueError, match="exceeds"):
+        train_model(data, config(m=9), options())
+    with pytest.raises(ValueError, match="cutout_size"):
+        train_model(data, ContextNetConfig.preset("light", m=8, cutout_size=30, **TINY), options())
+    with pytest.raises(ValueError, match="val_fraction"):
+        options(val_fraction=1.0)
+    with pytest.raises(ValueError, match="resume"):
+        options(resume=True)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            train_model(data, config(), options(device="cuda"))
+
+
+def test_run_training_writes_model_card(data_dir, tmp_path):
+    output = tmp_path / "model.pt"
+    metadata = run_training(
+        data_dir,
+        output,
+        config(name="local-only"),
+        options(epochs=2),
+        softening=2.5,
+        command="contextnet train --x",
+    )
+    loaded = load_model(output, "cpu")
+    assert loaded.metadata == metadata
+    assert metadata["architecture"] == "local-only" and metadata["m"] == 8
+    assert metadata["normalization"] == {"kind": "asinh_noise", "softening": 2.5}
+    training = metadata["training"]
+    assert training["command"] == "contextnet train --x"
+    assert training["seed"] == 0
+    assert training["data"]["manifest"]["shards"] == ["shard_00000.h5", "shard_00001.h5"]
+    assert len(training["data"]["manifest_sha256"]) == 64
+    assert training["timings"]["total_s"] > 0
+    assert 0 <= metadata["metrics"]["validation"]["accuracy"] <= 1
+
+
+def test_cli(data_dir, tmp_path):
+    parser = argparse.ArgumentParser(prog="contextnet")
+    add_subcommand(parser.add_subparsers(dest="command"))
+    output = tmp_path / "cli.pt"
+    argv = [
+        "train", "--data", str(data_dir), "--output", str(output), "--arch", "light", "--m", "4",
+        "--conv-channels", "4,8", "--n-local", "6", "--global-widths", "16", "--predict-widths", "16",
+        "--epochs", "1", "--batch-sets", "4", "--device", "cpu", "--no-progress",
+        "--weights-dtype", "float16",
+    ]  # fmt: skip
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    loaded = load_model(output, "cpu")
+    assert loaded.metadata["m"] == 4 and loaded.metadata["weights_dtype"] == "float16"
+    assert loaded.metadata["config"]["global_widths"] == [16]
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        args.func(parser.parse_args(argv))
+    with pytest.raises(SystemExit):
+        parser.parse_args([*argv, "--conv-channels", "4,x"])
