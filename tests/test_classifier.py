@@ -235,6 +235,14 @@ def test_edge_beyond_and_non_finite_centroids(model_path: Path) -> None:
     assert not np.any(out["classification_flag_fewSources"])  # 14 classifiable >= m = 8
 
 
+def test_no_classifiable_source(model_path: Path) -> None:
+    catalog = make_catalog([np.nan, 500.0], [10.0, 10.0])
+    out = make_task(model_path).run(make_exposure(), catalog).classification
+    assert len(out) == 2 and np.all(np.isnan(out["classification_galaxyProb"]))
+    assert np.all(out["classification_flag"]) and np.all(out["classification_nSets"] == 0)
+    np.testing.assert_array_equal(out["classification_flag_edge"], [False, True])
+
+
 def test_image_with_offset_origin(model_path: Path) -> None:
     # Centroids are in the parent frame: with the image at x0 = 200, y0 = 100, x = 200 is the
     # first column (edge), x = 240 the middle.

@@ -313,7 +313,9 @@ def test_connections(scope, do_plots):
     assert set(connections.outputs) == {"metrics", "summary"} | (plots if do_plots else set())
     for name in connections.outputs:
         assert set(getattr(connections, name).dimensions) == expected
-    assert connections.accuracyPlot.storageClass == "Plot" if do_plots else True
+        assert getattr(connections, name).name.endswith("_visit") == (scope == "visit")
+    if do_plots:
+        assert connections.accuracyPlot.storageClass == "Plot"
 
 
 def test_task_run_outputs():

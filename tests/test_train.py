@@ -200,13 +200,20 @@ def test_resume_continues_exactly(data_dir, tmp_path):
         train_model(data, config(), options(checkpoint_dir=tmp_path / "empty", resume=True))
 
 
-def test_early_stopping_and_time_limit(data_dir):
+def test_early_stopping_and_time_limit(data_dir, tmp_path):
     data = load_training_data(data_dir)
     # A huge learning rate makes the validation loss stop improving quickly.
-    stopped = train_model(data, config(), options(epochs=30, lr=1.0, patience=1))
+    stopped = train_model(data, config(), options(epochs=30, lr=1.0, patience=1, checkpoint_dir=tmp_path))
     assert stopped.training["stopped"] == "patience"
     assert len(stopped.history) < 30
     assert stopped.training["best_epoch"] == len(stopped.history) - 1
+    # Resuming a run that stopped early trains no further.
+    again = train_model(
+        data, config(), options(epochs=30, lr=1.0, patience=1, checkpoint_dir=tmp_path, resume=True)
+    )
+    assert again.history == stopped.history and again.training["stopped"] == "patience"
+    for key, value in stopped.model.state_dict().items():
+        torch.testing.assert_close(again.model.state_dict()[key], value, rtol=0, atol=0)
     limited = train_model(data, config(), options(epochs=30, max_minutes=1e-6))
     assert limited.training["stopped"] == "max_minutes"
     assert len(limited.history) == 1 and not limited.history[0]["complete"]
@@ -243,7 +250,7 @@ def test_run_training_writes_model_card(data_dir, tmp_path):
     assert metadata["normalization"] == {"kind": "asinh_noise", "softening": 2.5}
     training = metadata["training"]
     assert training["command"] == "contextnet train --x"
-    assert training["seed"] == 0
+    assert training["seed"] == 0 and training["epochs"] == 2
     assert training["data"]["manifest"]["shards"] == ["shard_00000.h5", "shard_00001.h5"]
     assert len(training["data"]["manifest_sha256"]) == 64
     assert training["timings"]["total_s"] > 0

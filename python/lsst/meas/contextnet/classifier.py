@@ -20,6 +20,7 @@ __all__ = [
 ]
 
 import dataclasses
+import functools
 import hashlib
 import importlib.resources
 import json
@@ -318,6 +319,68 @@ class _ProgressModule:
         return result
 
 
+def _check_model(loaded: LoadedModel, path: Path) -> None:
+    """Check that the network accepts what its metadata declares; raise `ModelFileError`."""
+    import torch
+
+    from .modelio import ModelFileError
+
+    metadata = loaded.metadata
+    kind = metadata["normalization"].get("kind")
+    if kind not in _SUPPORTED_NORMALIZATIONS:
+        raise ModelFileError(
+            f"{path}: pixel normalization {kind!r} is not supported (this task applies "
+            f"{_SUPPORTED_NORMALIZATIONS})"
+        )
+    softening = metadata["normalization"].get("softening")
+    if isinstance(softening, bool) or not isinstance(softening, int | float) or not softening > 0:
+        raise ModelFileError(f"{path}: normalization softening must be positive, got {softening!r}")
+    positions = metadata.get("position_features", {})
+    position_kind = positions.get("kind") if isinstance(positions, Mapping) else positions
+    if position_kind not in _SUPPORTED_POSITION_FEATURES:
+        raise ModelFileError(
+            f"{path}: position features {position_kind!r} are not supported (this task computes "
+            f"{_SUPPORTED_POSITION_FEATURES})"
+        )
+    size, m = loaded.cutout_size, loaded.m
+    # One blank cutout and one set through the network: a network built for another cutout
+    # size, set size or number of position features fails here with a clear message rather
+    # than in the middle of a run.
+    with torch.inference_mode():
+        try:
+            features = loaded.module.local_features(
+                torch.zeros((1, 1, size, size), device=loaded.device),
+                torch.zeros((1, 2), device=loaded.device),
+            )
+            probabilities = loaded.module.predict_sets(features.unsqueeze(0).expand(1, m, -1))
+        except (RuntimeError, torch.jit.Error) as exc:  # a scripted raise is a torch.jit.Error
+            message = str(exc).strip().splitlines()
+            raise ModelFileError(
+                f"{path}: the network rejects inputs of the size its metadata declares "
+                f"(cutout_size={size}, m={m}, 2 position features): "
+                f"{message[-1] if message else type(exc).__name__}"
+            ) from exc
+    if tuple(probabilities.shape) != (1, m):
+        raise ModelFileError(
+            f"{path}: predict_sets returned shape {tuple(probabilities.shape)} for one set of m={m}"
+        )
+
+
+@functools.lru_cache(maxsize=2)
+def _load_checked_model(path: str, mtime_ns: int, size: int, device: str) -> LoadedModel:
+    """Load and check a model, cached per process.
+
+    ``pipetask`` builds a new task for every quantum; the cache (keyed by the file's path,
+    modification time and size, and the requested device) lets the quanta of one process share
+    one loaded model.
+    """
+    from .modelio import load_model  # imports torch
+
+    loaded = load_model(path, device)
+    _check_model(loaded, Path(path))
+    return loaded
+
+
 class ContextNetClassifierTask(PipelineTask):
     """Classify every source of a single-visit image as star or galaxy with ContextNet.
 
@@ -391,10 +454,8 @@ class ContextNetClassifierTask(PipelineTask):
                 "'contextnet train' or set config.modelPath"
             )
         start = time.perf_counter()
-        from .modelio import load_model  # imports torch: part of the load time
-
-        loaded = load_model(path, self.config.device)
-        self._check_model(loaded, path)
+        stat = path.stat()
+        loaded = _load_checked_model(str(path), stat.st_mtime_ns, stat.st_size, self.config.device)
         elapsed = time.perf_counter() - start
         metadata = loaded.metadata
         self.metadata["model.path"] = str(path)
@@ -418,53 +479,6 @@ class ContextNetClassifierTask(PipelineTask):
         )
         self._model = loaded
         return loaded
-
-    @staticmethod
-    def _check_model(loaded: LoadedModel, path: Path) -> None:
-        """Check that the network accepts what its metadata declares; raise `ModelFileError`."""
-        import torch
-
-        from .modelio import ModelFileError
-
-        metadata = loaded.metadata
-        kind = metadata["normalization"].get("kind")
-        if kind not in _SUPPORTED_NORMALIZATIONS:
-            raise ModelFileError(
-                f"{path}: pixel normalization {kind!r} is not supported (this task applies "
-                f"{_SUPPORTED_NORMALIZATIONS})"
-            )
-        softening = metadata["normalization"].get("softening")
-        if isinstance(softening, bool) or not isinstance(softening, int | float) or not softening > 0:
-            raise ModelFileError(f"{path}: normalization softening must be positive, got {softening!r}")
-        positions = metadata.get("position_features", {})
-        position_kind = positions.get("kind") if isinstance(positions, Mapping) else positions
-        if position_kind not in _SUPPORTED_POSITION_FEATURES:
-            raise ModelFileError(
-                f"{path}: position features {position_kind!r} are not supported (this task computes "
-                f"{_SUPPORTED_POSITION_FEATURES})"
-            )
-        size, m = loaded.cutout_size, loaded.m
-        # One blank cutout and one set through the network: a network built for another cutout
-        # size, set size or number of position features fails here with a clear message rather
-        # than in the middle of a run.
-        with torch.inference_mode():
-            try:
-                features = loaded.module.local_features(
-                    torch.zeros((1, 1, size, size), device=loaded.device),
-                    torch.zeros((1, 2), device=loaded.device),
-                )
-                probabilities = loaded.module.predict_sets(features.unsqueeze(0).expand(1, m, -1))
-            except (RuntimeError, torch.jit.Error) as exc:  # a scripted raise is a torch.jit.Error
-                message = str(exc).strip().splitlines()
-                raise ModelFileError(
-                    f"{path}: the network rejects inputs of the size its metadata declares "
-                    f"(cutout_size={size}, m={m}, 2 position features): "
-                    f"{message[-1] if message else type(exc).__name__}"
-                ) from exc
-        if tuple(probabilities.shape) != (1, m):
-            raise ModelFileError(
-                f"{path}: predict_sets returned shape {tuple(probabilities.shape)} for one set of m={m}"
-            )
 
     def runQuantum(
         self,

@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+_CHUNK = 256  # sources per chunk when reading variance and mask windows
+
 DEFAULT_NORMALIZATION: dict[str, object] = {"kind": "asinh_noise", "softening": 3.0}
 """Normalization recorded in a model's metadata unless training chooses another."""
 
@@ -267,7 +269,8 @@ def extract_cutouts(
     All sources are cut at once, with no Python loop per source and no padded copy of the image:
     sources whose cutout lies inside the image are read through a strided view of all windows
     (`numpy.lib.stride_tricks.sliding_window_view`), the few near or beyond the edge by fancy
-    indexing with clipped indices. `extract_cutouts_loop` is the per-source reference that tests
+    indexing with clipped indices; variance and mask windows are read in chunks of sources and
+    reduced to booleans at once. `extract_cutouts_loop` is the per-source reference that tests
     and the benchmark compare against.
 
     """
@@ -290,15 +293,18 @@ def extract_cutouts(
 
     interior = ~edge & ~bad_centroid
 
-    def gather(array: np.ndarray) -> np.ndarray:
-        return _gather_windows(array, start_row, start_col, size, interior)
-
-    cutouts = np.asarray(gather(image), dtype=np.float32)
+    cutouts = np.asarray(_gather_windows(image, start_row, start_col, size, interior), dtype=np.float32)
     bad = ~np.isfinite(cutouts)
-    if variance is not None:
-        bad |= ~np.isfinite(gather(variance))
-    if mask is not None:
-        bad |= _bad_mask_values(gather(mask), bits, mask.ndim)
+    # Variance and mask are only needed as booleans: read them in chunks of sources so the
+    # temporaries stay small and in cache.
+    if variance is not None or mask is not None:
+        for lo in range(0, len(x), _CHUNK):
+            chunk = slice(lo, lo + _CHUNK)
+            args = (start_row[chunk], start_col[chunk], size, interior[chunk])
+            if variance is not None:
+                bad[chunk] |= ~np.isfinite(_gather_windows(variance, *args))
+            if mask is not None:
+                bad[chunk] |= _bad_mask_values(_gather_windows(mask, *args), bits, mask.ndim)
     outer = np.flatnonzero(~interior)
     if len(outer) > 0:
         # Pixels outside the image are neither bad nor kept.

@@ -1083,9 +1083,16 @@ class ContextNetEvaluationConnections(PipelineTaskConnections, dimensions=("inst
             return
         if config.scope == "visit":
             self.dimensions.add("visit")
+            # Per-visit outputs get their own dataset types (a repository cannot hold one name with
+            # two sets of dimensions).
             for name in list(self.outputs):
+                connection = getattr(self, name)
                 setattr(
-                    self, name, dataclasses.replace(getattr(self, name), dimensions=("instrument", "visit"))
+                    self,
+                    name,
+                    dataclasses.replace(
+                        connection, name=connection.name + "_visit", dimensions=("instrument", "visit")
+                    ),
                 )
         if not config.doPlots:
             for name in _FIGURE_NAMES:
@@ -1096,7 +1103,10 @@ class ContextNetEvaluationConfig(PipelineTaskConfig, pipelineConnections=Context
     """Configuration of `ContextNetEvaluationTask` (its defaults are also those of the CLI)."""
 
     scope = ChoiceField[str](
-        doc="What one quantum gathers (changes the outputs' dimensions).",
+        doc=(
+            "What one quantum gathers. 'visit' gives the outputs the dimensions {instrument, visit} and "
+            "appends '_visit' to their dataset type names."
+        ),
         default="instrument",
         allowed={
             "instrument": "all visits and detectors of the instrument in the graph: one set of metrics",

@@ -413,9 +413,10 @@ def train_model(
     Notes
     -----
     Runs are deterministic for a given seed, device and number of threads: the weights are
-    initialized after ``torch.manual_seed(seed)``, and every epoch draws its set partition,
-    order and symmetries from ``numpy.random.default_rng([seed, epoch])``, so a resumed run
-    continues exactly as an uninterrupted one would.
+    initialized after ``torch.manual_seed(seed)`` (in a forked random state, the caller's is left
+    alone), and every epoch draws its set partition, order and symmetries from its own
+    ``numpy.random.default_rng([seed, 1000 + epoch])``, so a resumed run continues exactly as an
+    uninterrupted one would.
 
     """
     import torch
@@ -436,8 +437,10 @@ def train_model(
         raise ValueError("no training sets: need more data or a smaller val_fraction")
     val_sets = _make_sets(val_visits, data.m, config.m, np.random.default_rng([options.seed, 2]), False)
 
-    torch.manual_seed(options.seed)
-    model = build_model(config).to(device)
+    # Seeded initialization without disturbing the caller's global random state.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(options.seed)
+        model = build_model(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
 
@@ -514,6 +517,9 @@ def train_model(
     t_start = time.monotonic()
     deadline = t_start + 60.0 * options.max_minutes if options.max_minutes is not None else math.inf
     stopped = "max_epochs"
+    if val_sets[0].size and bad_epochs >= options.patience:
+        # Resumed from a run that had already stopped early: nothing left to do.
+        stopped, start_epoch = "patience", options.epochs
     for epoch in range(start_epoch, options.epochs):
         t_epoch = time.monotonic()
         rng = np.random.default_rng([options.seed, 1000 + epoch])
@@ -560,7 +566,12 @@ def train_model(
             f"epoch {epoch + 1}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
             f"val accuracy {val_accuracy:.4f} ({record['seconds']:.1f} s)"
         )
-        improved = val_loss < best_loss or best_state is None or not val_sets[0].size
+        improved = (
+            best_state is None
+            or not val_sets[0].size
+            or val_loss < best_loss
+            or (math.isnan(best_loss) and not math.isnan(val_loss))
+        )
         if improved:
             best_loss, best_epoch, bad_epochs = val_loss, epoch + 1, 0
             best_state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
@@ -613,6 +624,7 @@ def train_model(
     total_s = elapsed_before + time.monotonic() - t_start
     training = {
         "seed": options.seed,
+        "epochs": len(history),
         "epochs_run": len(history),
         "max_epochs": options.epochs,
         "best_epoch": best_epoch,

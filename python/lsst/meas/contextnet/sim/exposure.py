@@ -1,0 +1,515 @@
+"""Simulate one LSST-like visit-detector exposure end to end, in memory.
+
+`simulate_exposure` draws the visit's PSF field, the source population, renders the pixels,
+detects sources with ``sep``, measures the pipelines' baselines and matches detections to the
+truth.  It is a pure function of its arguments: the same configuration, visit, detector and
+seed give identical arrays and tables.  Writing the result to a Butler repository is the job of
+`lsst.meas.contextnet.sim.simulate`.
+
+Random streams: with an integer ``seed``, the visit-level PSF FWHM comes from
+``SeedSequence([seed, visit])`` (all detectors of a visit share it) and everything else from
+``SeedSequence([seed, visit, detector])``; with a `numpy.random.Generator`, everything is drawn
+from it.
+
+Sky geometry: each visit points at ``(ra0 + visit * visit_ra_step, dec0)``; detectors sit on a
+grid of 3 columns around the boresight (`detector_offset`), and each gets a TAN WCS of the
+LSST pixel scale (`make_tan_wcs`), with north up and east to the left (−x).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SimulationConfig",
+    "SimulatedExposure",
+    "simulate_exposure",
+    "make_tan_wcs",
+    "detector_offset",
+    "visit_pointing",
+    "make_source_ids",
+    "DETECTIONS_PER_FULL_DETECTOR",
+    "FULL_DETECTOR_SIZE",
+]
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from astropy.table import Table
+
+from . import survey
+from .detect import DetectionConfig, detect_sources, match_to_truth
+from .measure import measure_sources
+from .population import PopulationConfig, _kernel_half_width, draw_population
+from .psf import DEFAULT_MOFFAT_BETA, PSF_VARIATIONS, PsfField, draw_visit_fwhm
+from .render import MASK_PLANES, render_exposure
+
+if TYPE_CHECKING:
+    import piff
+    from astropy.wcs import WCS
+
+FULL_DETECTOR_SIZE: int = 4096
+"""Side of an LSST science detector in pixels."""
+
+DETECTIONS_PER_FULL_DETECTOR: float = 1700.0
+"""Expected detected sources on a 4096x4096 detector with ``density_scale = 1``."""
+
+_SOURCE_INDEX_BITS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationConfig:
+    """Parameters of a simulated exposure.
+
+    Attributes
+    ----------
+    band : `str`
+        LSST band (``u g r i z y``).
+    size : `int`
+        Detector side in pixels (square detectors).
+    star_fraction : `float`
+        Expected fraction of stars among detected sources.
+    density_scale : `float`
+        Multiplies the expected number of detections, 1700 per 4096x4096 detector (scaled by
+        area for other sizes).
+    psf_fwhm_range : `tuple` [`float`, `float`]
+        Range (arcsec) of the per-visit FWHM when ``psf_variation == "full"``.
+    psf_variation : `str`
+        ``"none"``, ``"spatial"`` or ``"full"`` (see `~lsst.meas.contextnet.sim.psf.PsfField`).
+    exposure_time : `float`
+        Seconds.
+    psf_size_variation : `tuple` [`float`, `float`]
+        Range of the peak-to-peak fractional FWHM variation across a detector.
+    psf_shear_amplitude : `float`
+        RMS of the constant PSF shear components.
+    moffat_beta : `float`
+        Moffat index of the PSF.
+    detection_threshold : `float`
+        Detection threshold in sigma of the PSF-matched filter.
+    saturation : `float`
+        Saturation level in electrons (sky included).
+    edge_width : `int`
+        Width of the EDGE mask border in pixels.
+    faint_margin : `float`
+        Magnitudes simulated beyond the 5-sigma point-source depth.
+    ra0, dec0 : `float`
+        Pointing of visit 0 in degrees.
+    visit_ra_step : `float`
+        RA step between consecutive visits' pointings in degrees.
+    """
+
+    band: str = "r"
+    size: int = FULL_DETECTOR_SIZE
+    star_fraction: float = 0.4
+    density_scale: float = 1.0
+    psf_fwhm_range: tuple[float, float] = (0.5, 1.3)
+    psf_variation: str = "full"
+    exposure_time: float = survey.DEFAULT_EXPOSURE_TIME
+    psf_size_variation: tuple[float, float] = (0.10, 0.20)
+    psf_shear_amplitude: float = 0.02
+    moffat_beta: float = DEFAULT_MOFFAT_BETA
+    detection_threshold: float = 5.0
+    saturation: float = survey.SATURATION_LEVEL
+    edge_width: int = 8
+    faint_margin: float = 1.0
+    ra0: float = 150.0
+    dec0: float = 2.0
+    visit_ra_step: float = 1.0
+
+    def __post_init__(self) -> None:
+        survey.get_band(self.band)
+        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 32:
+            raise ValueError(f"size must be an integer of at least 32 pixels, got {self.size!r}")
+        if not (0.0 <= self.star_fraction <= 1.0):
+            raise ValueError(f"star_fraction must be in [0, 1], got {self.star_fraction!r}")
+        if not (np.isfinite(self.density_scale) and self.density_scale >= 0):
+            raise ValueError(f"density_scale must be non-negative, got {self.density_scale!r}")
+        low, high = self.psf_fwhm_range
+        if not (0 < low <= high < 5):
+            raise ValueError(f"psf_fwhm_range must satisfy 0 < low <= high < 5 arcsec, got {self.psf_fwhm_range!r}")
+        if self.psf_variation not in PSF_VARIATIONS:
+            raise ValueError(
+                f"unknown psf_variation {self.psf_variation!r}; expected one of {', '.join(PSF_VARIATIONS)}"
+            )
+        if not (np.isfinite(self.exposure_time) and self.exposure_time > 0):
+            raise ValueError(f"exposure_time must be positive, got {self.exposure_time!r}")
+        if not (self.detection_threshold > 0):
+            raise ValueError(f"detection_threshold must be positive, got {self.detection_threshold!r}")
+        if not (0 <= self.edge_width < self.size // 2):
+            raise ValueError(f"edge_width must be in [0, size / 2), got {self.edge_width!r}")
+        if not (-90.0 <= self.dec0 <= 90.0):
+            raise ValueError(f"dec0 must be in [-90, 90] degrees, got {self.dec0!r}")
+
+    @property
+    def expected_detections(self) -> float:
+        """Expected number of detected sources on one detector (`float`)."""
+        return DETECTIONS_PER_FULL_DETECTOR * self.density_scale * (self.size / FULL_DETECTOR_SIZE) ** 2
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as a JSON-compatible dictionary.
+
+        Returns
+        -------
+        config : `dict`
+            Field name to value (tuples as lists).
+        """
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclasses.dataclass
+class SimulatedExposure:
+    """One simulated visit-detector exposure.
+
+    Attributes
+    ----------
+    image : `numpy.ndarray`
+        Sky-subtracted pixels in electrons, float32, shape (size, size).
+    variance : `numpy.ndarray`
+        Variance in electrons squared, float32.
+    mask : `numpy.ndarray`
+        int32 bit mask, bits in ``mask_planes``.
+    mask_planes : `dict` [`str`, `int`]
+        Mask plane name to bit number.
+    psf_field : `~lsst.meas.contextnet.sim.psf.PsfField`
+        The PSF (``psf_field.to_piff()`` gives the Piff model).
+    wcs : `astropy.wcs.WCS`
+        TAN WCS of the detector.
+    src : `astropy.table.Table`
+        Detected sources with their measurements (design section 3 columns).
+    truth : `astropy.table.Table`
+        Every simulated source, ``sourceId = -1`` when not detected.
+    noise_sigma : `float`
+        ``sqrt(median(variance))``.
+    sky_level : `float`
+        Sky subtracted from the image, electrons per pixel.
+    metadata : `dict` [`str`, `typing.Any`]
+        Band, visit, detector, exposure time, zero point, PSF summary, counts, configuration.
+    """
+
+    image: np.ndarray
+    variance: np.ndarray
+    mask: np.ndarray
+    mask_planes: dict[str, int]
+    psf_field: PsfField
+    wcs: WCS
+    src: Table
+    truth: Table
+    noise_sigma: float
+    sky_level: float
+    metadata: dict[str, Any]
+
+    def piff_psf(self) -> piff.PSF:
+        """Return the exposure's PSF as a Piff model.
+
+        Returns
+        -------
+        psf : `piff.PSF`
+            See `~lsst.meas.contextnet.sim.psf.PsfField.to_piff`.
+        """
+        return self.psf_field.to_piff()
+
+
+def visit_pointing(visit: int, config: SimulationConfig) -> tuple[float, float]:
+    """Return the boresight of a visit.
+
+    Parameters
+    ----------
+    visit : `int`
+        Visit number.
+    config : `SimulationConfig`
+        Supplies ``ra0``, ``dec0`` and ``visit_ra_step``.
+
+    Returns
+    -------
+    ra, dec : `float`
+        Degrees.
+    """
+    return float((config.ra0 + visit * config.visit_ra_step) % 360.0), float(config.dec0)
+
+
+def detector_offset(detector: int, size: int, gap: int = 100) -> tuple[float, float]:
+    """Offset of a detector's centre from the boresight, in pixels.
+
+    Detectors sit on a grid three detectors wide: detector ``d`` is in column ``d % 3 - 1`` and
+    row ``d // 3 - 1``, so detector 4 is centred on the boresight.
+
+    Parameters
+    ----------
+    detector : `int`
+        Detector number (non-negative).
+    size : `int`
+        Detector side in pixels.
+    gap : `int`, optional
+        Gap between detectors in pixels.
+
+    Returns
+    -------
+    dx, dy : `float`
+        Offset along the detector's x and y axes.
+
+    Raises
+    ------
+    ValueError
+        If ``detector`` is negative.
+    """
+    if detector < 0:
+        raise ValueError(f"detector must be non-negative, got {detector!r}")
+    column, row = detector % 3 - 1, detector // 3 - 1
+    return float(column * (size + gap)), float(row * (size + gap))
+
+
+def make_tan_wcs(
+    ra: float,
+    dec: float,
+    size: int,
+    *,
+    offset: tuple[float, float] = (0.0, 0.0),
+    pixel_scale: float | None = None,
+) -> WCS:
+    """Build a gnomonic (TAN) WCS for a detector.
+
+    Parameters
+    ----------
+    ra, dec : `float`
+        Boresight in degrees (the tangent point).
+    size : `int`
+        Detector side in pixels.
+    offset : `tuple` [`float`, `float`], optional
+        Detector centre minus boresight in pixels (`detector_offset`).
+    pixel_scale : `float`, optional
+        Arcseconds per pixel (default: LSST's).
+
+    Returns
+    -------
+    wcs : `astropy.wcs.WCS`
+        Celestial WCS; ``wcs.pixel_to_world_values(x, y)`` takes 0-based pixel positions.
+        North is +y and east is −x.
+    """
+    from astropy.wcs import WCS
+
+    scale = (survey.pixel_scale() if pixel_scale is None else pixel_scale) / 3600.0
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [ra, dec]
+    centre = (size - 1) / 2.0
+    # FITS pixels are 1-based.
+    wcs.wcs.crpix = [centre - offset[0] + 1.0, centre - offset[1] + 1.0]
+    wcs.wcs.cd = [[-scale, 0.0], [0.0, scale]]
+    wcs.wcs.cunit = ["deg", "deg"]
+    wcs.wcs.radesys = "ICRS"
+    wcs.pixel_shape = (size, size)
+    return wcs
+
+
+def make_source_ids(visit: int, detector: int, n: int) -> np.ndarray:
+    """Source IDs unique across visits and detectors.
+
+    ``sourceId = ((visit * 1000 + detector) << 20) + index + 1``.
+
+    Parameters
+    ----------
+    visit, detector : `int`
+        Visit and detector numbers (detector below 1000).
+    n : `int`
+        Number of sources (below 2**20).
+
+    Returns
+    -------
+    ids : `numpy.ndarray`
+        int64.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+    """
+    if visit < 0 or not (0 <= detector < 1000) or not (0 <= n < 2**_SOURCE_INDEX_BITS):
+        raise ValueError(f"cannot build source IDs for visit={visit}, detector={detector}, n={n}")
+    base = (int(visit) * 1000 + int(detector)) << _SOURCE_INDEX_BITS
+    return base + np.arange(1, n + 1, dtype=np.int64)
+
+
+def _generators(
+    seed: int | np.random.Generator, visit: int, detector: int
+) -> tuple[np.random.Generator, list[np.random.Generator]]:
+    if isinstance(seed, np.random.Generator):
+        return seed, [seed, seed, seed]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or a numpy Generator, got {seed!r}")
+    visit_rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(visit)]))
+    children = np.random.SeedSequence([int(seed), int(visit), int(detector)]).spawn(3)
+    return visit_rng, [np.random.default_rng(c) for c in children]
+
+
+def simulate_exposure(
+    config: SimulationConfig, visit: int, detector: int, seed: int | np.random.Generator
+) -> SimulatedExposure:
+    """Simulate, detect and measure one visit-detector exposure.
+
+    Parameters
+    ----------
+    config : `SimulationConfig`
+        Simulation parameters.
+    visit : `int`
+        Visit number (non-negative).
+    detector : `int`
+        Detector number (0-999).
+    seed : `int` or `numpy.random.Generator`
+        Seed (see the module notes on random streams) or generator.
+
+    Returns
+    -------
+    exposure : `SimulatedExposure`
+        Pixels, PSF, WCS, ``src`` and ``truth`` tables.
+
+    Raises
+    ------
+    ValueError
+        If ``visit``, ``detector`` or ``seed`` is out of range.
+    """
+    if isinstance(visit, bool) or not isinstance(visit, (int, np.integer)) or visit < 0:
+        raise ValueError(f"visit must be a non-negative integer, got {visit!r}")
+    if isinstance(detector, bool) or not isinstance(detector, (int, np.integer)) or not 0 <= detector < 1000:
+        raise ValueError(f"detector must be an integer in [0, 1000), got {detector!r}")
+    visit_rng, (psf_rng, population_rng, noise_rng) = _generators(seed, visit, detector)
+    band = survey.get_band(config.band)
+    scale = band.pixel_scale
+    size = int(config.size)
+
+    visit_fwhm = draw_visit_fwhm(visit_rng, config.psf_variation, config.psf_fwhm_range, band.psf_fwhm)
+    psf_field = PsfField.from_rng(
+        psf_rng,
+        size,
+        size,
+        variation=config.psf_variation,
+        visit_fwhm=visit_fwhm,
+        fwhm_range=config.psf_fwhm_range,
+        nominal_fwhm=band.psf_fwhm,
+        size_variation=config.psf_size_variation,
+        shear_amplitude=config.psf_shear_amplitude,
+        beta=config.moffat_beta,
+        pixel_scale=scale,
+    )
+    sky = survey.sky_level(config.band, config.exposure_time)
+    population = PopulationConfig(star_fraction=config.star_fraction, faint_margin=config.faint_margin)
+    truth = draw_population(
+        population_rng,
+        psf_field,
+        band=config.band,
+        exposure_time=config.exposure_time,
+        n_detected=config.expected_detections,
+        config=population,
+        threshold=config.detection_threshold,
+    )
+    rendered = render_exposure(
+        truth,
+        psf_field,
+        sky_level=sky,
+        rng=noise_rng,
+        saturation=config.saturation,
+        edge_width=config.edge_width,
+    )
+    mask = rendered.mask
+    bad = (mask & (1 << MASK_PLANES["BAD"])) != 0
+    centre = (size - 1) / 2.0
+    kernel = psf_field.kernel_image(centre, centre, _kernel_half_width(psf_field))
+    detections, segmentation = detect_sources(
+        rendered.image,
+        rendered.variance,
+        kernel,
+        bad=bad,
+        config=DetectionConfig(threshold=config.detection_threshold),
+    )
+    mask[segmentation > 0] |= 1 << MASK_PLANES["DETECTED"]
+    excluded = (mask & ((1 << MASK_PLANES["BAD"]) | (1 << MASK_PLANES["SAT"]))) != 0
+    measurements = measure_sources(
+        rendered.image,
+        rendered.variance,
+        psf_field,
+        detections["x"],
+        detections["y"],
+        excluded=excluded,
+        segmentation=segmentation,
+        radius=detections["a"],
+    )
+
+    ra0, dec0 = visit_pointing(visit, config)
+    wcs = make_tan_wcs(ra0, dec0, size, offset=detector_offset(detector, size), pixel_scale=scale)
+    source_ids = make_source_ids(visit, detector, len(detections))
+    det_ra, det_dec = wcs.pixel_to_world_values(np.asarray(detections["x"]), np.asarray(detections["y"]))
+    src = Table(
+        {
+            "sourceId": source_ids,
+            "coord_ra": np.asarray(det_ra, dtype=np.float64).reshape(-1),
+            "coord_dec": np.asarray(det_dec, dtype=np.float64).reshape(-1),
+            "x": np.asarray(detections["x"], dtype=np.float64),
+            "y": np.asarray(detections["y"], dtype=np.float64),
+        }
+    )
+    for name in (
+        "psfFlux",
+        "psfFluxErr",
+        "gaussianFlux",
+        "gaussianFluxErr",
+        "extendedness",
+        "sizeExtendedness",
+        "extendedness_flag",
+        "sizeExtendedness_flag",
+        "psfFlux_flag",
+        "gaussianFlux_flag",
+    ):
+        src[name] = measurements[name]
+
+    fwhm_px = np.asarray(truth["psf_fwhm"]) / scale
+    match = match_to_truth(
+        detections["x"],
+        detections["y"],
+        truth["x_true"],
+        truth["y_true"],
+        truth["flux"],
+        np.maximum(1.5, 0.5 * fwhm_px),
+    )
+    true_ra, true_dec = wcs.pixel_to_world_values(np.asarray(truth["x_true"]), np.asarray(truth["y_true"]))
+    truth_out = Table()
+    truth_out["sourceId"] = np.where(match >= 0, source_ids[np.maximum(match, 0)] if len(source_ids) else -1, -1)
+    truth_out["sourceId"] = truth_out["sourceId"].astype(np.int64)
+    for name in ("is_galaxy", "mag", "hlr_arcsec", "ellipticity", "rotation_deg", "x_true", "y_true"):
+        truth_out[name] = truth[name]
+    truth_out["ra_true"] = np.asarray(true_ra, dtype=np.float64).reshape(-1)
+    truth_out["dec_true"] = np.asarray(true_dec, dtype=np.float64).reshape(-1)
+    for name in ("psf_fwhm", "flux", "bulge_fraction", "snr_expected"):
+        truth_out[name] = truth[name]
+    truth_out["is_galaxy"] = truth_out["is_galaxy"].astype(bool)
+
+    metadata = {
+        "band": config.band,
+        "visit": int(visit),
+        "detector": int(detector),
+        "exposure_time": float(config.exposure_time),
+        "zero_point": band.zero_point,
+        "pixel_scale": scale,
+        "sky_level": rendered.sky_level,
+        "noise_sigma": rendered.noise_sigma,
+        "psf_variation": config.psf_variation,
+        "psf_fwhm_visit": float(visit_fwhm),
+        "psf_fwhm_mean": psf_field.mean_fwhm(),
+        "boresight_ra": ra0,
+        "boresight_dec": dec0,
+        "seed": None if isinstance(seed, np.random.Generator) else int(seed),
+        "n_truth": len(truth_out),
+        "n_detected": len(src),
+        "n_matched": int(np.sum(match >= 0)),
+        "config": config.to_dict(),
+    }
+    return SimulatedExposure(
+        image=rendered.image,
+        variance=rendered.variance,
+        mask=mask,
+        mask_planes=dict(MASK_PLANES),
+        psf_field=psf_field,
+        wcs=wcs,
+        src=src,
+        truth=truth_out,
+        noise_sigma=rendered.noise_sigma,
+        sky_level=rendered.sky_level,
+        metadata=metadata,
+    )
