@@ -2,7 +2,7 @@
 
 Magnitude distributions (per band, AB):
 
-* stars: point sources, ``dN/dm ∝ 10**(0.10 m)`` from ``star_mag_bright`` (16) to the faint limit;
+* stars: point sources, ``dN/dm ∝ 10**(0.10 m)`` from ``star_mag_bright`` (15) to the faint limit;
 * galaxies: ``dN/dm ∝ 10**(0.30 m)`` from ``galaxy_mag_bright`` (18) to the faint limit, so
   galaxies are fainter than stars on average (paper, Figure 5).
 
@@ -64,7 +64,7 @@ class PopulationConfig:
     """
 
     star_fraction: float = 0.4
-    star_mag_bright: float = 16.0
+    star_mag_bright: float = 15.0
     galaxy_mag_bright: float = 18.0
     star_count_slope: float = 0.10
     galaxy_count_slope: float = 0.30

@@ -1,0 +1,302 @@
+"""Simulate visits into a Butler repository: ``contextnet simulate``.
+
+Each (visit, detector) exposure is simulated by `simulate_exposure` in a pool of worker
+processes; the parent process registers the visits and writes ``calexp``, ``src`` and ``truth``
+(a SQLite registry has one writer).  The outputs depend only on the configuration and the seed,
+never on the number of processes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SimulationSummary", "simulate_repo", "add_subcommand"]
+
+import argparse
+import dataclasses
+import logging
+import multiprocessing
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .exposure import SimulationConfig, detector_offset, make_tan_wcs, simulate_exposure, visit_pointing
+
+if TYPE_CHECKING:
+    from astropy.time import Time
+
+    from .exposure import SimulatedExposure
+
+_LOG = logging.getLogger(__name__)
+
+SURVEY_START = "2026-01-01T00:00:00"
+"""TAI start of the first simulated visit; visit ``v`` begins ``v * VISIT_CADENCE_S`` later."""
+
+VISIT_CADENCE_S = 40.0
+"""Seconds between the starts of consecutive simulated visits."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationSummary:
+    """What `simulate_repo` wrote.
+
+    Attributes
+    ----------
+    repo : `str`
+        Repository root.
+    collection : `str`
+        RUN collection holding ``calexp``, ``src`` and ``truth``.
+    data_ids : `list` [`tuple` [`int`, `int`]]
+        (visit, detector) pairs written, in order.
+    n_sources : `list` [`int`]
+        Detected sources per data ID.
+    visit_psf_fwhm : `dict` [`int`, `float`]
+        Mean PSF FWHM (arcsec) of each visit's first detector.
+    seconds : `float`
+        Wall-clock time of the whole simulation.
+    """
+
+    repo: str
+    collection: str
+    data_ids: list[tuple[int, int]]
+    n_sources: list[int]
+    visit_psf_fwhm: dict[int, float]
+    seconds: float
+
+
+def _visit_begin(visit: int) -> Time:
+    from astropy.time import Time, TimeDelta
+
+    return Time(SURVEY_START, scale="tai") + TimeDelta(visit * VISIT_CADENCE_S, format="sec")
+
+
+def _simulate_one(job: tuple[SimulationConfig, int, int, int]) -> SimulatedExposure:
+    config, visit, detector, seed = job
+    return simulate_exposure(config, visit, detector, seed)
+
+
+def _exposures(
+    jobs: list[tuple[SimulationConfig, int, int, int]], processes: int
+) -> Iterator[SimulatedExposure]:
+    if processes <= 1 or len(jobs) <= 1:
+        yield from map(_simulate_one, jobs)
+        return
+    # "spawn" keeps workers independent of the parent's open registry connection.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(processes, len(jobs))) as pool:
+        yield from pool.imap(_simulate_one, jobs)
+
+
+def simulate_repo(
+    repo: str | Path,
+    collection: str,
+    *,
+    visits: int,
+    config: SimulationConfig,
+    seed: int,
+    detectors: int = 1,
+    first_visit: int = 0,
+    processes: int = 1,
+    progress: bool = True,
+) -> SimulationSummary:
+    """Simulate visits and write them to a Butler repository.
+
+    Parameters
+    ----------
+    repo : `str` or `pathlib.Path`
+        Repository root; created (SQLite registry, file datastore) when missing.
+    collection : `str`
+        RUN collection to write; it must not already hold simulated datasets.
+    visits : `int`
+        Number of visits (IDs ``first_visit ... first_visit + visits - 1``).
+    config : `SimulationConfig`
+        Physical simulation parameters (band, detector size, PSF, population).
+    seed : `int`
+        Seed of every random draw.
+    detectors : `int`, optional
+        Detectors per visit (IDs ``0 ... detectors - 1``).
+    first_visit : `int`, optional
+        ID of the first visit.
+    processes : `int`, optional
+        Worker processes simulating exposures in parallel.
+    progress : `bool`, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    summary : `SimulationSummary`
+        What was written.
+
+    Raises
+    ------
+    ValueError
+        If a count is out of range.
+    lsst.meas.contextnet.sim.repo.DatasetsExistError
+        If ``collection`` already holds simulated datasets.
+    """
+    from tqdm import tqdm
+
+    from .repo import (
+        LEGACY_MASK_PLANE_NAMES,
+        MASK_PLANES,
+        check_collection_free,
+        create_or_open_repo,
+        make_visit_image,
+        put_visit_datasets,
+        register_visit,
+    )
+
+    if visits < 1:
+        raise ValueError(f"visits must be at least 1, got {visits}")
+    if not 1 <= detectors <= 9:
+        raise ValueError(f"detectors must be between 1 and 9, got {detectors}")
+    if first_visit < 0:
+        raise ValueError(f"first_visit must be non-negative, got {first_visit}")
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    if not collection:
+        raise ValueError("collection must be a non-empty name")
+
+    start = time.perf_counter()
+    butler = create_or_open_repo(repo, n_detectors=max(detectors, 9), run=collection)
+    check_collection_free(butler, collection)
+
+    visit_ids = list(range(first_visit, first_visit + visits))
+    wcs_by_data_id = {}
+    for visit in visit_ids:
+        ra, dec = visit_pointing(visit, config)
+        detector_wcs = {
+            detector: make_tan_wcs(ra, dec, config.size, offset=detector_offset(detector, config.size))
+            for detector in range(detectors)
+        }
+        wcs_by_data_id.update({(visit, d): w for d, w in detector_wcs.items()})
+        register_visit(
+            butler,
+            visit=visit,
+            band=config.band,
+            exposure_time_s=config.exposure_time,
+            begin=_visit_begin(visit),
+            detector_wcs=detector_wcs,
+            width=config.size,
+            height=config.size,
+            update=True,
+        )
+
+    jobs = [(config, visit, detector, seed) for visit in visit_ids for detector in range(detectors)]
+    data_ids: list[tuple[int, int]] = []
+    n_sources: list[int] = []
+    visit_fwhm: dict[int, float] = {}
+    bar = tqdm(total=len(jobs), desc="simulate", unit="exposure", disable=not progress)
+    for (_, visit, detector, _), exposure in zip(jobs, _exposures(jobs, processes), strict=True):
+        # Planes the image format does not define (e.g. afw's DETECTED_NEGATIVE) are not stored.
+        masks = {
+            name: (exposure.mask & (1 << bit)) != 0
+            for name, bit in exposure.mask_planes.items()
+            if name in MASK_PLANES or name in LEGACY_MASK_PLANE_NAMES
+        }
+        calexp = make_visit_image(
+            exposure.image,
+            exposure.variance,
+            masks,
+            wcs_by_data_id[(visit, detector)],
+            exposure.psf_field.to_piff(),
+            visit=visit,
+            detector=detector,
+            band=config.band,
+            exposure_time_s=config.exposure_time,
+            begin=_visit_begin(visit),
+        )
+        put_visit_datasets(butler, collection, calexp, exposure.src, exposure.truth)
+        data_ids.append((visit, detector))
+        n_sources.append(len(exposure.src))
+        visit_fwhm.setdefault(visit, float(exposure.psf_field.mean_fwhm()))
+        bar.set_postfix(visit=visit, detector=detector, sources=len(exposure.src))
+        bar.update(1)
+    bar.close()
+    seconds = time.perf_counter() - start
+    _LOG.info("Wrote %d exposures to %s in collection %s in %.1f s", len(data_ids), repo, collection, seconds)
+    return SimulationSummary(str(repo), collection, data_ids, n_sources, visit_fwhm, seconds)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = SimulationConfig(
+        band=args.band,
+        size=args.size,
+        star_fraction=args.star_fraction,
+        density_scale=args.density_scale,
+        psf_fwhm_range=(args.psf_fwhm_min, args.psf_fwhm_max),
+        psf_variation=args.psf_variation,
+        exposure_time=args.exposure_time,
+    )
+    summary = simulate_repo(
+        args.repo,
+        args.collection,
+        visits=args.visits,
+        config=config,
+        seed=args.seed,
+        detectors=args.detectors,
+        first_visit=args.first_visit,
+        processes=args.processes,
+        progress=not args.no_progress,
+    )
+    per = summary.seconds / len(summary.data_ids)
+    print(
+        f"Wrote {len(summary.data_ids)} exposures ({sum(summary.n_sources)} sources) to "
+        f"{summary.repo} collection {summary.collection!r} in {summary.seconds:.1f} s ({per:.1f} s each)."
+    )
+    for visit, fwhm in summary.visit_psf_fwhm.items():
+        print(f"  visit {visit}: mean PSF FWHM {fwhm:.3f} arcsec")
+    return 0
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``contextnet simulate`` to the command-line parser.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        Subparsers of the ``contextnet`` parser.
+    """
+    defaults = SimulationConfig()
+    parser = subparsers.add_parser(
+        "simulate",
+        help="simulate LSST-like visits into a Butler repository",
+        description="Simulate LSST-like single-visit exposures with GalSim and write calexp, src and "
+        "truth to a Butler repository (created if missing).",
+    )
+    parser.add_argument("--repo", required=True, help="Butler repository root (created if missing)")
+    parser.add_argument("--collection", required=True, help="RUN collection to write (must be new)")
+    parser.add_argument("--visits", type=int, default=1, help="number of visits (default: %(default)s)")
+    parser.add_argument("--size", type=int, default=defaults.size, help="detector side in pixels")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--band", default=defaults.band, help="band: u g r i z y (default: %(default)s)")
+    parser.add_argument("--detectors", type=int, default=1, help="detectors per visit, 1-9")
+    parser.add_argument("--first-visit", type=int, default=0, help="ID of the first visit")
+    parser.add_argument(
+        "--star-fraction",
+        type=float,
+        default=defaults.star_fraction,
+        help="fraction of stars among detected sources (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--density-scale",
+        type=float,
+        default=defaults.density_scale,
+        help="multiplier of the source density (1: 1200-2200 detections per 4096^2 detector)",
+    )
+    parser.add_argument("--psf-fwhm-min", type=float, default=defaults.psf_fwhm_range[0], help="arcsec")
+    parser.add_argument("--psf-fwhm-max", type=float, default=defaults.psf_fwhm_range[1], help="arcsec")
+    parser.add_argument(
+        "--psf-variation",
+        choices=("none", "spatial", "full"),
+        default=defaults.psf_variation,
+        help="none: one PSF everywhere; spatial: varies across the detector only; full: also between "
+        "visits (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--exposure-time", type=float, default=defaults.exposure_time, help="seconds per visit"
+    )
+    parser.add_argument("--processes", type=int, default=1, help="worker processes (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    parser.set_defaults(func=_run)
