@@ -514,6 +514,7 @@ def test_pipetask_end_to_end(tmp_path: Path) -> None:
             np.testing.assert_array_equal(np.asarray(first[name]), np.asarray(src[name]))
         prob = np.asarray(first["classification_galaxyProb"])
         ok = np.isfinite(prob)
+        assert ok.any()
         assert np.all((prob[ok] >= 0) & (prob[ok] <= 1))
         assert np.all(np.asarray(first["classification_flag"])[~ok])
         np.testing.assert_array_equal(prob, np.asarray(second["classification_galaxyProb"]))

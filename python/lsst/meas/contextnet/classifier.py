@@ -49,6 +49,7 @@ from lsst.pipe.base import (
 from lsst.utils.logging import PeriodicLogger
 
 from .cutouts import extract_cutouts, normalize_cutouts, scale_positions
+from .piff_compat import install_piff_reader_fixes
 
 if TYPE_CHECKING:
     import torch
@@ -499,8 +500,6 @@ class ContextNetClassifierTask(PipelineTask):
 
         """
         # lsst-images 30.2026.4300 cannot read an image with a Piff PSF without these repairs.
-        from .sim.repo import install_piff_reader_fixes
-
         install_piff_reader_fixes()
         start = time.perf_counter()
         inputs = butlerQC.get(inputRefs)

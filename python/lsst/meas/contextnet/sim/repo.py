@@ -20,7 +20,6 @@ __all__ = [
     "day_obs_for",
     "detector_region",
     "get_visit_datasets",
-    "install_piff_reader_fixes",
     "make_detector",
     "make_tan_wcs",
     "make_visit_image",
@@ -29,7 +28,6 @@ __all__ = [
     "register_visit",
 ]
 
-import copy
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping
@@ -44,6 +42,7 @@ from astropy.time import Time, TimeDelta
 from astropy.wcs import WCS
 
 from ..instrument import DEFAULT_N_DETECTORS, SimCam, physical_filter_for_band
+from ..piff_compat import install_piff_reader_fixes
 
 if TYPE_CHECKING:
     import piff
@@ -96,44 +95,7 @@ LEGACY_MASK_PLANE_NAMES: dict[str, str] = _legacy_mask_plane_names()
 """
 
 
-def install_piff_reader_fixes() -> None:
-    """Make ``lsst.images`` able to read back the Piff PSFs it writes, whatever the Piff version.
-
-    ``lsst.images`` (30.2026.4300) reads a `~lsst.images.psfs.PiffWrapper` through an adapter,
-    ``lsst.images.psfs._piff._ArchivePiffReader``, with two defects this function repairs in place
-    (idempotent; each repair only where needed):
-
-    - it has no ``read_bandpass`` method, which Piff >= 1.7 calls while reading, so every read of
-      a ``calexp`` with a Piff PSF fails with AttributeError.  The adapter never writes a bandpass
-      (chromatic PSFs are refused), so the repair returns `None`;
-    - ``read_struct`` hands Piff the stored dict itself, and Piff pops keys from it, so a second
-      deserialization of the same tree fails with ``KeyError: 'type'``.  The Butler formatter
-      caches the last tree it read and serves component reads from it, so reading ``calexp.psf``
-      after ``calexp`` or ``calexp.psf`` of the same dataset in one process fails.  The repair
-      returns a copy.
-
-    Call it in any process that reads a ``calexp`` with a Piff PSF; importing this module calls it.
-    """
-    from lsst.images.psfs import _piff
-
-    reader = _piff._ArchivePiffReader
-    if getattr(reader, "_contextnet_fixed", False):
-        return
-    if not hasattr(reader, "read_bandpass"):
-
-        def read_bandpass(self: Any, name: str) -> None:
-            return None
-
-        reader.read_bandpass = read_bandpass
-    original_read_struct = reader.read_struct
-
-    def read_struct(self: Any, name: str) -> Any:
-        return copy.deepcopy(original_read_struct(self, name))
-
-    reader.read_struct = read_struct
-    reader._contextnet_fixed = True
-
-
+# Reading back the Piff PSFs written here needs these repairs (see piff_compat).
 install_piff_reader_fixes()
 
 

@@ -14,8 +14,8 @@ inverse FFT:
 Each profile's radial Fourier transform is tabulated once from GalSim's ``kValue`` (de
 Vaucouleurs, Moffat) or written analytically (exponential); shears and dilations act on the
 wave vector, a sub-pixel offset is a phase.  Stamps are computed on a larger periodic grid
-(64, 128 or 256 pixels, chosen per object from its size) and the centre is cut out, so wrapped
-light is negligible.  `tests/test_training_data.py` checks the result against
+(32 to 256 pixels, chosen per object from its size and PSF) and the centre is cut out, so
+wrapped light is negligible.  `tests/test_training_data.py` checks the result against
 ``galsim.drawImage``.
 """
 
@@ -151,7 +151,7 @@ class StampRenderer:
         values for an ``N``-pixel grid).
     """
 
-    _GRIDS = (64, 128, 256)
+    _GRIDS = (32, 64, 128, 256)
 
     def __init__(self, pixel_scale: float = 0.2, beta: float = 3.5, batch_size: int = 512) -> None:
         if not (np.isfinite(pixel_scale) and pixel_scale > 0):
@@ -172,17 +172,24 @@ class StampRenderer:
             self._grids[n] = (kx, ky, pixel)
         return self._grids[n]
 
-    def _grid_size(self, size: int, hlr: np.ndarray, ellipticity: np.ndarray) -> np.ndarray:
-        """Pick the periodic grid per object: wide enough that wrapped light is negligible."""
-        # Light from beyond ``n - size / 2`` pixels of the centre wraps into the stamp: keep
-        # that beyond 10 major-axis half-light radii (< 1e-3 of the surface brightness at the
-        # half-light radius even for a de Vaucouleurs profile).
+    def _grid_size(self, size: int, hlr: np.ndarray, ellipticity: np.ndarray, fwhm: np.ndarray) -> np.ndarray:
+        """Pick the periodic grid per object: the smallest whose wrapped light is negligible.
+
+        Light from beyond ``R = n - size / 2`` pixels of the centre wraps into the stamp.  A
+        grid is used when ``R`` exceeds 10 major-axis half-light radii (< 1e-3 of the surface
+        brightness at the half-light radius even for a de Vaucouleurs profile) and the Moffat
+        PSF has less than 1e-3 of its flux beyond ``R``.
+        """
         major = hlr * np.sqrt((1.0 + ellipticity) / (1.0 - ellipticity)) / self.pixel_scale
-        need = size / 2.0 + 10.0 * major
+        rd = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / self.beta) - 1.0)) / self.pixel_scale
         out = np.full(hlr.shape, self._GRIDS[-1])
         for n in reversed(self._GRIDS):
-            out = np.where(need <= n, n, out)
-        return np.maximum(out, 2 ** int(np.ceil(np.log2(size + 8))))
+            reach = n - size / 2.0
+            if n < size + 4:
+                continue
+            psf_outside = (1.0 + (reach / rd) ** 2) ** (1.0 - self.beta)
+            out = np.where((10.0 * major <= reach) & (psf_outside <= 1e-3), n, out)
+        return out
 
     def render(
         self,
@@ -245,7 +252,7 @@ class StampRenderer:
         flux, dx, dy, psf_fwhm, psf_g1, psf_g2, hlr, g1, g2, bulge_fraction = arrays
         hlr = np.where(galaxy, hlr, 0.0)
         ell = np.where(galaxy, np.hypot(g1, g2), 0.0)
-        grids = self._grid_size(size, hlr, np.minimum(ell, 0.95))
+        grids = self._grid_size(size, hlr, np.minimum(ell, 0.95), psf_fwhm)
         out = np.empty((n_obj, size, size))
         for n in np.unique(grids):
             index = np.flatnonzero(grids == n)

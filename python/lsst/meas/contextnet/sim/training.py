@@ -1,0 +1,570 @@
+"""Fast training data: sets of detected-source cutouts drawn without full images.
+
+Each *set* is one simulated visit: a PSF field is drawn exactly as for a full exposure
+(`~lsst.meas.contextnet.sim.psf.PsfField.from_rng` with the same options), then candidate
+stars and galaxies are drawn from the full simulator's population
+(`~lsst.meas.contextnet.sim.population`) at uniform random detector positions, each rendered
+alone in a stamp with the local PSF (`~lsst.meas.contextnet.sim.stamps.StampRenderer`, checked
+against GalSim), given Poisson noise of sky plus source (the exposure's sky level) and kept only
+when it passes the full simulator's detection criterion: peak PSF-matched-filter S/N
+``sum(k d / var) / sqrt(sum(k**2 / var)) >= threshold`` within 2 pixels of the source, with the
+same kernel (the PSF at the detector centre) as `~lsst.meas.contextnet.sim.detect`, evaluated on
+the noisy stamp.  The number of stars among the ``m`` detected sources of a set is a binomial
+draw with probability ``star_fraction``.
+
+Differences from full exposures, by design: sources have no neighbours in their cutouts and
+are rendered as if the detector extended beyond its edges; deblending is absent.
+
+Output: HDF5 shards (``shard_00000.h5`` ...) of ``sets_per_shard`` sets each and a
+``manifest.json`` (format in the package's shared contracts).  Set ``i`` is drawn from
+``numpy.random.SeedSequence(seed, spawn_key=(i,))``, so the data do not depend on the number of
+processes or on the shard size.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TrainingDataConfig",
+    "generate_set",
+    "write_training_data",
+    "read_manifest",
+    "iter_training_shards",
+    "iter_training_sets",
+    "add_subcommand",
+    "MANIFEST_NAME",
+    "FORMAT_VERSION",
+]
+
+import argparse
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cutouts import scale_positions
+from . import survey
+from .population import PopulationConfig, _draw_candidates, _kernel_half_width, point_source_depth
+from .psf import DEFAULT_MOFFAT_BETA, PSF_VARIATIONS, PsfField
+from .stamps import StampRenderer, matched_filter_snr
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+_SEARCH_RADIUS = 2
+_DATASETS = ("cutouts", "noise_sigma", "positions", "labels", "mag", "hlr_arcsec", "ellipticity", "psf_fwhm", "snr")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingDataConfig:
+    """Parameters of the training-data generator.
+
+    Attributes
+    ----------
+    band : `str`
+        LSST band.
+    m : `int`
+        Sources per set.
+    cutout_size : `int`
+        Cutout side in pixels.
+    detector_size : `int`
+        Side of the simulated detector in pixels (positions are drawn over it).
+    psf_variation : `str`
+        ``"none"``, ``"spatial"`` or ``"full"``.
+    psf_fwhm_range : `tuple` [`float`, `float`]
+        Per-visit FWHM range in arcseconds (``"full"``).
+    psf_size_variation : `tuple` [`float`, `float`]
+        Peak-to-peak fractional FWHM variation across the detector.
+    psf_shear_amplitude : `float`
+        RMS of the constant PSF shear.
+    moffat_beta : `float`
+        Moffat index.
+    star_fraction : `float`
+        Expected fraction of stars among the sources of a set.
+    exposure_time : `float`
+        Seconds.
+    detection_threshold : `float`
+        Matched-filter S/N threshold.
+    faint_margin : `float`
+        Magnitudes drawn beyond the 5-sigma point-source depth.
+    sets_per_shard : `int`
+        Sets per HDF5 shard.
+    """
+
+    band: str = "r"
+    m: int = 1000
+    cutout_size: int = 28
+    detector_size: int = 4096
+    psf_variation: str = "full"
+    psf_fwhm_range: tuple[float, float] = (0.5, 1.3)
+    psf_size_variation: tuple[float, float] = (0.10, 0.20)
+    psf_shear_amplitude: float = 0.02
+    moffat_beta: float = DEFAULT_MOFFAT_BETA
+    star_fraction: float = 0.4
+    exposure_time: float = survey.DEFAULT_EXPOSURE_TIME
+    detection_threshold: float = 5.0
+    faint_margin: float = 1.0
+    sets_per_shard: int = 16
+
+    def __post_init__(self) -> None:
+        survey.get_band(self.band)
+        for name, minimum in (("m", 1), ("cutout_size", 8), ("detector_size", 32), ("sets_per_shard", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if self.psf_variation not in PSF_VARIATIONS:
+            raise ValueError(
+                f"unknown psf_variation {self.psf_variation!r}; expected one of {', '.join(PSF_VARIATIONS)}"
+            )
+        if not (0.0 <= self.star_fraction <= 1.0):
+            raise ValueError(f"star_fraction must be in [0, 1], got {self.star_fraction!r}")
+        if not (np.isfinite(self.exposure_time) and self.exposure_time > 0):
+            raise ValueError(f"exposure_time must be positive, got {self.exposure_time!r}")
+        low, high = self.psf_fwhm_range
+        if not (0 < low <= high < 5):
+            raise ValueError(f"psf_fwhm_range must satisfy 0 < low <= high < 5 arcsec, got {self.psf_fwhm_range!r}")
+        if not (self.detection_threshold > 0):
+            raise ValueError(f"detection_threshold must be positive, got {self.detection_threshold!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as a JSON-compatible dictionary.
+
+        Returns
+        -------
+        config : `dict`
+            Field name to value (tuples as lists).
+        """
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingDataConfig:
+        """Rebuild a configuration written by `to_dict`.
+
+        Parameters
+        ----------
+        data : `dict`
+            Field name to value.
+
+        Returns
+        -------
+        config : `TrainingDataConfig`
+            The configuration.
+        """
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs)
+
+
+def _set_rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(index),)))
+
+
+def generate_set(
+    config: TrainingDataConfig, rng: np.random.Generator, renderer: StampRenderer | None = None
+) -> dict[str, np.ndarray]:
+    """Simulate one visit and return ``m`` detected sources' cutouts.
+
+    Parameters
+    ----------
+    config : `TrainingDataConfig`
+        Generator parameters.
+    rng : `numpy.random.Generator`
+        Random number generator.
+    renderer : `StampRenderer`, optional
+        Renderer to reuse.
+
+    Returns
+    -------
+    data : `dict` [`str`, `numpy.ndarray`]
+        ``cutouts`` float32 (m, S, S) sky-subtracted electrons, source at ``(S//2, S//2)`` plus
+        its sub-pixel offset; ``noise_sigma`` float32 scalar (sqrt of the sky level);
+        ``positions`` float32 (m, 2); ``labels`` uint8 (1 galaxy); ``mag``, ``hlr_arcsec``,
+        ``ellipticity``, ``psf_fwhm`` (arcsec at the source), ``snr`` (detection S/N), all
+        float32 (m,).
+    """
+    size = config.detector_size
+    band = survey.get_band(config.band)
+    renderer = renderer or StampRenderer(band.pixel_scale, config.moffat_beta)
+    psf_field = PsfField.from_rng(
+        rng,
+        size,
+        size,
+        variation=config.psf_variation,
+        fwhm_range=config.psf_fwhm_range,
+        nominal_fwhm=band.psf_fwhm,
+        size_variation=config.psf_size_variation,
+        shear_amplitude=config.psf_shear_amplitude,
+        beta=config.moffat_beta,
+        pixel_scale=band.pixel_scale,
+    )
+    sky = survey.sky_level(config.band, config.exposure_time)
+    half = _kernel_half_width(psf_field)
+    kernel = psf_field.kernel_image((size - 1) / 2, (size - 1) / 2, half)
+    faint = point_source_depth(psf_field, config.band, config.exposure_time, config.detection_threshold)
+    faint += config.faint_margin
+    population = PopulationConfig(star_fraction=config.star_fraction, faint_margin=config.faint_margin)
+    stamp = max(config.cutout_size, 2 * (half + _SEARCH_RADIUS) + 1)
+    lo = stamp // 2 - config.cutout_size // 2
+
+    n_stars = int(rng.binomial(config.m, config.star_fraction))
+    parts: list[dict[str, np.ndarray]] = []
+    for galaxies, wanted in ((False, n_stars), (True, config.m - n_stars)):
+        found = drawn = passed = 0
+        while found < wanted:
+            # Draw about what the pass rate seen so far needs (at least 128, at most 4096).
+            pass_rate = (passed + 1.0) / (drawn + 2.0) if drawn else 0.5
+            n_draw = int(min(4096, max(128, 1.1 * (wanted - found) / pass_rate)))
+            cand = _draw_candidates(
+                rng, n_draw, galaxies, faint, population, psf_field, config.band, config.exposure_time
+            )
+            x = np.asarray(cand["x_true"])
+            y = np.asarray(cand["y_true"])
+            fwhm, pg1, pg2 = psf_field.params_at(x, y)
+            theta = np.deg2rad(np.asarray(cand["rotation_deg"]))
+            e = np.asarray(cand["ellipticity"])
+            dx, dy = x - np.round(x), y - np.round(y)
+            model = renderer.render(
+                stamp,
+                flux=np.asarray(cand["flux"]),
+                dx=dx,
+                dy=dy,
+                psf_fwhm=fwhm,
+                psf_g1=pg1,
+                psf_g2=pg2,
+                is_galaxy=np.full(n_draw, galaxies),
+                hlr=np.asarray(cand["hlr_arcsec"]),
+                g1=e * np.cos(2 * theta),
+                g2=e * np.sin(2 * theta),
+                bulge_fraction=np.asarray(cand["bulge_fraction"]),
+            )
+            np.clip(model, 0.0, None, out=model)
+            expected = model + sky
+            pixels = rng.poisson(expected).astype(np.float64) - sky
+            snr = matched_filter_snr(pixels, expected, kernel, search_radius=_SEARCH_RADIUS)
+            detected = np.flatnonzero(snr >= config.detection_threshold)
+            drawn += n_draw
+            passed += len(detected)
+            keep = detected[: wanted - found]
+            found += len(keep)
+            parts.append(
+                {
+                    "cutouts": pixels[keep, lo : lo + config.cutout_size, lo : lo + config.cutout_size],
+                    "positions": scale_positions(x[keep], y[keep], size, size),
+                    "labels": np.full(len(keep), galaxies, dtype=np.uint8),
+                    "mag": np.asarray(cand["mag"])[keep],
+                    "hlr_arcsec": np.asarray(cand["hlr_arcsec"])[keep],
+                    "ellipticity": e[keep],
+                    "psf_fwhm": fwhm[keep],
+                    "snr": snr[keep],
+                }
+            )
+    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    order = rng.permutation(config.m)
+    out = {key: value[order] for key, value in merged.items()}
+    for key in ("cutouts", "positions", "mag", "hlr_arcsec", "ellipticity", "psf_fwhm", "snr"):
+        out[key] = out[key].astype(np.float32)
+    out["labels"] = out["labels"].astype(np.uint8)
+    out["noise_sigma"] = np.float32(np.sqrt(sky))
+    return out
+
+
+def _shard_path(directory: Path, index: int) -> Path:
+    return directory / f"shard_{index:05d}.h5"
+
+
+def _write_shard(args: tuple[str, int, int, int, int, dict[str, Any]]) -> dict[str, Any]:
+    """Generate and write one shard (runs in a worker process)."""
+    import h5py
+
+    directory, shard_index, first_set, n_sets, seed, config_dict = args
+    config = TrainingDataConfig.from_dict(config_dict)
+    renderer = StampRenderer(survey.get_band(config.band).pixel_scale, config.moffat_beta)
+    sets = [generate_set(config, _set_rng(seed, first_set + k), renderer) for k in range(n_sets)]
+    path = _shard_path(Path(directory), shard_index)
+    tmp = path.with_suffix(".h5.tmp")
+    with h5py.File(tmp, "w") as f:
+        for key in _DATASETS:
+            data = np.stack([s[key] for s in sets])
+            chunks = (1,) + data.shape[1:] if data.ndim > 1 else None
+            f.create_dataset(key, data=data, chunks=chunks)
+        f.attrs["cutout_size"] = config.cutout_size
+        f.attrs["m"] = config.m
+        f.attrs["band"] = config.band
+        f.attrs["seed"] = seed
+        f.attrs["psf_variation"] = config.psf_variation
+        f.attrs["detector_size"] = config.detector_size
+        f.attrs["config"] = json.dumps(config_dict, sort_keys=True)
+        f.attrs["first_set"] = first_set
+        f.attrs["format_version"] = FORMAT_VERSION
+    os.replace(tmp, path)
+    n_galaxies = int(sum(int(s["labels"].sum()) for s in sets))
+    return {
+        "file": path.name,
+        "first_set": first_set,
+        "n_sets": n_sets,
+        "n_galaxies": n_galaxies,
+        "n_stars": n_sets * config.m - n_galaxies,
+    }
+
+
+def write_training_data(
+    output: str | os.PathLike[str],
+    n_sets: int,
+    config: TrainingDataConfig,
+    seed: int,
+    *,
+    processes: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Generate training sets and write them as HDF5 shards with a manifest.
+
+    Parameters
+    ----------
+    output : `str` or `os.PathLike`
+        Output directory (created if missing).
+    n_sets : `int`
+        Number of sets (simulated visits).
+    config : `TrainingDataConfig`
+        Generator parameters.
+    seed : `int`
+        Master seed; set ``i`` uses ``SeedSequence(seed, spawn_key=(i,))``.
+    processes : `int`, optional
+        Worker processes (shards are generated in parallel; the result does not depend on it).
+    progress : `bool`, optional
+        Show a ``tqdm`` progress bar over sets.
+    overwrite : `bool`, optional
+        Replace an existing data set in ``output``.
+
+    Returns
+    -------
+    manifest : `pathlib.Path`
+        Path of the written ``manifest.json``.
+
+    Raises
+    ------
+    ValueError
+        If ``n_sets``, ``seed`` or ``processes`` is out of range.
+    FileExistsError
+        If ``output`` already holds a manifest or shards and ``overwrite`` is false.
+    """
+    if isinstance(n_sets, bool) or not isinstance(n_sets, (int, np.integer)) or n_sets < 1:
+        raise ValueError(f"n_sets must be a positive integer, got {n_sets!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
+        raise ValueError(f"processes must be a positive integer, got {processes!r}")
+    from tqdm import tqdm
+
+    directory = Path(output)
+    directory.mkdir(parents=True, exist_ok=True)
+    existing = sorted(directory.glob("shard_*.h5")) + sorted(directory.glob(MANIFEST_NAME))
+    if existing:
+        if not overwrite:
+            raise FileExistsError(f"{directory} already holds training data ({existing[0].name}); use overwrite")
+        for path in existing:
+            path.unlink()
+    per_shard = config.sets_per_shard
+    n_shards = (n_sets + per_shard - 1) // per_shard
+    config_dict = config.to_dict()
+    tasks = [
+        (str(directory), k, k * per_shard, min(per_shard, n_sets - k * per_shard), int(seed), config_dict)
+        for k in range(n_shards)
+    ]
+    results: list[dict[str, Any]] = []
+    with tqdm(total=n_sets, unit="set", desc="training sets", disable=not progress) as bar:
+        if processes == 1 or n_shards == 1:
+            for task in tasks:
+                results.append(_write_shard(task))
+                bar.update(task[3])
+        else:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(min(processes, n_shards)) as pool:
+                for result in pool.imap_unordered(_write_shard, tasks):
+                    results.append(result)
+                    bar.update(result["n_sets"])
+    results.sort(key=lambda r: r["first_set"])
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "generator": "lsst.meas.contextnet.sim.training",
+        "seed": int(seed),
+        "n_sets": int(n_sets),
+        "m": config.m,
+        "cutout_size": config.cutout_size,
+        "band": config.band,
+        "psf_variation": config.psf_variation,
+        "detector_size": config.detector_size,
+        "n_stars": int(sum(r["n_stars"] for r in results)),
+        "n_galaxies": int(sum(r["n_galaxies"] for r in results)),
+        "config": config_dict,
+        "shards": results,
+    }
+    path = directory / MANIFEST_NAME
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a training-data manifest.
+
+    Parameters
+    ----------
+    directory : `str` or `os.PathLike`
+        Directory written by `write_training_data`.
+
+    Returns
+    -------
+    manifest : `dict`
+        The manifest.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the manifest or a shard it lists is missing.
+    ValueError
+        If the manifest's format version is not supported.
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no training-data manifest at {path}")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported format_version {manifest.get('format_version')!r}")
+    for shard in manifest["shards"]:
+        if not (directory / shard["file"]).is_file():
+            raise FileNotFoundError(f"{path} lists {shard['file']}, which is missing")
+    return manifest
+
+
+def iter_training_shards(directory: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Iterate over the shards of a training data set, loading each whole.
+
+    Parameters
+    ----------
+    directory : `str` or `os.PathLike`
+        Directory written by `write_training_data`.
+
+    Yields
+    ------
+    shard : `dict` [`str`, `typing.Any`]
+        The shard's arrays (``cutouts`` (S, m, size, size), ``noise_sigma`` (S,),
+        ``positions`` (S, m, 2), ``labels``, ``mag``, ``hlr_arcsec``, ``ellipticity``,
+        ``psf_fwhm``, ``snr`` (S, m)) and ``attrs`` (a `dict` of the file attributes).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        See `read_manifest`; `ValueError` also if a shard's shapes disagree with the manifest.
+    """
+    import h5py
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    m, size = manifest["m"], manifest["cutout_size"]
+    for shard in manifest["shards"]:
+        path = directory / shard["file"]
+        with h5py.File(path, "r") as f:
+            data: dict[str, Any] = {key: f[key][()] for key in _DATASETS if key in f}
+            data["attrs"] = dict(f.attrs)
+        expected = (shard["n_sets"], m, size, size)
+        if data["cutouts"].shape != expected:
+            raise ValueError(f"{path}: cutouts have shape {data['cutouts'].shape}, expected {expected}")
+        yield data
+
+
+def iter_training_sets(directory: str | os.PathLike[str]) -> Iterator[dict[str, np.ndarray]]:
+    """Iterate over single sets, reading one set at a time.
+
+    Parameters
+    ----------
+    directory : `str` or `os.PathLike`
+        Directory written by `write_training_data`.
+
+    Yields
+    ------
+    data : `dict` [`str`, `numpy.ndarray`]
+        One set: ``cutouts`` (m, size, size), ``noise_sigma`` (scalar array), ``positions``
+        (m, 2), ``labels``, ``mag``, ``hlr_arcsec``, ``ellipticity``, ``psf_fwhm``, ``snr``
+        (m,).
+    """
+    import h5py
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    for shard in manifest["shards"]:
+        with h5py.File(directory / shard["file"], "r") as f:
+            keys = [key for key in _DATASETS if key in f]
+            for index in range(shard["n_sets"]):
+                yield {key: f[key][index] for key in keys}
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = TrainingDataConfig(
+        band=args.band,
+        m=args.m,
+        cutout_size=args.cutout_size,
+        detector_size=args.detector_size,
+        psf_variation=args.psf_variation,
+        star_fraction=args.star_fraction,
+        sets_per_shard=args.sets_per_shard,
+    )
+    path = write_training_data(
+        args.output,
+        args.sets,
+        config,
+        args.seed,
+        processes=args.processes,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+    )
+    manifest = json.loads(path.read_text())
+    print(
+        f"wrote {manifest['n_sets']} sets of {manifest['m']} cutouts "
+        f"({manifest['n_stars']} stars, {manifest['n_galaxies']} galaxies) to {path.parent}"
+    )
+    return 0
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``make-training-data`` subcommand.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``contextnet`` parser's subparsers.
+    """
+    parser = subparsers.add_parser(
+        "make-training-data",
+        help="simulate training sets of source cutouts (HDF5 shards)",
+        description=(
+            "Simulate sets of detected-source cutouts, one simulated visit per set, without "
+            "rendering full images, and write them as HDF5 shards with a manifest."
+        ),
+    )
+    parser.add_argument("--output", required=True, help="output directory")
+    parser.add_argument("--sets", type=int, required=True, help="number of sets (visits)")
+    parser.add_argument("--m", type=int, default=1000, help="sources per set (default: %(default)s)")
+    parser.add_argument("--band", default="r", help="LSST band (default: %(default)s)")
+    parser.add_argument(
+        "--psf-variation",
+        default="full",
+        choices=PSF_VARIATIONS,
+        help="PSF variation across visits and the detector (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="master seed (default: %(default)s)")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes (default: %(default)s)")
+    parser.add_argument("--cutout-size", type=int, default=28, help="cutout side in pixels (default: %(default)s)")
+    parser.add_argument(
+        "--detector-size", type=int, default=4096, help="detector side in pixels (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--star-fraction", type=float, default=0.4, help="expected fraction of stars (default: %(default)s)"
+    )
+    parser.add_argument("--sets-per-shard", type=int, default=16, help="sets per shard (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing data in --output")
+    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    parser.set_defaults(func=_run)
