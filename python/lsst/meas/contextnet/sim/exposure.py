@@ -39,7 +39,7 @@ from astropy.table import Table
 from . import survey
 from .detect import DetectionConfig, detect_sources, match_to_truth
 from .measure import measure_sources
-from .population import PopulationConfig, _kernel_half_width, draw_population
+from .population import PopulationConfig, detection_kernel, draw_population
 from .psf import DEFAULT_MOFFAT_BETA, PSF_VARIATIONS, PsfField, draw_visit_fwhm
 from .render import MASK_PLANES, render_exposure
 
@@ -125,7 +125,9 @@ class SimulationConfig:
             raise ValueError(f"density_scale must be non-negative, got {self.density_scale!r}")
         low, high = self.psf_fwhm_range
         if not (0 < low <= high < 5):
-            raise ValueError(f"psf_fwhm_range must satisfy 0 < low <= high < 5 arcsec, got {self.psf_fwhm_range!r}")
+            raise ValueError(
+                f"psf_fwhm_range must satisfy 0 < low <= high < 5 arcsec, got {self.psf_fwhm_range!r}"
+            )
         if self.psf_variation not in PSF_VARIATIONS:
             raise ValueError(
                 f"unknown psf_variation {self.psf_variation!r}; expected one of {', '.join(PSF_VARIATIONS)}"
@@ -410,8 +412,7 @@ def simulate_exposure(
     )
     mask = rendered.mask
     bad = (mask & (1 << MASK_PLANES["BAD"])) != 0
-    centre = (size - 1) / 2.0
-    kernel = psf_field.kernel_image(centre, centre, _kernel_half_width(psf_field))
+    kernel = detection_kernel(psf_field)
     detections, segmentation = detect_sources(
         rendered.image,
         rendered.variance,
@@ -428,6 +429,7 @@ def simulate_exposure(
         detections["x"],
         detections["y"],
         excluded=excluded,
+        saturated=(mask & (1 << MASK_PLANES["SAT"])) != 0,
         segmentation=segmentation,
         radius=detections["a"],
     )
@@ -470,7 +472,9 @@ def simulate_exposure(
     )
     true_ra, true_dec = wcs.pixel_to_world_values(np.asarray(truth["x_true"]), np.asarray(truth["y_true"]))
     truth_out = Table()
-    truth_out["sourceId"] = np.where(match >= 0, source_ids[np.maximum(match, 0)] if len(source_ids) else -1, -1)
+    truth_out["sourceId"] = np.where(
+        match >= 0, source_ids[np.maximum(match, 0)] if len(source_ids) else -1, -1
+    )
     truth_out["sourceId"] = truth_out["sourceId"].astype(np.int64)
     for name in ("is_galaxy", "mag", "hlr_arcsec", "ellipticity", "rotation_deg", "x_true", "y_true"):
         truth_out[name] = truth[name]

@@ -1,7 +1,8 @@
 """Measure the LSST pipelines' baseline quantities on simulated pixels.
 
 For each detection, on a stamp around its centroid (pixels of other detections, BAD and SAT
-pixels are excluded, the way the pipelines replace neighbours by noise):
+pixels are excluded, the way the pipelines replace neighbours by noise; a source with a
+saturated centre is not measured and gets every flag set):
 
 * ``psfFlux``: linear least-squares amplitude of the PSF model drawn at the centroid,
   ``sum(P d) / sum(P**2)`` (the PSF is its own weight, as in meas_base's ``PsfFlux``), with
@@ -44,6 +45,7 @@ def measure_sources(
     y: np.ndarray,
     *,
     excluded: np.ndarray | None = None,
+    saturated: np.ndarray | None = None,
     segmentation: np.ndarray | None = None,
     radius: np.ndarray | None = None,
     flux_ratio: float = SINGLE_VISIT_FLUX_RATIO,
@@ -62,6 +64,10 @@ def measure_sources(
         Centroids (pixels, 0-based).
     excluded : `numpy.ndarray`, optional
         Boolean array of pixels never used (BAD, SAT).
+    saturated : `numpy.ndarray`, optional
+        Boolean array of saturated pixels; a source with a saturated pixel within one pixel of
+        its centre gets every measurement flagged (its core is lost, so its moments and PSF
+        flux would be biased).
     segmentation : `numpy.ndarray`, optional
         Detection segmentation map (``i + 1`` for the pixels of source ``i``); pixels of other
         sources are excluded from each measurement.
@@ -87,7 +93,9 @@ def measure_sources(
     image = np.asarray(image)
     variance = np.asarray(variance)
     if image.ndim != 2 or variance.shape != image.shape:
-        raise ValueError(f"image and variance must have the same 2-d shape, got {image.shape}, {variance.shape}")
+        raise ValueError(
+            f"image and variance must have the same 2-d shape, got {image.shape}, {variance.shape}"
+        )
     x = np.atleast_1d(np.asarray(x, dtype=np.float64))
     y = np.atleast_1d(np.asarray(y, dtype=np.float64))
     if x.shape != y.shape:
@@ -112,6 +120,10 @@ def measure_sources(
         rad = float(radius[i]) if np.isfinite(radius[i]) else 0.0
         half = int(np.clip(np.ceil(3.0 * fwhm_px + 4.0 * rad), 10, 64))
         ix, iy = int(np.floor(xi + 0.5)), int(np.floor(yi + 0.5))
+        if saturated is not None and np.any(
+            saturated[max(iy - 1, 0) : max(iy + 2, 0), max(ix - 1, 0) : max(ix + 2, 0)]
+        ):
+            continue
         full = galsim.BoundsI(ix - half, ix + half, iy - half, iy + half)
         psf_image = galsim.ImageD(full, scale=scale)
         psf_field.galsim_profile(xi, yi).drawImage(psf_image, center=(xi, yi))

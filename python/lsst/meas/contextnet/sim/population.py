@@ -32,7 +32,14 @@ stable across bands, depths and seeing.
 
 from __future__ import annotations
 
-__all__ = ["PopulationConfig", "draw_population", "expected_snr", "point_source_depth"]
+__all__ = [
+    "PopulationConfig",
+    "detection_kernel",
+    "draw_candidates",
+    "draw_population",
+    "expected_snr",
+    "point_source_depth",
+]
 
 import dataclasses
 
@@ -80,7 +87,9 @@ class PopulationConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
 
 
-def _sample_power_law_mags(rng: np.random.Generator, n: int, bright: float, faint: float, slope: float):
+def _sample_power_law_mags(
+    rng: np.random.Generator, n: int, bright: float, faint: float, slope: float
+) -> np.ndarray:
     """Draw magnitudes with ``dN/dm ∝ 10**(slope m)`` on ``[bright, faint]``."""
     u = rng.uniform(size=n)
     span = 10.0 ** (slope * (faint - bright)) - 1.0
@@ -101,9 +110,7 @@ def _sample_ellipticity(rng: np.random.Generator, sigma: np.ndarray) -> np.ndarr
     return out
 
 
-def point_source_depth(
-    psf_field: PsfField, band: str, exposure_time: float, threshold: float = 5.0
-) -> float:
+def point_source_depth(psf_field: PsfField, band: str, exposure_time: float, threshold: float = 5.0) -> float:
     """Return the magnitude of a point source detected at ``threshold`` sigma.
 
     The depth is evaluated where the PSF is sharpest on the detector (the deepest point),
@@ -131,21 +138,40 @@ def point_source_depth(
     best = np.unravel_index(np.argmin(fwhm), fwhm.shape)
     x, y = float(gx[best]), float(gy[best])
     sky = survey.sky_level(band, exposure_time)
-    kernel = psf_field.kernel_image(
-        (psf_field.width - 1) / 2, (psf_field.height - 1) / 2, _kernel_half_width(psf_field)
-    )
+    kernel = detection_kernel(psf_field)
     renderer = StampRenderer(psf_field.pixel_scale, psf_field.beta)
     unit = _unit_snr(renderer, psf_field, np.array([x]), np.array([y]), kernel, sky)
     return float(survey.flux_to_mag(threshold / unit[0], band, exposure_time))
 
 
-def _kernel_half_width(psf_field: PsfField) -> int:
-    """Detection kernel half-width: one FWHM at the detector centre, at least 2 pixels."""
-    fwhm_px = float(psf_field.fwhm_at((psf_field.width - 1) / 2, (psf_field.height - 1) / 2))
-    return max(2, int(np.ceil(fwhm_px / psf_field.pixel_scale)))
+def detection_kernel(psf_field: PsfField) -> np.ndarray:
+    """Return the detection (matched-filter) kernel of an exposure.
+
+    Parameters
+    ----------
+    psf_field : `PsfField`
+        PSF of the visit and detector.
+
+    Returns
+    -------
+    kernel : `numpy.ndarray`
+        The PSF at the detector centre, unit sum, ``2 h + 1`` pixels on a side with ``h`` one
+        FWHM (at least 2 pixels).
+    """
+    cx, cy = (psf_field.width - 1) / 2, (psf_field.height - 1) / 2
+    fwhm_px = float(psf_field.fwhm_at(cx, cy)) / psf_field.pixel_scale
+    return psf_field.kernel_image(cx, cy, max(2, int(np.ceil(fwhm_px))))
 
 
-def _unit_snr(renderer, psf_field, x, y, kernel, sky) -> np.ndarray:
+def _unit_snr(
+    renderer: StampRenderer,
+    psf_field: PsfField,
+    x: np.ndarray,
+    y: np.ndarray,
+    kernel: np.ndarray,
+    sky: float,
+) -> np.ndarray:
+    """Sky-limited matched-filter S/N of unit-flux point sources centred on pixels."""
     fwhm, g1, g2 = psf_field.params_at(x, y)
     zeros = np.zeros(len(x))
     stamps = renderer.render(
@@ -218,7 +244,7 @@ def expected_snr(
     return matched_filter_snr(stamps, variance, kernel, search_radius=2)
 
 
-def _draw_candidates(
+def draw_candidates(
     rng: np.random.Generator,
     n: int,
     galaxies: bool,
@@ -228,6 +254,32 @@ def _draw_candidates(
     band: str,
     exposure_time: float,
 ) -> Table:
+    """Draw candidate stars or galaxies at uniform random detector positions.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random number generator.
+    n : `int`
+        Number of candidates.
+    galaxies : `bool`
+        Draw galaxies (True) or stars (False).
+    faint : `float`
+        Faintest magnitude.
+    config : `PopulationConfig`
+        Magnitude distributions.
+    psf_field : `PsfField`
+        PSF of the visit and detector (its size sets the positions' range).
+    band : `str`
+        Band name.
+    exposure_time : `float`
+        Seconds.
+
+    Returns
+    -------
+    candidates : `astropy.table.Table`
+        Columns of `draw_population` except ``snr_expected``.
+    """
     if galaxies:
         mag = _sample_power_law_mags(rng, n, config.galaxy_mag_bright, faint, config.galaxy_count_slope)
     else:
@@ -315,9 +367,7 @@ def draw_population(
     survey.get_band(band)
     renderer = renderer or StampRenderer(psf_field.pixel_scale, psf_field.beta)
     sky = survey.sky_level(band, exposure_time)
-    kernel = psf_field.kernel_image(
-        (psf_field.width - 1) / 2, (psf_field.height - 1) / 2, _kernel_half_width(psf_field)
-    )
+    kernel = detection_kernel(psf_field)
     faint = point_source_depth(psf_field, band, exposure_time, threshold) + config.faint_margin
     targets = (
         rng.poisson(config.star_fraction * n_detected),
@@ -327,9 +377,15 @@ def draw_population(
     for galaxies, target in zip((False, True), targets):
         expected = 0.0
         while target > 0 and expected < target:
-            chunk = _draw_candidates(
-                rng, max(64, int(1.5 * (target - expected)) + 16), galaxies, faint, config, psf_field,
-                band, exposure_time,
+            chunk = draw_candidates(
+                rng,
+                max(64, int(1.5 * (target - expected)) + 16),
+                galaxies,
+                faint,
+                config,
+                psf_field,
+                band,
+                exposure_time,
             )
             snr = expected_snr(chunk, psf_field, sky, kernel, renderer)
             cumulative = expected + np.cumsum(ndtr(snr - threshold))
@@ -338,7 +394,7 @@ def draw_population(
             parts.append(chunk[:keep])
             expected = float(cumulative[min(keep, len(chunk)) - 1])
     if not parts:
-        empty = _draw_candidates(rng, 0, False, faint, config, psf_field, band, exposure_time)
+        empty = draw_candidates(rng, 0, False, faint, config, psf_field, band, exposure_time)
         empty["snr_expected"] = np.zeros(0)
         return empty
     from astropy.table import vstack

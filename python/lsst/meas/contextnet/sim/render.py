@@ -188,8 +188,16 @@ def render_exposure(
     canvas = galsim.Image(model, xmin=0, ymin=0, scale=scale)
     columns = {
         name: np.asarray(truth[name]).tolist()
-        for name in ("x_true", "y_true", "flux", "is_galaxy", "hlr_arcsec", "ellipticity", "rotation_deg",
-                     "bulge_fraction")
+        for name in (
+            "x_true",
+            "y_true",
+            "flux",
+            "is_galaxy",
+            "hlr_arcsec",
+            "ellipticity",
+            "rotation_deg",
+            "bulge_fraction",
+        )
     }
     for i in range(len(truth)):
         x, y, flux = columns["x_true"][i], columns["y_true"][i], columns["flux"][i]
@@ -233,7 +241,7 @@ def render_exposure(
         if rng.uniform() < 0.5:
             bad[start:, column] = True
         else:
-            bad[:start + 1, column] = True
+            bad[: start + 1, column] = True
     bad[rng.integers(0, height, n_bad_pixels), rng.integers(0, width, n_bad_pixels)] = True
     image[bad] = 0.0
     variance[bad] = sky_level

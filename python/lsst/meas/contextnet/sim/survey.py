@@ -21,6 +21,7 @@ __all__ = [
 
 import dataclasses
 import functools
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class BandInfo:
 
 
 @functools.cache
-def _survey():
+def _survey() -> Any:
     import surveycodex
 
     return surveycodex.get_survey(_SURVEY_NAME)
@@ -124,7 +125,9 @@ def _check_exposure_time(exposure_time: float) -> None:
         raise ValueError(f"exposure_time must be positive and finite, got {exposure_time!r}")
 
 
-def mag_to_flux(mag: float | np.ndarray, band: str, exposure_time: float = DEFAULT_EXPOSURE_TIME) -> np.ndarray:
+def mag_to_flux(
+    mag: float | np.ndarray, band: str, exposure_time: float = DEFAULT_EXPOSURE_TIME
+) -> np.ndarray:
     """Convert AB magnitudes to total electrons collected in one exposure.
 
     Parameters

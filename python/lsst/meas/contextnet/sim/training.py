@@ -47,14 +47,24 @@ import numpy as np
 
 from ..cutouts import scale_positions
 from . import survey
-from .population import PopulationConfig, _draw_candidates, _kernel_half_width, point_source_depth
+from .population import PopulationConfig, detection_kernel, draw_candidates, point_source_depth
 from .psf import DEFAULT_MOFFAT_BETA, PSF_VARIATIONS, PsfField
 from .stamps import StampRenderer, matched_filter_snr
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 _SEARCH_RADIUS = 2
-_DATASETS = ("cutouts", "noise_sigma", "positions", "labels", "mag", "hlr_arcsec", "ellipticity", "psf_fwhm", "snr")
+_DATASETS = (
+    "cutouts",
+    "noise_sigma",
+    "positions",
+    "labels",
+    "mag",
+    "hlr_arcsec",
+    "ellipticity",
+    "psf_fwhm",
+    "snr",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +134,9 @@ class TrainingDataConfig:
             raise ValueError(f"exposure_time must be positive, got {self.exposure_time!r}")
         low, high = self.psf_fwhm_range
         if not (0 < low <= high < 5):
-            raise ValueError(f"psf_fwhm_range must satisfy 0 < low <= high < 5 arcsec, got {self.psf_fwhm_range!r}")
+            raise ValueError(
+                f"psf_fwhm_range must satisfy 0 < low <= high < 5 arcsec, got {self.psf_fwhm_range!r}"
+            )
         if not (self.detection_threshold > 0):
             raise ValueError(f"detection_threshold must be positive, got {self.detection_threshold!r}")
 
@@ -199,8 +211,8 @@ def generate_set(
         pixel_scale=band.pixel_scale,
     )
     sky = survey.sky_level(config.band, config.exposure_time)
-    half = _kernel_half_width(psf_field)
-    kernel = psf_field.kernel_image((size - 1) / 2, (size - 1) / 2, half)
+    kernel = detection_kernel(psf_field)
+    half = kernel.shape[0] // 2
     faint = point_source_depth(psf_field, config.band, config.exposure_time, config.detection_threshold)
     faint += config.faint_margin
     population = PopulationConfig(star_fraction=config.star_fraction, faint_margin=config.faint_margin)
@@ -215,7 +227,7 @@ def generate_set(
             # Draw about what the pass rate seen so far needs (at least 128, at most 4096).
             pass_rate = (passed + 1.0) / (drawn + 2.0) if drawn else 0.5
             n_draw = int(min(4096, max(128, 1.1 * (wanted - found) / pass_rate)))
-            cand = _draw_candidates(
+            cand = draw_candidates(
                 rng, n_draw, galaxies, faint, population, psf_field, config.band, config.exposure_time
             )
             x = np.asarray(cand["x_true"])
@@ -362,7 +374,9 @@ def write_training_data(
     existing = sorted(directory.glob("shard_*.h5")) + sorted(directory.glob(MANIFEST_NAME))
     if existing:
         if not overwrite:
-            raise FileExistsError(f"{directory} already holds training data ({existing[0].name}); use overwrite")
+            raise FileExistsError(
+                f"{directory} already holds training data ({existing[0].name}); use overwrite"
+            )
         for path in existing:
             path.unlink()
     per_shard = config.sets_per_shard
@@ -557,14 +571,18 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="master seed (default: %(default)s)")
     parser.add_argument("--processes", type=int, default=1, help="worker processes (default: %(default)s)")
-    parser.add_argument("--cutout-size", type=int, default=28, help="cutout side in pixels (default: %(default)s)")
+    parser.add_argument(
+        "--cutout-size", type=int, default=28, help="cutout side in pixels (default: %(default)s)"
+    )
     parser.add_argument(
         "--detector-size", type=int, default=4096, help="detector side in pixels (default: %(default)s)"
     )
     parser.add_argument(
         "--star-fraction", type=float, default=0.4, help="expected fraction of stars (default: %(default)s)"
     )
-    parser.add_argument("--sets-per-shard", type=int, default=16, help="sets per shard (default: %(default)s)")
+    parser.add_argument(
+        "--sets-per-shard", type=int, default=16, help="sets per shard (default: %(default)s)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing data in --output")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     parser.set_defaults(func=_run)

@@ -1,0 +1,224 @@
+"""Tests of ``contextnet bench``: helpers, exposure builders, errors and a quick end-to-end run."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lsst.meas.contextnet import bench
+from lsst.meas.contextnet.bench import (
+    BenchSettings,
+    Timing,
+    cpu_model_name,
+    format_summary,
+    hardware_info,
+    make_bench_exposure,
+    time_call,
+)
+from lsst.meas.contextnet.cli import main
+from lsst.meas.contextnet.model import ContextNetConfig, build_model, count_flops
+from lsst.meas.contextnet.modelio import export_model
+
+TOP_KEYS = {
+    "format_version",
+    "created_utc",
+    "hardware",
+    "settings",
+    "model",
+    "exposure",
+    "classification",
+    "ensemble",
+    "local_network",
+    "cutouts",
+    "quantum",
+    "training",
+    "flops",
+    "seconds_total",
+}
+HARDWARE_KEYS = {
+    "cpu_model",
+    "cpu_count",
+    "cpu_count_usable",
+    "torch_version",
+    "torch_threads",
+    "torch_interop_threads",
+    "omp_num_threads",
+    "cuda_available",
+    "gpu_name",
+    "gpu_count",
+    "cuda_version",
+    "cudnn_version",
+    "python_version",
+    "numpy_version",
+    "platform",
+}
+# Entries that may legitimately be null (no GPU, variable unset, CPU-only build).
+NULLABLE = {"gpu_name", "cudnn_version", "omp_num_threads", "cuda_version", "code_version"}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialized light ContextNet with a small m (a test fixture, not a trained model)."""
+    path = tmp_path_factory.mktemp("bench-model") / "tiny.pt"
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        module = build_model(ContextNetConfig.preset("light", m=16, global_widths=(32,), predict_widths=(8,)))
+    export_model(module, path, {"training": {"data": "none: random initialization for tests", "seed": 0}})
+    return path
+
+
+def test_cpu_model_name(tmp_path: Path) -> None:
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Example CPU @ 2.0GHz\n\n")
+    assert cpu_model_name(x86) == "Example CPU @ 2.0GHz"
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nCPU part\t: 0xd0c\n")
+    assert cpu_model_name(arm) == "0xd0c"
+    assert isinstance(cpu_model_name(tmp_path / "missing"), str)
+    assert cpu_model_name(tmp_path / "missing")
+
+
+def test_hardware_info() -> None:
+    info = hardware_info()
+    assert set(info) == HARDWARE_KEYS
+    assert info["torch_version"] == torch.__version__
+    assert info["torch_threads"] == torch.get_num_threads()
+    assert info["cuda_available"] == torch.cuda.is_available()
+    assert (info["gpu_name"] is None) == (not torch.cuda.is_available())
+    assert info["cpu_count_usable"] >= 1
+
+
+def test_time_call_counts_calls_and_synchronizes() -> None:
+    calls, syncs = [], []
+    timing, result = time_call(
+        lambda: calls.append(1) or len(calls), repeat=3, warmup=2, synchronize=lambda: syncs.append(1)
+    )
+    assert len(calls) == 5
+    assert result == 5  # the last call's result
+    assert len(timing.seconds) == 3 and all(t >= 0 for t in timing.seconds)
+    assert len(syncs) == 1 + 3  # once before the clock starts, once per timed call
+    assert timing.to_dict() == {"median_s": timing.median, "seconds": list(timing.seconds)}
+    assert Timing((3.0, 1.0, 2.0)).median == 2.0
+    with pytest.raises(ValueError, match="repeat"):
+        time_call(lambda: None, repeat=0)
+
+
+def test_settings() -> None:
+    quick = BenchSettings.quick_settings()
+    assert quick.quick and quick.size < BenchSettings().size and quick.sources < BenchSettings().sources
+    assert BenchSettings.quick_settings(size=256).size == 256
+    assert BenchSettings().sources == 2000 and BenchSettings().size == 4096
+    with pytest.raises(ValueError, match="repeat"):
+        BenchSettings(repeat=0)
+    with pytest.raises(ValueError, match="exposure"):
+        BenchSettings(exposure="real")
+
+
+def test_synthetic_exposure_is_seeded_and_complete() -> None:
+    first = make_bench_exposure(128, 20, "synthetic", seed=3)
+    again = make_bench_exposure(128, 20, "synthetic", seed=3)
+    other = make_bench_exposure(128, 20, "synthetic", seed=4)
+    assert first.calexp.image.array.shape == (128, 128)
+    np.testing.assert_array_equal(first.calexp.image.array, again.calexp.image.array)
+    assert not np.array_equal(first.calexp.image.array, other.calexp.image.array)
+    assert len(first.src) == 20 and first.description["kind"] == "synthetic"
+    for column in ("sourceId", "coord_ra", "coord_dec", "x", "y", "extendedness", "sizeExtendedness"):
+        assert column in first.src.colnames
+    assert first.description["n_sources"] == 20
+    assert np.all(first.calexp.variance.array > 0)
+    with pytest.raises(ValueError, match="kind"):
+        make_bench_exposure(128, 20, "drawn", seed=3)
+
+
+def test_missing_model_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    output = tmp_path / "bench.json"
+    assert main(["bench", "--output", str(output), "--model", str(tmp_path / "none.pt"), "--quick"]) == 2
+    assert "none.pt" in capsys.readouterr().err
+    from lsst.meas.contextnet import classifier
+
+    monkeypatch.setattr(classifier, "default_model_path", lambda: tmp_path / "shipped" / "contextnet.pt")
+    assert main(["bench", "--output", str(output), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "shipped model" in err and "--model" in err
+    assert not output.exists()
+
+
+def _check_numbers(value, path: str = "") -> None:
+    """Every number finite; every time, rate, size and FLOP count positive."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if item is None:
+                assert key in NULLABLE, f"{path}.{key} is null"
+            _check_numbers(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_numbers(item, f"{path}[{i}]")
+    elif isinstance(value, float | int) and not isinstance(value, bool):
+        assert math.isfinite(value), path
+        leaf = path.rsplit(".", 1)[-1]
+        positive = ("median_s", "seconds", "_per_s", "flops", "over", "ratio", "bytes", "per_source")
+        if any(word in leaf for word in positive) or leaf.endswith("_s") or "seconds[" in path:
+            if "diff" not in leaf and leaf != "other":
+                assert value > 0, f"{path} = {value}"
+
+
+def test_quick_benchmark_writes_every_key(tmp_path: Path, tiny_model: Path, capsys) -> None:
+    output = tmp_path / "out" / "bench.json"
+    assert (
+        main(["bench", "--output", str(output), "--model", str(tiny_model), "--quick", "--device", "cpu"])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "classification" in err and "wrote" in err  # progress and summary on stderr
+    results = json.loads(output.read_text())
+    assert set(results) == TOP_KEYS
+    _check_numbers(results)
+    assert set(results["hardware"]) == HARDWARE_KEYS
+    assert results["settings"]["quick"] and results["settings"]["devices"] == ["cpu"]
+    assert results["model"]["m"] == 16 and results["model"]["architecture"] == "light"
+
+    exposure = results["exposure"]
+    assert exposure["kind"] == "simulated" and exposure["size"] == 1024
+    assert 0 < exposure["n_sources"] <= 300
+
+    cpu = results["classification"]["cpu"]
+    assert cpu["n_sources"] == exposure["n_sources"]
+    assert set(cpu["split_median_s"]) == {"cutouts", "model"}
+    assert cpu["split_median_s"]["model"] < cpu["median_s"]
+
+    ensemble = results["ensemble"]["cpu"]
+    assert ensemble["max_abs_diff_mean"] <= 1e-6 and ensemble["max_abs_diff_std"] <= 1e-6
+    assert ensemble["same_n_sets"]
+    assert ensemble["speedup_over_n_p"] == pytest.approx(ensemble["recompute_over_cached"] / 5)
+    assert ensemble["recompute"]["flops"] > ensemble["cached"]["flops"]
+
+    cutouts = results["cutouts"]
+    assert cutouts["identical"] and cutouts["max_abs_diff"] == 0.0
+
+    quantum = results["quantum"]
+    assert set(quantum["split_median_s"]) == {"read", "cutouts", "model", "write", "other"}
+    assert quantum["quantum"]["median_s"] > quantum["split_median_s"]["model"]
+    assert quantum["quantum_over_read"] == pytest.approx(quantum["quantum"]["median_s"] / quantum["read_s"])
+
+    training = results["training"]
+    assert training["cutouts_per_step"] == 2 * 16 and training["steps"] == 2
+    assert "generate_set" in training["data"]
+    assert training["cutouts_per_s"] == pytest.approx(2 * 2 * 16 / training["median_s"])
+
+    flops = results["flops"]
+    expected = count_flops(ContextNetConfig.preset("light", m=16, global_widths=(32,), predict_widths=(8,)))
+    assert flops["per_source"] == pytest.approx(expected["per_source"])
+    assert flops["local_network_flops_per_s"]["cpu"] == pytest.approx(
+        expected["local_per_cutout"]
+        * results["local_network"]["n_cutouts"]
+        / results["local_network"]["cpu"]["median_s"]
+    )
+    summary = format_summary(results)
+    assert "classification run() on cpu" in summary and "quantum" in summary
+
+
+def test_module_exports() -> None:
+    for name in bench.__all__:
+        assert hasattr(bench, name)

@@ -1,0 +1,254 @@
+"""Tests of the fast training-data generator: renderer accuracy, detection criterion, sets,
+shards, determinism independent of the process count, and the CLI subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import galsim
+import numpy as np
+import pytest
+from lsst.meas.contextnet.sim.detect import matched_filter_image
+from lsst.meas.contextnet.sim.render import galaxy_profile
+from lsst.meas.contextnet.sim.stamps import StampRenderer, matched_filter_snr
+from lsst.meas.contextnet.sim.training import (
+    MANIFEST_NAME,
+    TrainingDataConfig,
+    add_subcommand,
+    generate_set,
+    iter_training_sets,
+    iter_training_shards,
+    read_manifest,
+    write_training_data,
+)
+
+SMALL = TrainingDataConfig(m=40, detector_size=512, sets_per_shard=2)
+
+
+def _galsim_stamp(size, flux, dx, dy, fwhm, pg1, pg2, galaxy, hlr=0.0, e=0.0, rotation=0.0, bulge=0.0):
+    psf = galsim.Moffat(beta=3.5, fwhm=1.0).dilate(fwhm).shear(g1=pg1, g2=pg2)
+    obj = galsim.Convolve(galaxy_profile(flux, hlr, e, rotation, bulge), psf) if galaxy else psf * flux
+    image = galsim.ImageD(size, size, xmin=0, ymin=0, scale=0.2)
+    obj.drawImage(image, center=(size // 2 + dx, size // 2 + dy))
+    return image.array
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(flux=1.0e4, dx=0.3, dy=-0.4, fwhm=0.7, pg1=0.03, pg2=-0.02, galaxy=False),
+        dict(flux=1.0e4, dx=-0.5, dy=0.2, fwhm=1.25, pg1=0.0, pg2=0.04, galaxy=False),
+        dict(
+            flux=1.0e4,
+            dx=0.1,
+            dy=0.45,
+            fwhm=0.9,
+            pg1=-0.02,
+            pg2=0.0,
+            galaxy=True,
+            hlr=0.5,
+            e=0.35,
+            rotation=40.0,
+            bulge=0.3,
+        ),
+        dict(
+            flux=1.0e4,
+            dx=-0.2,
+            dy=-0.1,
+            fwhm=0.55,
+            pg1=0.0,
+            pg2=0.0,
+            galaxy=True,
+            hlr=1.6,
+            e=0.6,
+            rotation=110.0,
+            bulge=0.8,
+        ),
+    ],
+)
+def test_stamp_renderer_matches_galsim(params):
+    theta = np.deg2rad(params.get("rotation", 0.0))
+    e = params.get("e", 0.0)
+    ours = StampRenderer().render(
+        28,
+        flux=[params["flux"]],
+        dx=[params["dx"]],
+        dy=[params["dy"]],
+        psf_fwhm=[params["fwhm"]],
+        psf_g1=[params["pg1"]],
+        psf_g2=[params["pg2"]],
+        is_galaxy=[params["galaxy"]],
+        hlr=[params.get("hlr", 0.0)],
+        g1=[e * np.cos(2 * theta)],
+        g2=[e * np.sin(2 * theta)],
+        bulge_fraction=[params.get("bulge", 0.0)],
+    )[0]
+    reference = _galsim_stamp(
+        28,
+        params["flux"],
+        params["dx"],
+        params["dy"],
+        params["fwhm"],
+        params["pg1"],
+        params["pg2"],
+        params["galaxy"],
+        params.get("hlr", 0.0),
+        e,
+        params.get("rotation", 0.0),
+        params.get("bulge", 0.0),
+    )
+    assert np.abs(ours - reference).max() < 2e-3 * reference.max()
+    assert ours.sum() == pytest.approx(reference.sum(), rel=2e-3)
+    assert np.unravel_index(np.argmax(ours), ours.shape) == np.unravel_index(np.argmax(reference), ours.shape)
+
+
+def test_stamp_snr_is_the_detection_snr():
+    rng = np.random.default_rng(0)
+    kernel = galsim.Moffat(beta=3.5, fwhm=0.8).drawImage(nx=9, ny=9, scale=0.2).array
+    stamps = rng.normal(0.0, 30.0, size=(3, 28, 28))
+    stamps[:, 13:16, 13:16] += np.array([50.0, 200.0, 500.0])[:, None, None]
+    variance = 900.0 + np.clip(stamps, 0, None)
+    snr = matched_filter_snr(stamps, variance, kernel, search_radius=2)
+    for i in range(3):
+        full = matched_filter_image(stamps[i], variance[i], kernel)
+        assert snr[i] == pytest.approx(full[12:17, 12:17].max(), rel=1e-4)
+    with pytest.raises(ValueError, match="too small"):
+        matched_filter_snr(stamps[:, :10, :10], variance[:, :10, :10], kernel)
+
+
+def test_generate_set_contents():
+    data = generate_set(SMALL, np.random.default_rng(1))
+    m = SMALL.m
+    assert data["cutouts"].shape == (m, 28, 28) and data["cutouts"].dtype == np.float32
+    assert data["positions"].shape == (m, 2) and np.all(np.abs(data["positions"]) <= 1.0)
+    assert data["labels"].dtype == np.uint8 and set(np.unique(data["labels"])) <= {0, 1}
+    assert 0 < data["labels"].sum() < m
+    assert np.all(data["snr"] >= 5.0)
+    assert np.all(data["hlr_arcsec"][data["labels"] == 0] == 0)
+    assert np.all(data["hlr_arcsec"][data["labels"] == 1] > 0)
+    assert np.all((data["psf_fwhm"] > 0.4) & (data["psf_fwhm"] < 1.6))
+    # One visit: one PSF field, so the FWHM spread within a set is only the spatial variation.
+    assert np.ptp(data["psf_fwhm"]) / np.mean(data["psf_fwhm"]) < 0.3
+    # Sky-subtracted, sky-noise level; bright sources peak at the centre pixel.
+    assert float(data["noise_sigma"]) == pytest.approx(np.sqrt(709.87), rel=0.01)
+    edges = np.concatenate([data["cutouts"][:, 0, :], data["cutouts"][:, -1, :]], axis=1)
+    assert abs(np.median(edges)) < 5.0
+    bright = np.argsort(data["snr"])[-5:]
+    for i in bright:
+        peak = np.unravel_index(np.argmax(data["cutouts"][i]), (28, 28))
+        assert abs(peak[0] - 14) <= 1 and abs(peak[1] - 14) <= 1
+
+
+def test_psf_variation_none_is_fixed():
+    config = TrainingDataConfig(m=10, detector_size=256, psf_variation="none")
+    fwhms = [generate_set(config, np.random.default_rng(s))["psf_fwhm"] for s in range(3)]
+    np.testing.assert_allclose(np.concatenate(fwhms), 0.81, rtol=1e-6)
+
+
+def _all_sets(directory):
+    return list(iter_training_sets(directory))
+
+
+def test_shards_roundtrip_and_process_independence(tmp_path):
+    one = tmp_path / "one"
+    two = tmp_path / "two"
+    manifest_path = write_training_data(one, 3, SMALL, seed=7, processes=1, progress=False)
+    config_two = TrainingDataConfig(m=40, detector_size=512, sets_per_shard=1)
+    write_training_data(two, 3, config_two, seed=7, processes=2, progress=False)
+
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest == read_manifest(one)
+    assert [s["file"] for s in manifest["shards"]] == ["shard_00000.h5", "shard_00001.h5"]
+    assert manifest["n_stars"] + manifest["n_galaxies"] == 3 * 40
+    assert manifest["seed"] == 7 and manifest["m"] == 40 and manifest["cutout_size"] == 28
+
+    shards = list(iter_training_shards(one))
+    assert [s["cutouts"].shape for s in shards] == [(2, 40, 28, 28), (1, 40, 28, 28)]
+    attrs = shards[0]["attrs"]
+    assert attrs["m"] == 40 and attrs["cutout_size"] == 28 and attrs["band"] == "r"
+    assert attrs["psf_variation"] == "full" and attrs["detector_size"] == 512 and attrs["seed"] == 7
+    assert json.loads(attrs["config"])["m"] == 40
+    for key, dtype in [
+        ("cutouts", np.float32),
+        ("noise_sigma", np.float32),
+        ("positions", np.float32),
+        ("labels", np.uint8),
+        ("mag", np.float32),
+        ("hlr_arcsec", np.float32),
+        ("ellipticity", np.float32),
+        ("psf_fwhm", np.float32),
+    ]:
+        assert shards[0][key].dtype == dtype, key
+    assert shards[0]["positions"].shape == (2, 40, 2) and shards[0]["noise_sigma"].shape == (2,)
+
+    # Same seed, other shard size and process count: identical sets.
+    sets_one, sets_two = _all_sets(one), _all_sets(two)
+    assert len(sets_one) == len(sets_two) == 3
+    for a, b in zip(sets_one, sets_two):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    # Sets of one data set differ from each other, and another seed differs.
+    assert not np.array_equal(sets_one[0]["cutouts"], sets_one[1]["cutouts"])
+    other = tmp_path / "other"
+    write_training_data(other, 1, SMALL, seed=8, progress=False)
+    assert not np.array_equal(_all_sets(other)[0]["cutouts"], sets_one[0]["cutouts"])
+
+
+def test_write_refuses_bad_arguments_and_existing_data(tmp_path):
+    write_training_data(tmp_path, 1, TrainingDataConfig(m=5, detector_size=128), seed=1, progress=False)
+    with pytest.raises(FileExistsError, match="already holds training data"):
+        write_training_data(tmp_path, 1, TrainingDataConfig(m=5, detector_size=128), seed=1, progress=False)
+    write_training_data(
+        tmp_path, 1, TrainingDataConfig(m=6, detector_size=128), seed=1, progress=False, overwrite=True
+    )
+    assert read_manifest(tmp_path)["m"] == 6
+    with pytest.raises(ValueError, match="n_sets"):
+        write_training_data(tmp_path / "x", 0, SMALL, seed=1)
+    with pytest.raises(ValueError, match="processes"):
+        write_training_data(tmp_path / "x", 1, SMALL, seed=1, processes=0)
+    with pytest.raises(ValueError, match="unknown band 'q'"):
+        TrainingDataConfig(band="q")
+    with pytest.raises(ValueError, match="m must be an integer"):
+        TrainingDataConfig(m=0)
+    with pytest.raises(ValueError, match="psf_variation"):
+        TrainingDataConfig(psf_variation="all")
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        read_manifest(tmp_path / "missing")
+    (tmp_path / "shard_00000.h5").unlink()
+    with pytest.raises(FileNotFoundError, match="shard_00000.h5"):
+        list(iter_training_sets(tmp_path))
+
+
+def test_cli_subcommand(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="contextnet")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_subcommand(subparsers)
+    args = parser.parse_args(
+        [
+            "make-training-data",
+            "--output",
+            str(tmp_path),
+            "--sets",
+            "2",
+            "--m",
+            "8",
+            "--band",
+            "i",
+            "--psf-variation",
+            "spatial",
+            "--seed",
+            "3",
+            "--processes",
+            "1",
+            "--detector-size",
+            "256",
+            "--no-progress",
+        ]
+    )
+    assert args.func(args) == 0
+    assert "wrote 2 sets of 8 cutouts" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    assert manifest["band"] == "i" and manifest["psf_variation"] == "spatial" and manifest["n_sets"] == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args(["make-training-data", "--output", "x", "--sets", "1", "--psf-variation", "bad"])
