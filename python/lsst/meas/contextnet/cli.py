@@ -18,6 +18,7 @@ _SUBCOMMAND_MODULES = (
     "lsst.meas.contextnet.evaluate",
     "lsst.meas.contextnet.bench",
     "lsst.meas.contextnet.demo",
+    "lsst.meas.contextnet.experiments",
 )
 
 
