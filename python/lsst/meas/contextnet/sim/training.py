@@ -39,6 +39,8 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -329,6 +331,7 @@ def write_training_data(
     processes: int = 1,
     progress: bool = True,
     overwrite: bool = False,
+    command: str | None = None,
 ) -> Path:
     """Generate training sets and write them as HDF5 shards with a manifest.
 
@@ -348,6 +351,9 @@ def write_training_data(
         Show a ``tqdm`` progress bar over sets.
     overwrite : `bool`, optional
         Replace an existing data set in ``output``.
+    command : `str`, optional
+        Command line that made the data, recorded in the manifest (and so in the model card of
+        models trained on it).
 
     Returns
     -------
@@ -414,6 +420,7 @@ def write_training_data(
         "n_stars": int(sum(r["n_stars"] for r in results)),
         "n_galaxies": int(sum(r["n_galaxies"] for r in results)),
         "config": config_dict,
+        "command": command,
         "shards": results,
     }
     path = directory / MANIFEST_NAME
@@ -534,6 +541,7 @@ def _run(args: argparse.Namespace) -> int:
         processes=args.processes,
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        command=shlex.join(["contextnet", *sys.argv[1:]]),
     )
     manifest = json.loads(path.read_text())
     print(
