@@ -163,14 +163,14 @@ def simulate_repo(
     check_collection_free(butler, collection)
 
     visit_ids = list(range(first_visit, first_visit + visits))
-    wcs_by_data_id = {}
     for visit in visit_ids:
+        # The same WCS that simulate_exposure gives each detector; the visit's regions need all
+        # of them before any exposure is simulated.
         ra, dec = visit_pointing(visit, config)
         detector_wcs = {
             detector: make_tan_wcs(ra, dec, config.size, offset=detector_offset(detector, config.size))
             for detector in range(detectors)
         }
-        wcs_by_data_id.update({(visit, d): w for d, w in detector_wcs.items()})
         register_visit(
             butler,
             visit=visit,
@@ -199,7 +199,7 @@ def simulate_repo(
             exposure.image,
             exposure.variance,
             masks,
-            wcs_by_data_id[(visit, detector)],
+            exposure.wcs,
             exposure.psf_field.to_piff(),
             visit=visit,
             detector=detector,
