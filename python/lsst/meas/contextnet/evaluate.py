@@ -69,6 +69,7 @@ from .metrics import (
     cross_fit_predict,
     reliability_bins,
 )
+from .serialization import json_compatible
 
 if TYPE_CHECKING:
     from lsst.daf.butler import Butler
@@ -288,21 +289,8 @@ def _bool_column(catalog: Table, name: str, fill: bool) -> np.ndarray:
     return np.asarray(np.ma.filled(np.ma.asarray(catalog[name]), fill), dtype=bool)
 
 
-def _jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays and non-finite floats (to `None`) for JSON and YAML."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _table_rows(table: Table) -> list[dict[str, Any]]:
-    return [{name: _jsonable(row[name]) for name in table.colnames} for row in table]
+    return [{name: json_compatible(row[name]) for name in table.colnames} for row in table]
 
 
 @dataclasses.dataclass
@@ -354,8 +342,8 @@ class EvaluationResult:
         summary = self.summary.copy()
         summary.remove_columns(["bin", "mag_lo", "mag_hi"])
         return {
-            "counts": _jsonable(self.counts),
-            "settings": _jsonable(self.settings),
+            "counts": json_compatible(self.counts),
+            "settings": json_compatible(self.settings),
             "classifiers": list(self.classifiers),
             "summary": _table_rows(summary),
             "by_magnitude": _table_rows(self.by_magnitude),

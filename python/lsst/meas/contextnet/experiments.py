@@ -71,6 +71,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .serialization import json_compatible
+
 if TYPE_CHECKING:
     from .model import ContextNetConfig
     from .sim.training import TrainingDataConfig
@@ -416,15 +418,6 @@ def _bin_specs(inner: Sequence[float], unit: str = "") -> list[dict[str, Any]]:
     return specs
 
 
-def _json_number(value: Any) -> Any:
-    """NaN and infinities become None (strict JSON); numpy scalars become Python numbers."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _ensure_data(
     directory: Path,
     n_sets: int,
@@ -503,9 +496,9 @@ def _binned(table: Any, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "label": spec["label"],
                 "n": int(row["n"]),
                 "n_galaxy": int(row["n_galaxy"]),
-                "accuracy": _json_number(float(row["accuracy"])),
-                "balanced_accuracy": _json_number(float(row["balanced_accuracy"])),
-                "auc": _json_number(float(row["auc"])),
+                "accuracy": json_compatible(float(row["accuracy"])),
+                "balanced_accuracy": json_compatible(float(row["balanced_accuracy"])),
+                "auc": json_compatible(float(row["auc"])),
             }
         )
     return out
@@ -543,8 +536,8 @@ def _evaluate(
     )
     n_visits = per_visit.size
     se = float(np.std(per_visit, ddof=1) / math.sqrt(n_visits)) if n_visits > 1 else math.nan
-    metrics = {key: _json_number(value) for key, value in overall.items()}
-    metrics["accuracy_se"] = _json_number(se)
+    metrics = {key: json_compatible(value) for key, value in overall.items()}
+    metrics["accuracy_se"] = json_compatible(se)
     return {
         "metrics": metrics,
         "by_mag": _binned(by_mag, mag_specs),
@@ -568,9 +561,9 @@ def _pattern(rows: list[dict[str, Any]], per_visit: dict[str, np.ndarray]) -> di
         "local_only_drop_a_to_c_se": se_drop,
         "local_only_drop_a_to_b": acc["a"] - acc["b"],
         "contextnet_gain_over_c": gain,
-        "contextnet_gain_over_c_se": _json_number(se_gain),
+        "contextnet_gain_over_c_se": json_compatible(se_gain),
         "contextnet_minus_a": acc["d"] - acc["a"],
-        "recovered_fraction": _json_number(gain / drop) if drop != 0 else None,
+        "recovered_fraction": json_compatible(gain / drop) if drop != 0 else None,
         "holds": holds,
         "definition": (
             "accuracy(a) - accuracy(c) > 2 SE and accuracy(d) - accuracy(c) > 2 SE "
@@ -954,8 +947,8 @@ def reproduce_table1(
                     "stopped": result.training["stopped"],
                     "seconds": result.training["timings"]["total_s"],
                     "n_parameters": result.training["n_parameters"],
-                    "val_accuracy": _json_number(validation.get("accuracy")),
-                    "val_loss": _json_number(validation.get("loss")),
+                    "val_accuracy": json_compatible(validation.get("accuracy")),
+                    "val_loss": json_compatible(validation.get("loss")),
                     "history": result.history,
                 },
             }

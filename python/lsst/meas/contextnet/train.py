@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from .cutouts import DEFAULT_NORMALIZATION, normalize_cutouts
+from .serialization import json_compatible
 
 _LOG = logging.getLogger(__name__)
 
@@ -360,19 +361,6 @@ def _make_sets(
     return visit, index
 
 
-def _json_safe(value: Any) -> Any:
-    """Replace NaN and infinities by None, recursively, for strict JSON."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def train_model(
     data: TrainingData,
     config: Any,
@@ -655,7 +643,7 @@ def train_model(
         "history": history,
     }
     return TrainingResult(
-        model=model, history=history, metrics=_json_safe(metrics), training=_json_safe(training)
+        model=model, history=history, metrics=json_compatible(metrics), training=json_compatible(training)
     )
 
 
@@ -706,7 +694,7 @@ def run_training(
     )
     result = train_model(data, config, options)
     training = dict(result.training)
-    training["data"] = _json_safe(data.description)
+    training["data"] = json_compatible(data.description)
     training["command"] = (
         command if command is not None else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     )
