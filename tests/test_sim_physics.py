@@ -14,13 +14,13 @@ from lsst.meas.contextnet.sim.exposure import (
     SimulationConfig,
     detector_offset,
     make_source_ids,
-    make_tan_wcs,
     simulate_exposure,
 )
 from lsst.meas.contextnet.sim.measure import measure_sources
 from lsst.meas.contextnet.sim.population import draw_population, point_source_depth
 from lsst.meas.contextnet.sim.psf import PsfField, draw_visit_fwhm
 from lsst.meas.contextnet.sim.render import MASK_PLANES, render_exposure
+from lsst.meas.contextnet.sim.wcs import make_tan_wcs
 
 
 def _grid(field: PsfField, n: int = 9) -> tuple[np.ndarray, np.ndarray]:
@@ -448,14 +448,14 @@ def test_bad_arguments_raise_clear_errors():
 
 
 def test_wcs_and_ids():
-    wcs = make_tan_wcs(150.0, 2.0, 4096, offset=detector_offset(4, 4096))
+    wcs = make_tan_wcs(150.0, 2.0, 4096, 4096, offset=detector_offset(4, 4096))
     ra, dec = wcs.pixel_to_world_values(2047.5, 2047.5)
     assert ra == pytest.approx(150.0) and dec == pytest.approx(2.0)
     ra1, dec1 = wcs.pixel_to_world_values(2047.5, 2048.5)
     assert (dec1 - dec) * 3600 == pytest.approx(0.2, rel=1e-4)
     ra2, _ = wcs.pixel_to_world_values(2048.5, 2047.5)
     assert ra2 < ra  # east is -x
-    corner = make_tan_wcs(150.0, 2.0, 4096, offset=detector_offset(0, 4096))
+    corner = make_tan_wcs(150.0, 2.0, 4096, 4096, offset=detector_offset(0, 4096))
     ra0, dec0 = corner.pixel_to_world_values(2047.5, 2047.5)
     assert ra0 > 150.0 and dec0 < 2.0  # detector 0 sits at -x, -y
     ids = make_source_ids(7, 3, 5)

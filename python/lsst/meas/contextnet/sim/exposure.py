@@ -22,7 +22,6 @@ __all__ = [
     "SimulationConfig",
     "SimulatedExposure",
     "simulate_exposure",
-    "make_tan_wcs",
     "detector_offset",
     "visit_pointing",
     "make_source_ids",
@@ -42,6 +41,7 @@ from .measure import measure_sources
 from .population import PopulationConfig, detection_kernel, draw_population
 from .psf import DEFAULT_MOFFAT_BETA, PSF_VARIATIONS, PsfField, draw_visit_fwhm
 from .render import MASK_PLANES, render_exposure
+from .wcs import make_tan_wcs
 
 if TYPE_CHECKING:
     import piff
@@ -259,49 +259,6 @@ def detector_offset(detector: int, size: int, gap: int = 100) -> tuple[float, fl
     return float(column * (size + gap)), float(row * (size + gap))
 
 
-def make_tan_wcs(
-    ra: float,
-    dec: float,
-    size: int,
-    *,
-    offset: tuple[float, float] = (0.0, 0.0),
-    pixel_scale: float | None = None,
-) -> WCS:
-    """Build a gnomonic (TAN) WCS for a detector.
-
-    Parameters
-    ----------
-    ra, dec : `float`
-        Boresight in degrees (the tangent point).
-    size : `int`
-        Detector side in pixels.
-    offset : `tuple` [`float`, `float`], optional
-        Detector centre minus boresight in pixels (`detector_offset`).
-    pixel_scale : `float`, optional
-        Arcseconds per pixel (default: LSST's).
-
-    Returns
-    -------
-    wcs : `astropy.wcs.WCS`
-        Celestial WCS; ``wcs.pixel_to_world_values(x, y)`` takes 0-based pixel positions.
-        North is +y and east is −x.
-    """
-    from astropy.wcs import WCS
-
-    scale = (survey.pixel_scale() if pixel_scale is None else pixel_scale) / 3600.0
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [ra, dec]
-    centre = (size - 1) / 2.0
-    # FITS pixels are 1-based.
-    wcs.wcs.crpix = [centre - offset[0] + 1.0, centre - offset[1] + 1.0]
-    wcs.wcs.cd = [[-scale, 0.0], [0.0, scale]]
-    wcs.wcs.cunit = ["deg", "deg"]
-    wcs.wcs.radesys = "ICRS"
-    wcs.pixel_shape = (size, size)
-    return wcs
-
-
 def make_source_ids(visit: int, detector: int, n: int) -> np.ndarray:
     """Source IDs unique across visits and detectors.
 
@@ -435,7 +392,9 @@ def simulate_exposure(
     )
 
     ra0, dec0 = visit_pointing(visit, config)
-    wcs = make_tan_wcs(ra0, dec0, size, offset=detector_offset(detector, size), pixel_scale=scale)
+    wcs = make_tan_wcs(
+        ra0, dec0, size, size, offset=detector_offset(detector, size), pixel_scale_arcsec=scale
+    )
     source_ids = make_source_ids(visit, detector, len(detections))
     det_ra, det_dec = wcs.pixel_to_world_values(np.asarray(detections["x"]), np.asarray(detections["y"]))
     src = Table(

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .exposure import SimulationConfig, detector_offset, make_tan_wcs, simulate_exposure, visit_pointing
+from .exposure import SimulationConfig, detector_offset, simulate_exposure, visit_pointing
+from .wcs import make_tan_wcs
 
 if TYPE_CHECKING:
     from astropy.time import Time
@@ -168,7 +169,9 @@ def simulate_repo(
         # of them before any exposure is simulated.
         ra, dec = visit_pointing(visit, config)
         detector_wcs = {
-            detector: make_tan_wcs(ra, dec, config.size, offset=detector_offset(detector, config.size))
+            detector: make_tan_wcs(
+                ra, dec, config.size, config.size, offset=detector_offset(detector, config.size)
+            )
             for detector in range(detectors)
         }
         register_visit(

@@ -1,0 +1,71 @@
+"""Sky coordinates of simulated detectors: the gnomonic (TAN) WCS."""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_PIXEL_SCALE_ARCSEC", "make_tan_wcs"]
+
+import math
+
+import numpy as np
+from astropy.wcs import WCS
+
+DEFAULT_PIXEL_SCALE_ARCSEC: float = 0.2
+"""LSST pixel scale in arcseconds."""
+
+
+def make_tan_wcs(
+    ra_deg: float,
+    dec_deg: float,
+    width: int,
+    height: int,
+    *,
+    pixel_scale_arcsec: float = DEFAULT_PIXEL_SCALE_ARCSEC,
+    rotation_deg: float = 0.0,
+    offset: tuple[float, float] = (0.0, 0.0),
+) -> WCS:
+    """Make a gnomonic (TAN) WCS for a detector.
+
+    Parameters
+    ----------
+    ra_deg, dec_deg : `float`
+        ICRS tangent point (degrees): the detector centre, pixel ``((width - 1) / 2,
+        (height - 1) / 2)`` in 0-based coordinates, shifted by ``offset``.
+    width, height : `int`
+        Detector size in pixels (x then y).
+    pixel_scale_arcsec : `float`, optional
+        Pixel scale in arcseconds.
+    rotation_deg : `float`, optional
+        Position angle of the +y axis, east of north (0: north up, east left).
+    offset : `tuple` [`float`, `float`], optional
+        Detector centre minus tangent point, in pixels along x and y (for detectors of a
+        mosaic sharing one boresight, see `lsst.meas.contextnet.sim.exposure.detector_offset`).
+
+    Returns
+    -------
+    wcs : `astropy.wcs.WCS`
+        The WCS, with FITS (1-based) ``CRPIX``.
+
+    Raises
+    ------
+    ValueError
+        Raised if a size or the pixel scale is not positive, or ``dec_deg`` is outside [-90, 90].
+
+    """
+    if width < 1 or height < 1:
+        raise ValueError(f"Detector size width={width!r}, height={height!r} must be positive.")
+    if not pixel_scale_arcsec > 0:
+        raise ValueError(f"pixel_scale_arcsec={pixel_scale_arcsec!r} must be positive.")
+    if not -90.0 <= dec_deg <= 90.0:
+        raise ValueError(f"dec_deg={dec_deg!r} must be in [-90, 90].")
+    scale = pixel_scale_arcsec / 3600.0
+    theta = math.radians(rotation_deg)
+    cos, sin = math.cos(theta), math.sin(theta)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cunit = ["deg", "deg"]
+    wcs.wcs.radesys = "ICRS"
+    wcs.wcs.crval = [float(ra_deg) % 360.0, float(dec_deg)]
+    wcs.wcs.crpix = [(width + 1) / 2.0 - offset[0], (height + 1) / 2.0 - offset[1]]
+    wcs.wcs.cd = np.array([[-scale * cos, scale * sin], [scale * sin, scale * cos]])
+    wcs.pixel_shape = (width, height)
+    return wcs
