@@ -14,6 +14,7 @@ __all__ = [
     "ContextNetClassifierConfig",
     "ContextNetClassifierConnections",
     "ContextNetClassifierTask",
+    "MissingPsfError",
     "NoiseEstimateError",
     "default_model_path",
     "seed_from_data_id",
@@ -48,8 +49,9 @@ from lsst.pipe.base import (
 )
 from lsst.utils.logging import PeriodicLogger
 
-from .cutouts import extract_cutouts, normalize_cutouts, scale_positions
+from .cutouts import extract_cutouts, scale_positions
 from .piff_compat import install_piff_reader_fixes
+from .psfinputs import evaluate_psf_grid, interpolate_psf, model_inputs, subpixel_offsets
 
 if TYPE_CHECKING:
     import torch
@@ -163,6 +165,30 @@ class NoiseEstimateError(AlgorithmError):
         return {"noise_sigma": self._noise_sigma}
 
 
+class MissingPsfError(AlgorithmError):
+    """Raised when a PSF-aware model is given an exposure without a PSF model.
+
+    Parameters
+    ----------
+    inputs : `tuple` [`str`, ...]
+        The inputs the model declares.
+
+    """
+
+    def __init__(self, inputs: tuple[str, ...]) -> None:
+        super().__init__(
+            f"the ContextNet model needs the exposure's PSF model (its inputs are {list(inputs)}), but the "
+            "exposure has no PSF; attach one (e.g. the PSF fit by calibrateImage) or configure a PSF-blind "
+            "model (config.modelPath)"
+        )
+        self._inputs = tuple(inputs)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The inputs the model declares (`dict` [`str`, `str`])."""
+        return {"inputs": ",".join(self._inputs)}
+
+
 class ContextNetClassifierConnections(
     PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
 ):
@@ -234,6 +260,19 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
         default=5,
         min=1,
     )
+    poolSetSize = RangeField[int](
+        doc="For a model with a pooling (permutation-invariant) global network: 0 (the default) "
+        "classifies all sources of the detector in one set; N > 0 draws random sets of N sources, each "
+        "source in at least nEnsemble of them, as for the paper's network.",
+        default=0,
+        min=0,
+    )
+    minContextSources = RangeField[int](
+        doc="A pooling model's rows are flagged classification_flag_fewSources when fewer sources than "
+        "this can be classified (the context of so few is weak).",
+        default=50,
+        min=1,
+    )
     seed = RangeField[int](
         doc="Seed of the ensemble's random sets; each quantum combines it with its data ID "
         "(seed_from_data_id), so reruns give identical results.",
@@ -244,7 +283,7 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
         doc="Mask planes whose pixels are replaced by 0 in the cutouts (and flag the source "
         "classification_flag_badPixels). lsst.images names (SATURATED) or afw names (SAT); planes the "
         "image does not have are ignored.",
-        default=["BAD", "SATURATED", "NO_DATA"],
+        default=["BAD", "SATURATED", "NO_DATA", "COSMIC_RAY"],
     )
     idColumn = Field[str](doc="Input column with the source ID.", default="sourceId")
     xColumn = Field[str](
@@ -345,12 +384,12 @@ def _check_model(loaded: LoadedModel, path: Path) -> None:
         )
     size, m = loaded.cutout_size, loaded.m
     # One blank cutout and one set through the network: a network built for another cutout
-    # size, set size or number of position features fails here with a clear message rather
-    # than in the middle of a run.
+    # size, set size, number of channels or of position features fails here with a clear
+    # message rather than in the middle of a run.
     with torch.inference_mode():
         try:
             features = loaded.module.local_features(
-                torch.zeros((1, 1, size, size), device=loaded.device),
+                torch.zeros((1, len(loaded.inputs), size, size), device=loaded.device),
                 torch.zeros((1, 2), device=loaded.device),
             )
             probabilities = loaded.module.predict_sets(features.unsqueeze(0).expand(1, m, -1))
@@ -358,7 +397,7 @@ def _check_model(loaded: LoadedModel, path: Path) -> None:
             message = str(exc).strip().splitlines()
             raise ModelFileError(
                 f"{path}: the network rejects inputs of the size its metadata declares "
-                f"(cutout_size={size}, m={m}, 2 position features): "
+                f"(cutout_size={size}, m={m}, inputs {list(loaded.inputs)}, 2 position features): "
                 f"{message[-1] if message else type(exc).__name__}"
             ) from exc
     if tuple(probabilities.shape) != (1, m):
@@ -579,26 +618,47 @@ class ContextNetClassifierTask(PipelineTask):
         if not (math.isfinite(noise_sigma) and noise_sigma > 0):
             raise NoiseEstimateError(noise_sigma)
         valid = ~(cutouts.bad_centroid | cutouts.off_image)
-        normalization = loaded.metadata["normalization"]
-        normalized = normalize_cutouts(cutouts.cutouts[valid], noise_sigma, float(normalization["softening"]))
         detector = getattr(exposure, "detector", None)
         frame = detector.bbox if detector is not None else bbox
-        positions = scale_positions(
-            x[valid] - frame.x.start, y[valid] - frame.y.start, frame.x.size, frame.y.size
-        )
+        fx, fy = x[valid] - frame.x.start, y[valid] - frame.y.start
+        positions = scale_positions(fx, fy, frame.x.size, frame.y.size)
         self.metadata["timing.cutouts"] = time.perf_counter() - start
 
         start = time.perf_counter()
+        psf_images = dx = dy = None
+        if "psf" in loaded.inputs:
+            psf_images = self._psf_images(exposure, frame, fx, fy, loaded)
+            dx, dy = subpixel_offsets(x[valid], y[valid])
+        self.metadata["timing.psf"] = time.perf_counter() - start
+        start = time.perf_counter()
+        normalized = model_inputs(
+            cutouts.cutouts[valid],
+            noise_sigma,
+            loaded.metadata["normalization"],
+            loaded.inputs,
+            bad=cutouts.bad[valid] if cutouts.bad is not None else None,
+            psf=psf_images,
+            dx=dx,
+            dy=dy,
+        )
+        self.metadata["timing.inputs"] = time.perf_counter() - start
+
+        start = time.perf_counter()
         n_valid = int(valid.sum())
-        m = loaded.m
-        n_sets = math.ceil(self.config.nEnsemble * n_valid / m) if n_valid >= m else self.config.nEnsemble
+        m, n_p, min_sources = loaded.m, self.config.nEnsemble, loaded.m
+        if loaded.global_kind == "pool":
+            # One pass over all sources, or random sets of poolSetSize.
+            m = self.config.poolSetSize or max(n_valid, 1)
+            n_p = n_p if self.config.poolSetSize else 1
+            min_sources = min(self.config.minContextSources, m)
+        n_sets = math.ceil(n_p * n_valid / m) if n_valid >= m else n_p
         from .ensemble import ensemble_predict
 
         result = ensemble_predict(
             _ProgressModule(loaded.module, n_sets if n_valid else 0, PeriodicLogger(self.log)),
             normalized,
             positions,
-            self.config.nEnsemble,
+            n_p,
             seed,
             batch_sets=self.config.setBatchSize,
             device=loaded.device,
@@ -614,7 +674,7 @@ class ContextNetClassifierTask(PipelineTask):
         error[valid] = result.std
         n_sets_column = np.zeros(n, dtype=np.int32)
         n_sets_column[valid] = result.n_sets
-        few_sources = np.full(n, n_valid < m)
+        few_sources = np.full(n, n_valid < min_sources)
         edge = cutouts.edge
         # Fill in place: assigning whole columns would drop their descriptions.
         output["classification_galaxyProb"][:] = probability
@@ -631,12 +691,12 @@ class ContextNetClassifierTask(PipelineTask):
         self.metadata["n_bad_pixels"] = int(cutouts.bad_pixels.sum())
         self.metadata["n_sets"] = n_sets if n_valid else 0
         self.metadata["noise_sigma"] = noise_sigma
-        if n_valid < m:
+        if n_valid < min_sources:
             self.log.warning(
-                "Only %d classifiable sources for a model with set size m=%d: sets were filled with "
-                "repeated sources and every row is flagged classification_flag_fewSources.",
+                "Only %d classifiable sources for a model needing %d per set: every row is flagged "
+                "classification_flag_fewSources.",
                 n_valid,
-                m,
+                min_sources,
             )
         self.log.info(
             "Classified %d of %d sources (%d at the edge, %d with bad pixels) in %d sets of %d on %s: "
@@ -652,6 +712,27 @@ class ContextNetClassifierTask(PipelineTask):
             self.metadata["timing.model"],
         )
         return Struct(classification=output)
+
+    def _psf_images(
+        self, exposure: MaskedImage, frame: Any, x: np.ndarray, y: np.ndarray, loaded: LoadedModel
+    ) -> np.ndarray:
+        """Evaluate the exposure's PSF model on the model's grid and interpolate it at the sources.
+
+        ``x`` and ``y`` are in the frame of ``frame`` (the detector's bounding box).
+        """
+        psf = getattr(exposure, "psf", None)
+        if psf is None:
+            raise MissingPsfError(loaded.inputs)
+        grid = evaluate_psf_grid(
+            lambda px, py: psf.compute_kernel_image(x=px, y=py).array,
+            frame.x.size,
+            frame.y.size,
+            loaded.cutout_size,
+            loaded.psf_grid,
+            x0=frame.x.start,
+            y0=frame.y.start,
+        )
+        return interpolate_psf(grid, x, y, frame.x.size, frame.y.size)
 
     def _as_table(self, catalog: Any) -> Table:
         """Return the catalog as an astropy table with every configured column, or raise."""

@@ -129,6 +129,9 @@ class CutoutResult:
         Boolean ``(N,)``: the centroid is finite but its pixel lies outside the image.
     bad_centroid : `numpy.ndarray`
         Boolean ``(N,)``: the centroid is not finite; the cutout is all zeros and no other flag is set.
+    bad : `numpy.ndarray`, optional
+        Boolean ``(N, size, size)``: the bad pixels (set to 0), as the PSF-flux fit of
+        `lsst.meas.contextnet.psfinputs` needs them; pixels outside the image are not bad.
 
     """
 
@@ -137,6 +140,7 @@ class CutoutResult:
     bad_pixels: np.ndarray
     off_image: np.ndarray
     bad_centroid: np.ndarray
+    bad: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.cutouts)
@@ -319,7 +323,12 @@ def extract_cutouts(
     cutouts[bad] = 0.0
     bad_pixels = bad.any(axis=(1, 2))
     return CutoutResult(
-        cutouts=cutouts, edge=edge, bad_pixels=bad_pixels, off_image=off_image, bad_centroid=bad_centroid
+        cutouts=cutouts,
+        edge=edge,
+        bad_pixels=bad_pixels,
+        off_image=off_image,
+        bad_centroid=bad_centroid,
+        bad=bad,
     )
 
 

@@ -3,14 +3,20 @@
 The modules are pure: no I/O, no device or dtype choice, no numpy. They script with
 `torch.jit.script` and expose the methods the inference code relies on:
 
-- ``local_features(cutouts[N, 1, S, S], positions[N, 2]) -> features[N, F]``: the local network,
-  run once per object;
+- ``local_features(cutouts[N, C, S, S], positions[N, 2]) -> features[N, F]``: the local network,
+  run once per object (``C`` input channels: the cutout, and for PSF-aware models the PSF model
+  at the source, `lsst.meas.contextnet.psfinputs`);
 - ``predict_set_logits(features[B, m, F]) -> logits[B, m]`` and
   ``predict_sets(features[B, m, F]) -> probabilities[B, m]``: the global and prediction networks
   applied to sets of local feature vectors;
-- ``forward(cutouts[B, m, 1, S, S], positions[B, m, 2]) -> probabilities[B, m]`` and
+- ``forward(cutouts[B, m, C, S, S], positions[B, m, 2]) -> probabilities[B, m]`` and
   ``forward_logits`` (the same, before the sigmoid; for training with
   `torch.nn.BCEWithLogitsLoss`).
+
+Two global (context) networks: the paper's concatenation of exactly ``m`` feature vectors
+(`ContextNet`, ``global_kind="concat"``) and a permutation-invariant pooling network over any
+number of sources (``global_kind="pool"``, DeepSets: ``rho(mean_i phi(f_i))``), which covers all
+sources of a detector in one pass.
 """
 
 # No ``from __future__ import annotations``: TorchScript needs the real ``Final`` annotations.
@@ -34,8 +40,13 @@ from typing import Any, Final
 import torch
 from torch import nn
 
-ARCHITECTURES: tuple[str, ...] = ("paper", "light", "local-only")
+ARCHITECTURES: tuple[str, ...] = ("paper", "light", "local-only", "light-pool", "psf-concat", "psf-pool")
 """Names accepted by `ContextNetConfig.preset`."""
+
+GLOBAL_KINDS: tuple[str, ...] = ("concat", "pool")
+"""Global networks: the paper's concatenation over ``m`` sources, or pooling over any number."""
+
+_INPUT_CHANNELS: tuple[str, ...] = ("image", "psf")
 
 
 def _int_tuple(value: Any, name: str) -> tuple[int, ...]:
@@ -84,6 +95,13 @@ class ContextNetConfig:
         Widths of the dense layers of the global network.
     predict_widths : `tuple` [`int`, ...]
         Widths of the hidden dense layers of the prediction network (a final Dense(1) follows).
+    inputs : `tuple` [`str`, ...]
+        Input channels, ``("image",)`` (PSF-blind, the paper) or ``("image", "psf")``
+        (`lsst.meas.contextnet.psfinputs`).
+    global_kind : `str`
+        ``"concat"`` (the paper: ``global_widths`` act on the concatenated features of exactly
+        ``m`` sources) or ``"pool"`` (``global_widths`` are the per-source layers ``phi``, their
+        mean over the set is followed by one layer ``rho`` of the last width; any set size).
 
     Raises
     ------
@@ -103,8 +121,19 @@ class ContextNetConfig:
     n_position: int = 2
     global_widths: tuple[int, ...] = (1000, 1000, 1000)
     predict_widths: tuple[int, ...] = (100, 100)
+    inputs: tuple[str, ...] = ("image",)
+    global_kind: str = "concat"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        if not self.inputs or self.inputs[0] != "image" or any(i not in _INPUT_CHANNELS for i in self.inputs):
+            raise ValueError(
+                f"inputs must start with 'image' and be among {_INPUT_CHANNELS}, got {self.inputs!r}"
+            )
+        if len(set(self.inputs)) != len(self.inputs):
+            raise ValueError(f"inputs must not repeat a channel, got {self.inputs!r}")
+        if self.global_kind not in GLOBAL_KINDS:
+            raise ValueError(f"global_kind must be one of {GLOBAL_KINDS}, got {self.global_kind!r}")
         for name in ("cutout_size", "m", "kernel_size", "n_local"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -135,6 +164,11 @@ class ContextNetConfig:
         return side
 
     @property
+    def n_channels(self) -> int:
+        """Number of input channels of the local network."""
+        return len(self.inputs)
+
+    @property
     def n_features(self) -> int:
         """Length of one object's local feature vector (dense features + positions)."""
         return self.n_local + self.n_position
@@ -150,7 +184,11 @@ class ContextNetConfig:
             networks with a small local CNN, convolutions of 16 and 32 channels each followed
             by a 2x2 max-pooling: about 1.3 MFLOP per cutout instead of 89) or ``"local-only"``
             (the light local CNN and the prediction network, no context: the baseline of the
-            paper's Table 1).
+            paper's Table 1); ``"light-pool"`` (the light local CNN with the pooling global
+            network, PSF-blind), ``"psf-concat"`` (PSF-aware inputs, the light local CNN with
+            24 features and the paper's concatenation network with ``m = 200``) and
+            ``"psf-pool"`` (PSF-aware inputs and the pooling global network, phi of widths
+            (128, 128): the model this package ships).
         **overrides
             Fields to change from the preset (e.g. ``m=200``).
 
@@ -171,6 +209,36 @@ class ContextNetConfig:
             base = {"architecture": "light", "conv_channels": (16, 32), "pool": True}
         elif name == "local-only":
             base = {"architecture": "local-only", "context": False, "conv_channels": (16, 32), "pool": True}
+        elif name == "light-pool":
+            base = {
+                "architecture": "light-pool",
+                "conv_channels": (16, 32),
+                "pool": True,
+                "n_local": 24,
+                "global_kind": "pool",
+                "global_widths": (128, 128),
+                "m": 500,
+            }
+        elif name == "psf-concat":
+            base = {
+                "architecture": "psf-concat",
+                "conv_channels": (16, 32),
+                "pool": True,
+                "n_local": 24,
+                "inputs": ("image", "psf"),
+                "m": 200,
+            }
+        elif name == "psf-pool":
+            base = {
+                "architecture": "psf-pool",
+                "conv_channels": (16, 32),
+                "pool": True,
+                "n_local": 24,
+                "inputs": ("image", "psf"),
+                "global_kind": "pool",
+                "global_widths": (128, 128),
+                "m": 500,
+            }
         else:
             raise ValueError(f"unknown architecture {name!r}; expected one of {ARCHITECTURES}")
         base.update(overrides)
@@ -219,6 +287,8 @@ class ContextNetConfig:
         for key in ("conv_channels", "global_widths", "predict_widths"):
             if key in kwargs:
                 kwargs[key] = _int_tuple(kwargs[key], key)
+        if "inputs" in kwargs:
+            kwargs["inputs"] = tuple(kwargs["inputs"])
         return cls(**kwargs)
 
 
@@ -247,7 +317,7 @@ class LocalNetwork(nn.Module):
     def __init__(self, config: ContextNetConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        n_in = 1
+        n_in = config.n_channels
         for channels in config.conv_channels:
             layers += [nn.Conv2d(n_in, channels, config.kernel_size), nn.ELU()]
             if config.pool:
@@ -266,7 +336,7 @@ class LocalNetwork(nn.Module):
         Parameters
         ----------
         cutouts : `torch.Tensor`
-            Normalized cutouts, shape ``(N, 1, S, S)``.
+            Normalized inputs, shape ``(N, C, S, S)``.
 
         Returns
         -------
@@ -287,6 +357,7 @@ class _ModelBase(nn.Module):
     m: Final[int]
     n_features: Final[int]
     n_position: Final[int]
+    n_channels: Final[int]
 
     def __init__(self, config: ContextNetConfig) -> None:
         super().__init__()
@@ -295,6 +366,7 @@ class _ModelBase(nn.Module):
         self.m = config.m
         self.n_features = config.n_features
         self.n_position = config.n_position
+        self.n_channels = config.n_channels
         self.local = LocalNetwork(config)
 
     @torch.jit.export
@@ -304,7 +376,7 @@ class _ModelBase(nn.Module):
         Parameters
         ----------
         cutouts : `torch.Tensor`
-            Normalized cutouts, shape ``(N, 1, S, S)``.
+            Normalized inputs, shape ``(N, n_channels, S, S)``.
         positions : `torch.Tensor`
             Position features in ``[-1, 1]``, shape ``(N, n_position)``.
 
@@ -314,8 +386,8 @@ class _ModelBase(nn.Module):
             Local feature vectors ``[CNN features, positions]``, shape ``(N, n_features)``.
 
         """
-        if cutouts.dim() != 4 or cutouts.shape[1] != 1:
-            raise RuntimeError("cutouts must have shape (N, 1, S, S)")
+        if cutouts.dim() != 4 or cutouts.shape[1] != self.n_channels:
+            raise RuntimeError(f"cutouts must have shape (N, {self.n_channels}, S, S)")
         if cutouts.shape[2] != self.cutout_size or cutouts.shape[3] != self.cutout_size:
             raise RuntimeError(f"this model needs {self.cutout_size}x{self.cutout_size} cutouts")
         if positions.dim() != 2 or positions.shape[1] != self.n_position:
@@ -365,7 +437,7 @@ class _ModelBase(nn.Module):
         Parameters
         ----------
         cutouts : `torch.Tensor`
-            Normalized cutouts, shape ``(B, m, 1, S, S)``.
+            Normalized inputs, shape ``(B, m, n_channels, S, S)``.
         positions : `torch.Tensor`
             Position features, shape ``(B, m, n_position)``.
 
@@ -376,11 +448,11 @@ class _ModelBase(nn.Module):
 
         """
         if cutouts.dim() != 5:
-            raise RuntimeError("cutouts must have shape (B, m, 1, S, S)")
+            raise RuntimeError("cutouts must have shape (B, m, C, S, S)")
         n_sets = cutouts.shape[0]
         n_objects = cutouts.shape[1]
         features = self.local_features(
-            cutouts.reshape(n_sets * n_objects, 1, cutouts.shape[3], cutouts.shape[4]),
+            cutouts.reshape(n_sets * n_objects, cutouts.shape[2], cutouts.shape[3], cutouts.shape[4]),
             positions.reshape(n_sets * n_objects, positions.shape[2]),
         )
         return self.predict_set_logits(features.reshape(n_sets, n_objects, self.n_features))
@@ -391,7 +463,7 @@ class _ModelBase(nn.Module):
         Parameters
         ----------
         cutouts : `torch.Tensor`
-            Normalized cutouts, shape ``(B, m, 1, S, S)``.
+            Normalized inputs, shape ``(B, m, n_channels, S, S)``.
         positions : `torch.Tensor`
             Position features, shape ``(B, m, n_position)``.
 
@@ -426,12 +498,21 @@ class ContextNet(_ModelBase):
     """
 
     has_hidden: Final[bool]
+    pooling: Final[bool]
 
     def __init__(self, config: ContextNetConfig) -> None:
         if not config.context:
             raise ValueError("ContextNet needs a configuration with context=True; use LocalOnlyNet")
         super().__init__(config)
-        self.global_net = _mlp(self.m * self.n_features, config.global_widths, None)
+        self.pooling = config.global_kind == "pool"
+        if self.pooling:
+            # DeepSets: phi per source, mean over the set, rho on the mean.
+            self.global_net = _mlp(self.n_features, config.global_widths, None)
+            width = config.global_widths[-1]
+            self.rho = _mlp(width, (width,), None)
+        else:
+            self.global_net = _mlp(self.m * self.n_features, config.global_widths, None)
+            self.rho = nn.Sequential()
         widths = config.predict_widths
         n_global = config.global_widths[-1]
         self.predict_first = nn.Linear(self.n_features + n_global, widths[0] if widths else 1)
@@ -445,7 +526,8 @@ class ContextNet(_ModelBase):
         Parameters
         ----------
         features : `torch.Tensor`
-            Shape ``(B, m, n_features)``.
+            Shape ``(B, m, n_features)``; any set size ``k >= 1`` instead of ``m`` for a pooling
+            network.
 
         Returns
         -------
@@ -455,6 +537,10 @@ class ContextNet(_ModelBase):
         """
         if features.dim() != 3 or features.shape[2] != self.n_features:
             raise RuntimeError(f"features must have shape (B, m, {self.n_features})")
+        if self.pooling:
+            if features.shape[1] < 1:
+                raise RuntimeError("a set needs at least one object")
+            return self.rho(self.global_net(features).mean(dim=1))
         if features.shape[1] != self.m:
             raise RuntimeError(f"this ContextNet takes sets of exactly m={self.m} objects")
         return self.global_net(features.reshape(features.shape[0], self.m * self.n_features))
@@ -562,7 +648,7 @@ def count_flops(config: ContextNetConfig) -> dict[str, float]:
 
     """
     side = config.cutout_size
-    n_in = 1
+    n_in = config.n_channels
     local = 0.0
     for channels in config.conv_channels:
         side = side - config.kernel_size + 1
@@ -580,7 +666,14 @@ def count_flops(config: ContextNetConfig) -> dict[str, float]:
         return total
 
     widths = list(config.predict_widths) + [1]
-    if config.context:
+    if config.context and config.global_kind == "pool":
+        # phi per object, rho once per set: counted per object of a set of m.
+        global_per_set = config.m * dense(config.n_features, config.global_widths)
+        global_per_set += dense(config.global_widths[-1], config.global_widths[-1:])
+        predict_per_set = 2.0 * config.global_widths[-1] * widths[0]
+        predict_per_object = 2.0 * config.n_features * widths[0] + dense(widths[0], widths[1:])
+        per_source = local + (global_per_set + predict_per_set) / config.m + predict_per_object
+    elif config.context:
         global_per_set = dense(config.m * config.n_features, config.global_widths)
         predict_per_set = 2.0 * config.global_widths[-1] * widths[0]
         predict_per_object = 2.0 * config.n_features * widths[0] + dense(widths[0], widths[1:])

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from .cutouts import DEFAULT_NORMALIZATION
+from .psfinputs import DEFAULT_PSF_GRID, INPUT_CHANNELS
 from .version import __version__
 
 FORMAT_VERSION = 1
@@ -78,6 +79,21 @@ class LoadedModel:
     def cutout_size(self) -> int:
         """Side of the cutouts the model expects, in pixels."""
         return int(self.metadata["cutout_size"])
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Input channels the model needs (``("image",)`` or ``("image", "psf")``)."""
+        return tuple(self.metadata.get("inputs", ("image",)))
+
+    @property
+    def global_kind(self) -> str:
+        """``"concat"`` (sets of exactly ``m``) or ``"pool"`` (sets of any size)."""
+        return str(self.metadata.get("global_kind", "concat"))
+
+    @property
+    def psf_grid(self) -> int:
+        """Points per detector side at which a PSF-aware model's PSF inputs are drawn."""
+        return int(self.metadata.get("psf_grid", DEFAULT_PSF_GRID))
 
 
 @contextlib.contextmanager
@@ -200,6 +216,8 @@ def _architecture_metadata(module: torch.nn.Module) -> dict[str, Any]:
         "context": config.context,
         "global_widths": list(config.global_widths) if config.context else [],
         "predict_widths": list(config.predict_widths),
+        "inputs": list(config.inputs),
+        "global_kind": config.global_kind if config.context else "none",
     }
 
 
@@ -217,6 +235,16 @@ def _validate_metadata(metadata: Mapping[str, Any], where: str) -> None:
     normalization = metadata.get("normalization")
     if not isinstance(normalization, Mapping) or "kind" not in normalization:
         raise ModelFileError(f"{where}: metadata 'normalization' must be a mapping with a 'kind'")
+    inputs = metadata.get("inputs", ["image"])
+    if not isinstance(inputs, list | tuple) or not inputs or inputs[0] != "image":
+        raise ModelFileError(
+            f"{where}: metadata 'inputs' must be a list starting with 'image', got {inputs!r}"
+        )
+    unknown = [name for name in inputs if name not in INPUT_CHANNELS]
+    if unknown:
+        raise ModelFileError(f"{where}: metadata 'inputs' names unknown channels {unknown}")
+    if metadata.get("global_kind", "concat") not in ("concat", "pool", "none"):
+        raise ModelFileError(f"{where}: unsupported global_kind {metadata.get('global_kind')!r}")
     dtype = metadata.get("weights_dtype", "float32")
     if dtype not in _WEIGHTS_DTYPES:
         raise ModelFileError(f"{where}: unsupported weights_dtype {dtype!r}")

@@ -49,7 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from .cutouts import DEFAULT_NORMALIZATION, normalize_cutouts
+from .cutouts import DEFAULT_NORMALIZATION
+from .psfinputs import DEFAULT_PSF_GRID, interpolate_psf, model_inputs
 from .serialization import json_compatible
 
 _LOG = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ class TrainingData:
     """Training sets held in memory, pixels already normalized."""
 
     cutouts: np.ndarray
-    """Normalized cutouts, float32, shape ``(V, M, S, S)`` (``V`` visits of ``M`` sources)."""
+    """Model inputs, float32, shape ``(V, M, C, S, S)`` (``V`` visits of ``M`` sources, ``C``
+    channels built by `lsst.meas.contextnet.psfinputs.model_inputs`)."""
 
     positions: np.ndarray
     """Position features in ``[-1, 1]``, float32, shape ``(V, M, 2)``."""
@@ -87,6 +89,11 @@ class TrainingData:
     @property
     def cutout_size(self) -> int:
         """Side of the cutouts in pixels."""
+        return int(self.cutouts.shape[-1])
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels per source."""
         return int(self.cutouts.shape[2])
 
 
@@ -110,9 +117,15 @@ def _json_attr(value: Any) -> Any:
 
 
 def load_training_data(
-    directory: str | os.PathLike[str], softening: float = float(DEFAULT_NORMALIZATION["softening"])
+    directory: str | os.PathLike[str],
+    softening: float = float(DEFAULT_NORMALIZATION["softening"]),
+    inputs: tuple[str, ...] = ("image",),
 ) -> TrainingData:
-    """Read every shard of a training-data directory and normalize its pixels.
+    """Read every shard of a training-data directory and build the model's inputs.
+
+    The inputs are made by `lsst.meas.contextnet.psfinputs.model_inputs`, the function the
+    classifier task uses, from the stored cutouts, bad-pixel masks, PSF-model grids and
+    positions.
 
     Parameters
     ----------
@@ -121,6 +134,8 @@ def load_training_data(
         `lsst.meas.contextnet.sim.training`.
     softening : `float`, optional
         Softening of `~lsst.meas.contextnet.cutouts.normalize_cutouts`.
+    inputs : `tuple` [`str`, ...], optional
+        Channels of the model (``("image",)`` or ``("image", "psf")``).
 
     Returns
     -------
@@ -150,6 +165,7 @@ def load_training_data(
         manifest = json.loads(manifest_path.read_text())
 
     cutouts, positions, labels = [], [], []
+    psf_grid = DEFAULT_PSF_GRID
     shape: tuple[int, int] | None = None
     attrs: dict[str, Any] = {}
     for shard in shards:
@@ -161,6 +177,13 @@ def load_training_data(
             sigma = np.asarray(h5["noise_sigma"][...], dtype=np.float32)
             pos = np.asarray(h5["positions"][...], dtype=np.float32)
             lab = np.asarray(h5["labels"][...])
+            if "psf" in inputs:
+                missing = [name for name in ("bad", "psf_grid", "pixel_xy", "offsets") if name not in h5]
+                if missing:
+                    raise ValueError(f"shard {str(shard)!r} lacks {missing}, needed by a PSF-aware model")
+                psf_data = {name: h5[name][...] for name in ("bad", "psf_grid", "pixel_xy", "offsets")}
+                psf_grid = int(psf_data["psf_grid"].shape[1])
+                detector_size = int(h5.attrs["detector_size"])
             if shard == shards[0]:
                 attrs = {key: _json_attr(value) for key, value in h5.attrs.items() if key != "config"}
         n_sets = raw.shape[0]
@@ -184,7 +207,29 @@ def load_training_data(
             )
         if not np.isin(lab, (0, 1)).all():
             raise ValueError(f"shard {str(shard)!r} has labels other than 0 and 1")
-        cutouts.append(normalize_cutouts(raw, sigma, softening))
+        normalization = {**DEFAULT_NORMALIZATION, "softening": softening}
+        per_set = []
+        for index in range(n_sets):
+            if "psf" in inputs:
+                xy = psf_data["pixel_xy"][index]
+                psf = interpolate_psf(
+                    psf_data["psf_grid"][index], xy[:, 0], xy[:, 1], detector_size, detector_size
+                )
+                per_set.append(
+                    model_inputs(
+                        raw[index],
+                        float(sigma[index]),
+                        normalization,
+                        inputs,
+                        bad=psf_data["bad"][index].astype(bool),
+                        psf=psf,
+                        dx=psf_data["offsets"][index, :, 0],
+                        dy=psf_data["offsets"][index, :, 1],
+                    )
+                )
+            else:
+                per_set.append(model_inputs(raw[index], float(sigma[index]), normalization, inputs))
+        cutouts.append(np.stack(per_set))
         positions.append(pos)
         labels.append(lab.astype(np.float32))
     all_labels = np.concatenate(labels)
@@ -198,6 +243,8 @@ def load_training_data(
         "m": int(all_labels.shape[1]),
         "n_objects": int(all_labels.size),
         "galaxy_fraction": float(all_labels.mean()) if all_labels.size else math.nan,
+        "psf_grid": psf_grid,
+        "inputs": list(inputs),
     }
     return TrainingData(
         cutouts=np.concatenate(cutouts),
@@ -417,6 +464,8 @@ def train_model(
     emit = log if log is not None else _LOG.info
     if config.cutout_size != data.cutout_size:
         raise ValueError(f"config.cutout_size={config.cutout_size} but the data have {data.cutout_size}")
+    if config.n_channels != data.n_channels:
+        raise ValueError(f"the model takes {config.inputs} but the data have {data.n_channels} channels")
     if config.m > data.m:
         raise ValueError(f"config.m={config.m} exceeds the {data.m} sources per stored set")
     device = resolve_device(options.device)
@@ -473,7 +522,7 @@ def train_model(
 
     def to_tensors(visit: np.ndarray, index: np.ndarray, codes: np.ndarray | None) -> tuple[Any, Any, Any]:
         cut = data.cutouts[visit[:, np.newaxis], index]
-        pos = data.positions[visit[:, np.newaxis], index]
+        pos = data.positions[visit[:, np.newaxis], index].copy()
         if codes is not None:
             cut = cut.copy()
             for code in np.unique(codes):
@@ -482,7 +531,7 @@ def train_model(
                     cut[rows], pos[rows] = apply_symmetry(cut[rows], pos[rows], int(code))
         lab = data.labels[visit[:, np.newaxis], index]
         return (
-            torch.from_numpy(np.ascontiguousarray(cut[:, :, np.newaxis])).to(device),
+            torch.from_numpy(np.ascontiguousarray(cut)).to(device),
             torch.from_numpy(np.ascontiguousarray(pos)).to(device),
             torch.from_numpy(lab).to(device),
         )
@@ -684,7 +733,7 @@ def run_training(
     """
     from .modelio import export_model
 
-    data = load_training_data(data_dir, softening=softening)
+    data = load_training_data(data_dir, softening=softening, inputs=config.inputs)
     _LOG.info(
         "loaded %d sets of %d sources (%d shards) from %s",
         data.n_visits,
@@ -699,6 +748,7 @@ def run_training(
         command if command is not None else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     )
     metadata = {
+        "psf_grid": int(data.description["psf_grid"]),
         "normalization": {**DEFAULT_NORMALIZATION, "softening": softening},
         "training": training,
         "metrics": result.metrics,
@@ -733,8 +783,12 @@ def _run(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[name] = value
     data_m, cutout_size = _peek_shape(args.data)
+    preset_m = ContextNetConfig.preset(args.arch).m
     config = ContextNetConfig.preset(
-        args.arch, m=args.m if args.m is not None else data_m, cutout_size=cutout_size, **overrides
+        args.arch,
+        m=args.m if args.m is not None else min(preset_m, data_m),
+        cutout_size=cutout_size,
+        **overrides,
     )
     options = TrainingOptions(
         epochs=args.epochs,
@@ -785,6 +839,8 @@ def add_subcommand(subparsers: Any) -> None:
         The subparsers of the top-level parser.
 
     """
+    from .model import ARCHITECTURES
+
     parser = subparsers.add_parser(
         "train",
         help="train ContextNet on simulated cutout sets and export the TorchScript model",
@@ -798,11 +854,19 @@ def add_subcommand(subparsers: Any) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument(
         "--arch",
-        choices=("paper", "light", "local-only"),
+        choices=ARCHITECTURES,
         default="paper",
-        help="architecture: the paper's, the paper's with a light local CNN, or local-only (no context)",
+        help="architecture (lsst.meas.contextnet.model.ContextNetConfig.preset): the paper's, the paper's "
+        "with a light local CNN, local-only (no context), light-pool (pooling context), psf-concat and "
+        "psf-pool (PSF-aware inputs; psf-pool is the shipped model's)",
     )
-    parser.add_argument("--m", type=int, default=None, help="objects per set (default: the shards' m)")
+    parser.add_argument(
+        "--m",
+        type=int,
+        default=None,
+        help="objects per set (default: the preset's, at most the shards' m; a pooling network "
+        "accepts any number at inference)",
+    )
     parser.add_argument("--conv-channels", type=_int_list, default=None, help="override, e.g. 16,32")
     parser.add_argument("--n-local", type=int, default=None, help="override the local feature count (20)")
     parser.add_argument("--global-widths", type=_int_list, default=None, help="override, e.g. 1000,1000,1000")

@@ -39,12 +39,12 @@ from . import survey
 from .detect import DetectionConfig, detect_sources, match_to_truth
 from .measure import measure_sources
 from .population import PopulationConfig, detection_kernel, draw_population
-from .psf import DEFAULT_MOFFAT_BETA, PSF_VARIATIONS, PsfField, draw_visit_fwhm
+from .psf import PSF_VARIATIONS, PsfField
 from .render import MASK_PLANES, render_exposure
 from .wcs import make_tan_wcs
+from .world import VisitConditions, World, resolve_world
 
 if TYPE_CHECKING:
-    import piff
     from astropy.wcs import WCS
 
 FULL_DETECTOR_SIZE: int = 4096
@@ -60,28 +60,34 @@ _SOURCE_INDEX_BITS = 20
 class SimulationConfig:
     """Parameters of a simulated exposure.
 
+    The visits' conditions and populations are drawn from a `~lsst.meas.contextnet.sim.world.World`
+    (``world``, a preset name); the scalar options below, when given, fix one of its
+    distributions (`~lsst.meas.contextnet.sim.world.resolve_world`), `None` keeps the world's.
+
     Attributes
     ----------
-    band : `str`
+    world : `str`
+        World preset (``narrow``, ``randomized``, or a test world).
+    band : `str`, optional
         LSST band (``u g r i z y``).
     size : `int`
         Detector side in pixels (square detectors).
-    star_fraction : `float`
+    star_fraction : `float`, optional
         Expected fraction of stars among detected sources.
-    density_scale : `float`
+    density_scale : `float`, optional
         Multiplies the expected number of detections, 1700 per 4096x4096 detector (scaled by
         area for other sizes).
-    psf_fwhm_range : `tuple` [`float`, `float`]
+    psf_fwhm_range : `tuple` [`float`, `float`], optional
         Range (arcsec) of the per-visit FWHM when ``psf_variation == "full"``.
     psf_variation : `str`
         ``"none"``, ``"spatial"`` or ``"full"`` (see `~lsst.meas.contextnet.sim.psf.PsfField`).
-    exposure_time : `float`
+    exposure_time : `float`, optional
         Seconds.
-    psf_size_variation : `tuple` [`float`, `float`]
+    psf_size_variation : `tuple` [`float`, `float`], optional
         Range of the peak-to-peak fractional FWHM variation across a detector.
-    psf_shear_amplitude : `float`
+    psf_shear_amplitude : `float`, optional
         RMS of the constant PSF shear components.
-    moffat_beta : `float`
+    moffat_beta : `float`, optional
         Moffat index of the PSF.
     detection_threshold : `float`
         Detection threshold in sigma of the PSF-matched filter.
@@ -97,16 +103,17 @@ class SimulationConfig:
         RA step between consecutive visits' pointings in degrees.
     """
 
-    band: str = "r"
+    world: str = "narrow"
+    band: str | None = None
     size: int = FULL_DETECTOR_SIZE
-    star_fraction: float = 0.4
-    density_scale: float = 1.0
-    psf_fwhm_range: tuple[float, float] = (0.5, 1.3)
+    star_fraction: float | None = None
+    density_scale: float | None = None
+    psf_fwhm_range: tuple[float, float] | None = None
     psf_variation: str = "full"
-    exposure_time: float = survey.DEFAULT_EXPOSURE_TIME
-    psf_size_variation: tuple[float, float] = (0.10, 0.20)
-    psf_shear_amplitude: float = 0.02
-    moffat_beta: float = DEFAULT_MOFFAT_BETA
+    exposure_time: float | None = None
+    psf_size_variation: tuple[float, float] | None = None
+    psf_shear_amplitude: float | None = None
+    moffat_beta: float | None = None
     detection_threshold: float = 5.0
     saturation: float = survey.SATURATION_LEVEL
     edge_width: int = 8
@@ -116,24 +123,13 @@ class SimulationConfig:
     visit_ra_step: float = 1.0
 
     def __post_init__(self) -> None:
-        survey.get_band(self.band)
+        self.resolved_world()
         if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 32:
             raise ValueError(f"size must be an integer of at least 32 pixels, got {self.size!r}")
-        if not (0.0 <= self.star_fraction <= 1.0):
-            raise ValueError(f"star_fraction must be in [0, 1], got {self.star_fraction!r}")
-        if not (np.isfinite(self.density_scale) and self.density_scale >= 0):
-            raise ValueError(f"density_scale must be non-negative, got {self.density_scale!r}")
-        low, high = self.psf_fwhm_range
-        if not (0 < low <= high < 5):
-            raise ValueError(
-                f"psf_fwhm_range must satisfy 0 < low <= high < 5 arcsec, got {self.psf_fwhm_range!r}"
-            )
         if self.psf_variation not in PSF_VARIATIONS:
             raise ValueError(
                 f"unknown psf_variation {self.psf_variation!r}; expected one of {', '.join(PSF_VARIATIONS)}"
             )
-        if not (np.isfinite(self.exposure_time) and self.exposure_time > 0):
-            raise ValueError(f"exposure_time must be positive, got {self.exposure_time!r}")
         if not (self.detection_threshold > 0):
             raise ValueError(f"detection_threshold must be positive, got {self.detection_threshold!r}")
         if not (0 <= self.edge_width < self.size // 2):
@@ -141,10 +137,45 @@ class SimulationConfig:
         if not (-90.0 <= self.dec0 <= 90.0):
             raise ValueError(f"dec0 must be in [-90, 90] degrees, got {self.dec0!r}")
 
-    @property
-    def expected_detections(self) -> float:
-        """Expected number of detected sources on one detector (`float`)."""
-        return DETECTIONS_PER_FULL_DETECTOR * self.density_scale * (self.size / FULL_DETECTOR_SIZE) ** 2
+    def resolved_world(self) -> World:
+        """Return the world with this configuration's fixed values applied.
+
+        Returns
+        -------
+        world : `~lsst.meas.contextnet.sim.world.World`
+            The distributions visits are drawn from.
+
+        Raises
+        ------
+        ValueError
+            If the world is unknown or a value is out of range.
+        """
+        return resolve_world(
+            self.world,
+            band=self.band,
+            exposure_time=self.exposure_time,
+            psf_fwhm_range=self.psf_fwhm_range,
+            moffat_beta=self.moffat_beta,
+            psf_size_variation=self.psf_size_variation,
+            psf_shear_amplitude=self.psf_shear_amplitude,
+            star_fraction=self.star_fraction,
+            density_scale=self.density_scale,
+        )
+
+    def expected_detections(self, conditions: VisitConditions) -> float:
+        """Return the expected number of detected sources on one detector.
+
+        Parameters
+        ----------
+        conditions : `~lsst.meas.contextnet.sim.world.VisitConditions`
+            The visit's conditions (their density scale).
+
+        Returns
+        -------
+        n : `float`
+            Expected detections.
+        """
+        return DETECTIONS_PER_FULL_DETECTOR * conditions.density_scale * (self.size / FULL_DETECTOR_SIZE) ** 2
 
     def to_dict(self) -> dict[str, Any]:
         """Return the configuration as a JSON-compatible dictionary.
@@ -172,7 +203,7 @@ class SimulatedExposure:
     mask_planes : `dict` [`str`, `int`]
         Mask plane name to bit number.
     psf_field : `~lsst.meas.contextnet.sim.psf.PsfField`
-        The PSF (``psf_field.to_piff()`` gives the Piff model).
+        The exposure's PSF model (``psf_field.to_piff()`` gives the Piff model).
     wcs : `astropy.wcs.WCS`
         TAN WCS of the detector.
     src : `astropy.table.Table`
@@ -184,7 +215,10 @@ class SimulatedExposure:
     sky_level : `float`
         Sky subtracted from the image, electrons per pixel.
     metadata : `dict` [`str`, `typing.Any`]
-        Band, visit, detector, exposure time, zero point, PSF summary, counts, configuration.
+        Band, visit, detector, exposure time, zero point, PSF summary, world and visit
+        conditions, counts, configuration.
+    true_psf_field : `~lsst.meas.contextnet.sim.psf.PsfField`
+        The PSF the pixels were drawn with.
     """
 
     image: np.ndarray
@@ -198,16 +232,8 @@ class SimulatedExposure:
     noise_sigma: float
     sky_level: float
     metadata: dict[str, Any]
-
-    def piff_psf(self) -> piff.PSF:
-        """Return the exposure's PSF as a Piff model.
-
-        Returns
-        -------
-        psf : `piff.PSF`
-            See `~lsst.meas.contextnet.sim.psf.PsfField.to_piff`.
-        """
-        return self.psf_field.to_piff()
+    true_psf_field: PsfField | None = None
+    """The PSF the pixels were drawn with (differs from ``psf_field`` outside the narrow world)."""
 
 
 def visit_pointing(visit: int, config: SimulationConfig) -> tuple[float, float]:
@@ -287,6 +313,27 @@ def make_source_ids(visit: int, detector: int, n: int) -> np.ndarray:
     return base + np.arange(1, n + 1, dtype=np.int64)
 
 
+def visit_conditions(config: SimulationConfig, visit: int, seed: int) -> VisitConditions:
+    """Draw the conditions of a visit, shared by all its detectors.
+
+    Parameters
+    ----------
+    config : `SimulationConfig`
+        Simulation parameters (their world).
+    visit : `int`
+        Visit number.
+    seed : `int`
+        Seed of the simulation.
+
+    Returns
+    -------
+    conditions : `~lsst.meas.contextnet.sim.world.VisitConditions`
+        Drawn from ``SeedSequence([seed, visit])``.
+    """
+    visit_rng, _ = _generators(seed, visit, 0)
+    return config.resolved_world().draw_visit(visit_rng)
+
+
 def _generators(
     seed: int | np.random.Generator, visit: int, detector: int
 ) -> tuple[np.random.Generator, list[np.random.Generator]]:
@@ -330,42 +377,58 @@ def simulate_exposure(
     if isinstance(detector, bool) or not isinstance(detector, (int, np.integer)) or not 0 <= detector < 1000:
         raise ValueError(f"detector must be an integer in [0, 1000), got {detector!r}")
     visit_rng, (psf_rng, population_rng, noise_rng) = _generators(seed, visit, detector)
-    band = survey.get_band(config.band)
+    world = config.resolved_world()
+    conditions = world.draw_visit(visit_rng)
+    band = survey.get_band(conditions.band)
     scale = band.pixel_scale
     size = int(config.size)
 
-    visit_fwhm = draw_visit_fwhm(visit_rng, config.psf_variation, config.psf_fwhm_range, band.psf_fwhm)
-    psf_field = PsfField.from_rng(
+    true_psf = PsfField.from_rng(
         psf_rng,
         size,
         size,
         variation=config.psf_variation,
-        visit_fwhm=visit_fwhm,
-        fwhm_range=config.psf_fwhm_range,
+        visit_fwhm=conditions.fwhm,
+        fwhm_range=world.fwhm_range,
         nominal_fwhm=band.psf_fwhm,
-        size_variation=config.psf_size_variation,
-        shear_amplitude=config.psf_shear_amplitude,
-        beta=config.moffat_beta,
+        size_variation=conditions.psf_size_variation,
+        shear_amplitude=conditions.psf_shear_amplitude,
+        beta=conditions.moffat_beta,
         pixel_scale=scale,
+        family=conditions.psf_family,
+        aberrations=conditions.aberrations,
+        optical_fraction=conditions.optical_fraction,
     )
-    sky = survey.sky_level(config.band, config.exposure_time)
-    population = PopulationConfig(star_fraction=config.star_fraction, faint_margin=config.faint_margin)
+    # The PSF model the exposure carries: the true field itself in the narrow world, else the
+    # Moffat a pipeline would fit to it.  Detection and measurement use the model, as they would.
+    psf_field = (
+        true_psf
+        if conditions.exact_psf_model
+        else true_psf.fitted_model(conditions.psf_model_size_error, conditions.psf_model_shear_error)
+    )
+    visit_fwhm = conditions.fwhm if config.psf_variation == "full" else band.psf_fwhm
+    sky = survey.sky_level(conditions.band, conditions.exposure_time)
+    population = PopulationConfig.from_conditions(conditions, faint_margin=config.faint_margin)
     truth = draw_population(
         population_rng,
         psf_field,
-        band=config.band,
-        exposure_time=config.exposure_time,
-        n_detected=config.expected_detections,
+        band=conditions.band,
+        exposure_time=conditions.exposure_time,
+        n_detected=config.expected_detections(conditions),
         config=population,
         threshold=config.detection_threshold,
     )
+    truth["psf_fwhm"] = true_psf.fwhm_at(np.asarray(truth["x_true"]), np.asarray(truth["y_true"]))
     rendered = render_exposure(
         truth,
-        psf_field,
+        true_psf,
         sky_level=sky,
         rng=noise_rng,
         saturation=config.saturation,
         edge_width=config.edge_width,
+        cosmic_ray_rate=conditions.cosmic_ray_rate,
+        exposure_time=conditions.exposure_time,
+        bad_column_rate=conditions.bad_column_rate,
     )
     mask = rendered.mask
     bad = (mask & (1 << MASK_PLANES["BAD"])) != 0
@@ -439,15 +502,18 @@ def simulate_exposure(
         truth_out[name] = truth[name]
     truth_out["ra_true"] = np.asarray(true_ra, dtype=np.float64).reshape(-1)
     truth_out["dec_true"] = np.asarray(true_dec, dtype=np.float64).reshape(-1)
-    for name in ("psf_fwhm", "flux", "bulge_fraction", "snr_expected"):
+    for name in ("psf_fwhm", "flux", "bulge_fraction", "galaxy_family", "sersic_n", "snr_expected"):
         truth_out[name] = truth[name]
     truth_out["is_galaxy"] = truth_out["is_galaxy"].astype(bool)
 
     metadata = {
-        "band": config.band,
+        "band": conditions.band,
         "visit": int(visit),
         "detector": int(detector),
-        "exposure_time": float(config.exposure_time),
+        "exposure_time": float(conditions.exposure_time),
+        "world": world.name,
+        "conditions": conditions.to_dict(),
+        "psf_family": conditions.psf_family,
         "zero_point": band.zero_point,
         "pixel_scale": scale,
         "sky_level": rendered.sky_level,
@@ -469,6 +535,7 @@ def simulate_exposure(
         mask=mask,
         mask_planes=dict(MASK_PLANES),
         psf_field=psf_field,
+        true_psf_field=true_psf,
         wcs=wcs,
         src=src,
         truth=truth_out,

@@ -50,6 +50,7 @@ from scipy.special import ndtr
 from . import survey
 from .psf import PsfField
 from .stamps import StampRenderer, matched_filter_snr
+from .world import GALAXY_FAMILIES, SERSIC_N_STEP, VisitConditions
 
 _SNR_STAMP = 48  # stamp used for expected S/N (PSF-dominated; large galaxies lose little)
 
@@ -68,6 +69,16 @@ class PopulationConfig:
         Logarithmic slopes ``a`` of ``dN/dm ∝ 10**(a m)``.
     faint_margin : `float`
         Magnitudes drawn beyond the 5-sigma point-source depth.
+    hlr_at_22 : `float`
+        Median galaxy half-light radius at m = 22, arcseconds.
+    hlr_slope : `float`
+        ``d log10(median hlr) / d m``.
+    galaxy_families : `tuple` [`str`, ...]
+        Galaxy families mixed with equal weights
+        (`~lsst.meas.contextnet.sim.world.GALAXY_FAMILIES`).
+    sersic_n_range : `tuple` [`float`, `float`]
+        Range of the Sersic index of ``"sersic"`` galaxies (log-uniform, rounded to
+        `~lsst.meas.contextnet.sim.world.SERSIC_N_STEP`).
     """
 
     star_fraction: float = 0.4
@@ -76,6 +87,35 @@ class PopulationConfig:
     star_count_slope: float = 0.10
     galaxy_count_slope: float = 0.30
     faint_margin: float = 1.0
+    hlr_at_22: float = 0.6
+    hlr_slope: float = -0.12
+    galaxy_families: tuple[str, ...] = ("bulge_disk",)
+    sersic_n_range: tuple[float, float] = (0.5, 6.0)
+
+    @classmethod
+    def from_conditions(cls, conditions: VisitConditions, faint_margin: float = 1.0) -> PopulationConfig:
+        """Make the population of a visit drawn from a world.
+
+        Parameters
+        ----------
+        conditions : `~lsst.meas.contextnet.sim.world.VisitConditions`
+            The visit's conditions.
+        faint_margin : `float`, optional
+            Magnitudes drawn beyond the 5-sigma point-source depth.
+
+        Returns
+        -------
+        config : `PopulationConfig`
+            The population parameters.
+        """
+        return cls(
+            star_fraction=conditions.star_fraction,
+            faint_margin=faint_margin,
+            hlr_at_22=conditions.hlr_at_22,
+            hlr_slope=conditions.hlr_slope,
+            galaxy_families=conditions.galaxy_families,
+            sersic_n_range=conditions.sersic_n_range,
+        )
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.star_fraction <= 1.0):
@@ -85,6 +125,8 @@ class PopulationConfig:
         for name in ("star_count_slope", "galaxy_count_slope"):
             if not (getattr(self, name) > 0):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not self.galaxy_families or any(f not in GALAXY_FAMILIES for f in self.galaxy_families):
+            raise ValueError(f"galaxy_families must be a non-empty subset of {GALAXY_FAMILIES}")
 
 
 def _sample_power_law_mags(
@@ -239,6 +281,7 @@ def expected_snr(
         g1=e * np.cos(2 * theta),
         g2=e * np.sin(2 * theta),
         bulge_fraction=np.asarray(table["bulge_fraction"], dtype=np.float64),
+        sersic_n=np.asarray(table["sersic_n"], dtype=np.float64) if "sersic_n" in table.colnames else None,
     )
     variance = sky + np.clip(stamps, 0.0, None)
     return matched_filter_snr(stamps, variance, kernel, search_radius=2)
@@ -286,14 +329,27 @@ def draw_candidates(
         mag = _sample_power_law_mags(rng, n, config.star_mag_bright, faint, config.star_count_slope)
     x = rng.uniform(-0.5, psf_field.width - 0.5, size=n)
     y = rng.uniform(-0.5, psf_field.height - 0.5, size=n)
+    family = np.full(n, "bulge_disk" if galaxies else "star", dtype="<U10")
+    sersic_n = np.zeros(n)
+    knots = np.zeros(n, dtype=np.int64)
     if galaxies:
-        median_hlr = 0.6 * 10.0 ** (-0.12 * (mag - 22.0))
+        median_hlr = config.hlr_at_22 * 10.0 ** (config.hlr_slope * (mag - 22.0))
         hlr = np.clip(median_hlr * np.exp(0.45 * rng.normal(size=n)), 0.05, 6.0)
         mean_bulge = np.clip(0.10 + 0.08 * (23.0 - mag), 0.05, 0.6)
         concentration = 4.0
         bulge = rng.beta(mean_bulge * concentration, (1.0 - mean_bulge) * concentration)
         ellipticity = _sample_ellipticity(rng, 0.12 + 0.18 * (1.0 - bulge))
         rotation = rng.uniform(0.0, 180.0, size=n)
+        if config.galaxy_families != ("bulge_disk",):
+            # Drawn after the bulge+disk parameters, so the narrow world's stream is unchanged.
+            families = np.asarray(config.galaxy_families)
+            family = families[rng.integers(0, len(families), size=n)].astype("<U10")
+            low, high = config.sersic_n_range
+            n_index = np.round(low * (high / low) ** rng.uniform(size=n) / SERSIC_N_STEP) * SERSIC_N_STEP
+            sersic_n = np.where(family == "sersic", np.clip(n_index, low, high), 0.0)
+            seeds = rng.integers(1, 2**31 - 1, size=n)
+            knots = np.where(family == "knots", seeds, 0)
+            bulge = np.where(family == "bulge_disk", bulge, 0.0)
     else:
         hlr = np.zeros(n)
         bulge = np.zeros(n)
@@ -308,6 +364,9 @@ def draw_candidates(
             "ellipticity": ellipticity,
             "rotation_deg": rotation,
             "bulge_fraction": bulge,
+            "galaxy_family": family,
+            "sersic_n": sersic_n,
+            "knot_seed": knots,
             "x_true": x,
             "y_true": y,
             "psf_fwhm": psf_field.fwhm_at(x, y),

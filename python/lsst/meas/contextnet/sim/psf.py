@@ -1,12 +1,17 @@
-"""A smoothly varying Moffat PSF field for one simulated visit and detector.
+"""A smoothly varying PSF field for one simulated visit and detector.
 
-The PSF is a Moffat profile whose FWHM and shear (g1, g2) are quadratic polynomials of the
-detector position.  The same field is exported as a Piff model (`PsfField.to_piff`): a
-``piff.SimplePSF`` made of a ``piff.GSObjectModel`` (the Moffat, dilated by the FWHM and sheared)
-and a second-order ``piff.BasisPolynomial`` in the field coordinates ``(u, v)`` whose
-coefficients are set by hand, not fitted.  `PsfField.galsim_profile` evaluates the very same
-``GSObjectModel`` so the stars in the simulated image and the PSF attached to it agree by
-construction.
+The PSF is a profile of one family (`PSF_FAMILIES`: a Moffat, a Kolmogorov, or a Kolmogorov
+convolved with an obscured-pupil optical PSF with aberrations), scaled to unit FWHM, whose
+FWHM and shear (g1, g2) are quadratic polynomials of the detector position.  A Moffat field is
+what the exposures carry as their PSF *model*; the other families are true PSFs only, and
+`PsfField.fitted_model` makes the Moffat model of a true field (beta fitted to the profile,
+FWHM and shear with the errors a real PSF fit has).
+
+A Moffat field is exported as a Piff model (`PsfField.to_piff`): a ``piff.SimplePSF`` made of
+a ``piff.GSObjectModel`` (the Moffat, dilated by the FWHM and sheared) and a second-order
+``piff.BasisPolynomial`` in the field coordinates ``(u, v)`` whose coefficients are set by
+hand, not fitted.  `PsfField.galsim_profile` evaluates the very same ``GSObjectModel`` so the
+stars in the simulated image and the PSF attached to it agree by construction.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from __future__ import annotations
 __all__ = [
     "PSF_VARIATIONS",
     "DEFAULT_MOFFAT_BETA",
+    "PSF_MODEL_STAMP_SIZE",
     "PsfField",
     "draw_visit_fwhm",
+    "fit_moffat_beta",
+    "unit_fwhm_profile",
 ]
 
 import functools
@@ -24,6 +32,8 @@ from typing import TYPE_CHECKING
 
 import galsim
 import numpy as np
+
+from .world import PSF_FAMILIES
 
 if TYPE_CHECKING:
     import piff
@@ -35,6 +45,9 @@ per visit and varying across the detector)."""
 
 DEFAULT_MOFFAT_BETA: float = 3.5
 """Moffat index of the simulated PSF."""
+
+PSF_MODEL_STAMP_SIZE: int = 25
+"""Side in pixels of the PSF model's kernel images (the stamp size of the exposures' Piff PSF)."""
 
 _N_COEFFS = 6  # 1, xi, eta, xi^2, xi*eta, eta^2
 
@@ -100,6 +113,100 @@ def _gsobject_model(beta: float):
     return piff.GSObjectModel(galsim.Moffat(beta=beta, fwhm=1.0), include_pixel=True)
 
 
+_WING_BETA = 2.5
+"""Moffat index whose wings stand for those of the non-Moffat families when sizing stamps."""
+
+_OBSCURATION = 0.61
+"""Linear central obscuration of the LSST pupil (the 8.4 m primary's 5.1 m hole)."""
+
+
+@functools.cache
+def unit_fwhm_profile(
+    family: str,
+    beta: float = DEFAULT_MOFFAT_BETA,
+    aberrations: tuple[float, ...] = (),
+    optical_fraction: float = 0.4,
+) -> galsim.GSObject:
+    """Return a PSF family's round profile scaled to a FWHM of 1 arcsecond.
+
+    Parameters
+    ----------
+    family : `str`
+        One of `PSF_FAMILIES`.
+    beta : `float`, optional
+        Moffat index (``"moffat"``).
+    aberrations : `tuple` [`float`, ...], optional
+        Zernike coefficients 4, 5, ... in waves (``"kolmogorov_optical"``).
+    optical_fraction : `float`, optional
+        FWHM of the optical PSF relative to the atmosphere's (``"kolmogorov_optical"``): the
+        optical PSF's ``lam_over_diam`` is this many atmospheric FWHMs, standing for the
+        design, figure and alignment errors of the optics rather than the diffraction limit.
+
+    Returns
+    -------
+    profile : `galsim.GSObject`
+        Unit-flux profile of unit FWHM (measured on a finely sampled image for the composite
+        family), before any shear; the optical aberrations make it slightly asymmetric.
+
+    Raises
+    ------
+    ValueError
+        If ``family`` is unknown.
+    """
+    if family == "moffat":
+        return galsim.Moffat(beta=beta, fwhm=1.0)
+    if family == "kolmogorov":
+        return galsim.Kolmogorov(fwhm=1.0)
+    if family == "kolmogorov_optical":
+        optics = galsim.OpticalPSF(
+            lam_over_diam=float(optical_fraction),
+            obscuration=_OBSCURATION,
+            aberrations=[0.0] * 4 + [float(a) for a in aberrations],
+        )
+        profile = galsim.Convolve(galsim.Kolmogorov(fwhm=1.0), optics)
+        fwhm = profile.drawImage(nx=192, ny=192, scale=0.02, method="no_pixel").calculateFWHM()
+        return profile.dilate(1.0 / fwhm)
+    raise ValueError(f"unknown PSF family {family!r}; expected one of {', '.join(PSF_FAMILIES)}")
+
+
+@functools.cache
+def fit_moffat_beta(
+    family: str,
+    beta: float = DEFAULT_MOFFAT_BETA,
+    aberrations: tuple[float, ...] = (),
+    optical_fraction: float = 0.4,
+) -> float:
+    """Fit the index of a unit-FWHM Moffat to a family's unit-FWHM profile.
+
+    This is the PSF model a pipeline would fit to the stars of a field whose true PSF is of
+    another family: least squares over a 6.4" image sampled at 0.1", beta on a grid of 0.1
+    over 1.5-8.
+
+    Parameters
+    ----------
+    family, beta, aberrations, optical_fraction
+        As for `unit_fwhm_profile`.
+
+    Returns
+    -------
+    beta : `float`
+        The best Moffat index (``beta`` itself for the Moffat family).
+    """
+    if family == "moffat":
+        return float(beta)
+    target = unit_fwhm_profile(family, beta, aberrations, optical_fraction)
+    image = target.drawImage(nx=64, ny=64, scale=0.1, method="no_pixel").array
+    best, best_cost = DEFAULT_MOFFAT_BETA, np.inf
+    for trial in np.round(np.arange(1.5, 8.0001, 0.1), 3):
+        model = galsim.Moffat(beta=float(trial), fwhm=1.0).drawImage(
+            nx=64, ny=64, scale=0.1, method="no_pixel"
+        )
+        cost = float(np.sum((model.array - image) ** 2))
+        if cost < best_cost:
+            best, best_cost = float(trial), cost
+    return best
+
+
 def _quadratic_terms(xi: np.ndarray, eta: np.ndarray) -> np.ndarray:
     """Return the 6 quadratic monomials ``[1, xi, eta, xi^2, xi*eta, eta^2]`` stacked last."""
     one = np.ones_like(xi)
@@ -147,7 +254,15 @@ class PsfField:
         *,
         beta: float = DEFAULT_MOFFAT_BETA,
         pixel_scale: float = 0.2,
+        family: str = "moffat",
+        aberrations: tuple[float, ...] = (),
+        optical_fraction: float = 0.4,
     ) -> None:
+        if family not in PSF_FAMILIES:
+            raise ValueError(f"unknown PSF family {family!r}; expected one of {', '.join(PSF_FAMILIES)}")
+        self._family = family
+        self._aberrations = tuple(float(a) for a in aberrations)
+        self._optical_fraction = float(optical_fraction)
         if int(width) < 2 or int(height) < 2:
             raise ValueError(f"detector size must be at least 2x2 pixels, got {width}x{height}")
         if not (np.isfinite(beta) and beta > 1.1):
@@ -188,6 +303,9 @@ class PsfField:
         shear_amplitude: float = 0.02,
         beta: float = DEFAULT_MOFFAT_BETA,
         pixel_scale: float = 0.2,
+        family: str = "moffat",
+        aberrations: tuple[float, ...] = (),
+        optical_fraction: float = 0.4,
     ) -> PsfField:
         """Draw a random PSF field.
 
@@ -218,6 +336,8 @@ class PsfField:
             Moffat index.
         pixel_scale : `float`, optional
             Arcseconds per pixel.
+        family, aberrations, optical_fraction : optional
+            PSF family and its parameters (see `unit_fwhm_profile`).
 
         Returns
         -------
@@ -260,7 +380,18 @@ class PsfField:
             shape[0] = -values.mean() * scale
             fwhm_coeffs = mean_fwhm * (np.eye(_N_COEFFS)[0] + shape)
             g1_coeffs, g2_coeffs = shear
-        return cls(width, height, fwhm_coeffs, g1_coeffs, g2_coeffs, beta=beta, pixel_scale=pixel_scale)
+        return cls(
+            width,
+            height,
+            fwhm_coeffs,
+            g1_coeffs,
+            g2_coeffs,
+            beta=beta,
+            pixel_scale=pixel_scale,
+            family=family,
+            aberrations=aberrations,
+            optical_fraction=optical_fraction,
+        )
 
     @property
     def width(self) -> int:
@@ -274,8 +405,53 @@ class PsfField:
 
     @property
     def beta(self) -> float:
-        """Moffat index (`float`)."""
+        """Moffat index (`float`; used by the ``"moffat"`` family only)."""
         return self._beta
+
+    @property
+    def family(self) -> str:
+        """PSF family, one of `PSF_FAMILIES` (`str`)."""
+        return self._family
+
+    @property
+    def wing_beta(self) -> float:
+        """Moffat index standing for the profile's wings when sizing stamps (`float`)."""
+        return self._beta if self._family == "moffat" else _WING_BETA
+
+    def unit_profile(self) -> galsim.GSObject:
+        """Return the field's round, unit-FWHM profile (`unit_fwhm_profile`).
+
+        Returns
+        -------
+        profile : `galsim.GSObject`
+            The profile before dilation and shear.
+        """
+        return unit_fwhm_profile(self._family, self._beta, self._aberrations, self._optical_fraction)
+
+    def fitted_model(
+        self, size_error: float = 0.0, shear_error: tuple[float, float] = (0.0, 0.0)
+    ) -> PsfField:
+        """Return the Moffat PSF model a pipeline would fit to this (true) field.
+
+        Parameters
+        ----------
+        size_error : `float`, optional
+            Fractional error of the model's FWHM (the same at every position).
+        shear_error : `tuple` [`float`, `float`], optional
+            Error added to the model's constant shear terms.
+
+        Returns
+        -------
+        model : `PsfField`
+            A Moffat field with beta from `fit_moffat_beta`, the FWHM polynomial times
+            ``1 + size_error`` and the shear polynomials offset by ``shear_error``.
+        """
+        beta = fit_moffat_beta(self._family, self._beta, self._aberrations, self._optical_fraction)
+        fwhm, g1, g2 = self._coeffs.copy()
+        fwhm *= 1.0 + float(size_error)
+        g1[0] += float(shear_error[0])
+        g2[0] += float(shear_error[1])
+        return PsfField(self._width, self._height, fwhm, g1, g2, beta=beta, pixel_scale=self._pixel_scale)
 
     @property
     def pixel_scale(self) -> float:
@@ -352,7 +528,9 @@ class PsfField:
             `to_piff` returns at the same position.
         """
         fwhm, g1, g2 = (float(v) for v in self.params_at(x, y))
-        return _gsobject_model(self._beta).getProfile(np.array([fwhm, g1, g2]))
+        if self._family == "moffat":
+            return _gsobject_model(self._beta).getProfile(np.array([fwhm, g1, g2]))
+        return self.unit_profile().dilate(fwhm).shear(g1=g1, g2=g2)
 
     def kernel_image(self, x: float, y: float, half_width: int) -> np.ndarray:
         """Draw the PSF centred in a small square image.
@@ -413,6 +591,11 @@ class PsfField:
         """
         import piff
 
+        if self._family != "moffat":
+            raise ValueError(
+                f"only a Moffat field can be exported as the exposure's PSF model, not {self._family!r}; "
+                "use fitted_model()"
+            )
         model = piff.GSObjectModel(galsim.Moffat(beta=self._beta, fwhm=1.0), include_pixel=True)
         interp = piff.BasisPolynomial(order=2, keys=("u", "v"))
         psf = piff.SimplePSF(model, interp)
@@ -425,6 +608,6 @@ class PsfField:
 
     def __repr__(self) -> str:
         return (
-            f"PsfField(width={self._width}, height={self._height}, beta={self._beta}, "
-            f"mean_fwhm={self.mean_fwhm():.3f})"
+            f"PsfField(width={self._width}, height={self._height}, family={self._family!r}, "
+            f"beta={self._beta}, mean_fwhm={self.mean_fwhm():.3f})"
         )

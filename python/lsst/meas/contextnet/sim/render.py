@@ -9,7 +9,14 @@ the expected variance, sky plus source electrons.
 
 from __future__ import annotations
 
-__all__ = ["MASK_PLANES", "RenderedImage", "render_exposure", "galaxy_profile", "stamp_half_width"]
+__all__ = [
+    "MASK_PLANES",
+    "RenderedImage",
+    "render_exposure",
+    "galaxy_profile",
+    "stamp_half_width",
+    "add_cosmic_rays",
+]
 
 import dataclasses
 
@@ -61,9 +68,22 @@ class RenderedImage:
 
 
 def galaxy_profile(
-    flux: float, hlr: float, ellipticity: float, rotation_deg: float, bulge_fraction: float
+    flux: float,
+    hlr: float,
+    ellipticity: float,
+    rotation_deg: float,
+    bulge_fraction: float,
+    family: str = "bulge_disk",
+    sersic_n: float = 0.0,
+    knot_seed: int = 0,
 ) -> galsim.GSObject:
-    """Return a bulge+disk galaxy before PSF convolution.
+    """Return a galaxy before PSF convolution.
+
+    Families (`~lsst.meas.contextnet.sim.world.GALAXY_FAMILIES`): ``"bulge_disk"`` (de
+    Vaucouleurs bulge and exponential disk sharing the half-light radius), ``"sersic"`` (one
+    Sersic profile of index ``sersic_n``) and ``"knots"`` (an exponential disk holding 20%-50%
+    of its flux in 20-80 star-forming knots, `galsim.RandomKnots` of the same half-light radius,
+    placed by ``knot_seed``).
 
     Parameters
     ----------
@@ -76,13 +96,40 @@ def galaxy_profile(
     rotation_deg : `float`
         Position angle of the major axis, degrees counter-clockwise from +x.
     bulge_fraction : `float`
-        Fraction of the flux in the de Vaucouleurs bulge.
+        Fraction of the flux in the de Vaucouleurs bulge (``"bulge_disk"``).
+    family : `str`, optional
+        Galaxy family.
+    sersic_n : `float`, optional
+        Sersic index (``"sersic"``).
+    knot_seed : `int`, optional
+        Seed of the knots' number, flux fraction and positions (``"knots"``).
 
     Returns
     -------
     profile : `galsim.GSObject`
         The galaxy, centred at the origin.
+
+    Raises
+    ------
+    ValueError
+        If ``family`` is unknown.
     """
+    if family in ("sersic", "knots"):
+        if family == "sersic":
+            profile = galsim.Sersic(n=float(sersic_n), half_light_radius=hlr)
+        else:
+            rng = np.random.default_rng(int(knot_seed))
+            fraction = float(rng.uniform(0.2, 0.5))
+            deviate = galsim.BaseDeviate(int(knot_seed))
+            knots = galsim.RandomKnots(
+                int(rng.integers(20, 81)), half_light_radius=hlr, flux=fraction, rng=deviate
+            )
+            profile = galsim.Add([galsim.Exponential(half_light_radius=hlr, flux=1.0 - fraction), knots])
+        if ellipticity > 0:
+            profile = profile.shear(g=ellipticity, beta=rotation_deg * galsim.degrees)
+        return profile.withFlux(flux)
+    if family != "bulge_disk":
+        raise ValueError(f"unknown galaxy family {family!r}")
     components = []
     if bulge_fraction > 0:
         components.append(galsim.DeVaucouleurs(half_light_radius=hlr, flux=bulge_fraction))
@@ -133,6 +180,42 @@ def stamp_half_width(
     return int(np.clip(np.ceil(max(r_psf, r_gal, 2.0 * fwhm / pixel_scale)), 8, 256))
 
 
+def add_cosmic_rays(image: np.ndarray, n_hits: int, rng: np.random.Generator) -> np.ndarray:
+    """Add cosmic-ray tracks to images in place.
+
+    Each hit is a straight track of 1-6 pixels in a random direction, each pixel given
+    500-5000 electrons (a minimum-ionizing muon crossing a 100 um thick CCD deposits about 8000
+    electrons over a few pixels).
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        Image of shape ``(H, W)``, or a stack ``(B, H, W)`` (the hits are spread over the stack).
+    n_hits : `int`
+        Number of hits.
+    rng : `numpy.random.Generator`
+        Random number generator.
+
+    Returns
+    -------
+    hit : `numpy.ndarray`
+        Boolean array of ``image``'s shape, true on the pixels hit.
+    """
+    hit = np.zeros(image.shape, dtype=bool)
+    shape = image.shape
+    for _ in range(int(n_hits)):
+        start = [int(rng.integers(0, n)) for n in shape]
+        length = int(rng.integers(1, 7))
+        angle = rng.uniform(0.0, np.pi)
+        steps = np.arange(length)
+        rows = np.clip(np.round(start[-2] + steps * np.sin(angle)).astype(int), 0, shape[-2] - 1)
+        cols = np.clip(np.round(start[-1] + steps * np.cos(angle)).astype(int), 0, shape[-1] - 1)
+        index = (np.full(length, start[0]), rows, cols) if image.ndim == 3 else (rows, cols)
+        image[index] += rng.uniform(500.0, 5000.0, size=length).astype(image.dtype)
+        hit[index] = True
+    return hit
+
+
 def render_exposure(
     truth: Table,
     psf_field: PsfField,
@@ -143,6 +226,9 @@ def render_exposure(
     edge_width: int = 8,
     n_bad_columns: int | None = None,
     n_bad_pixels: int | None = None,
+    cosmic_ray_rate: float = 0.0,
+    exposure_time: float = 30.0,
+    bad_column_rate: float = 2.0,
 ) -> RenderedImage:
     """Render the sources of ``truth`` into a noisy, masked, sky-subtracted image.
 
@@ -161,9 +247,17 @@ def render_exposure(
     edge_width : `int`, optional
         Width in pixels of the EDGE border.
     n_bad_columns : `int`, optional
-        Number of bad (partial) columns; default a Poisson draw of mean 2 per 4096 columns.
+        Number of bad (partial) columns; default a Poisson draw of mean ``bad_column_rate`` per
+        4096 columns.
     n_bad_pixels : `int`, optional
         Number of isolated bad pixels; default a Poisson draw of mean 50 per 4096x4096 pixels.
+    cosmic_ray_rate : `float`, optional
+        Mean cosmic-ray hits per 4096x4096 pixels per 30 s (`add_cosmic_rays`); their pixels are
+        masked CR, as the pipelines' repair step flags them.
+    exposure_time : `float`, optional
+        Seconds (scales the cosmic-ray rate).
+    bad_column_rate : `float`, optional
+        Mean bad columns per 4096 columns.
 
     Returns
     -------
@@ -199,20 +293,32 @@ def render_exposure(
             "bulge_fraction",
         )
     }
+    n_rows = len(truth)
+    for name, default in (("galaxy_family", "bulge_disk"), ("sersic_n", 0.0), ("knot_seed", 0)):
+        columns[name] = np.asarray(truth[name]).tolist() if name in truth.colnames else [default] * n_rows
     for i in range(len(truth)):
         x, y, flux = columns["x_true"][i], columns["y_true"][i], columns["flux"][i]
         is_galaxy = columns["is_galaxy"][i]
         fwhm = float(psf_field.fwhm_at(x, y))
         hlr = columns["hlr_arcsec"][i] if is_galaxy else 0.0
         e = columns["ellipticity"][i] if is_galaxy else 0.0
-        half = stamp_half_width(flux, fwhm, hlr, e, sky_level, psf_field.beta, scale)
+        half = stamp_half_width(flux, fwhm, hlr, e, sky_level, psf_field.wing_beta, scale)
         ix, iy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
         bounds = galsim.BoundsI(ix - half, ix + half, iy - half, iy + half) & canvas.bounds
         if not bounds.isDefined():
             continue
         psf = psf_field.galsim_profile(x, y)
         if is_galaxy:
-            galaxy = galaxy_profile(flux, hlr, e, columns["rotation_deg"][i], columns["bulge_fraction"][i])
+            galaxy = galaxy_profile(
+                flux,
+                hlr,
+                e,
+                columns["rotation_deg"][i],
+                columns["bulge_fraction"][i],
+                columns["galaxy_family"][i],
+                columns["sersic_n"][i],
+                columns["knot_seed"][i],
+            )
             obj = galsim.Convolve(galaxy, psf, gsparams=_GALAXY_GSPARAMS)
         else:
             obj = psf.withFlux(flux)
@@ -230,8 +336,12 @@ def render_exposure(
     variance = expected.astype(np.float32)
     del counts, expected
 
+    if cosmic_ray_rate > 0:
+        n_hits = int(rng.poisson(cosmic_ray_rate * width * height / 4096.0**2 * exposure_time / 30.0))
+        hit = add_cosmic_rays(image, n_hits, rng)
+        mask[hit] |= 1 << MASK_PLANES["CR"]
     if n_bad_columns is None:
-        n_bad_columns = int(rng.poisson(2.0 * width / 4096.0))
+        n_bad_columns = int(rng.poisson(bad_column_rate * width / 4096.0))
     if n_bad_pixels is None:
         n_bad_pixels = int(rng.poisson(50.0 * width * height / 4096.0**2))
     bad = np.zeros((height, width), dtype=bool)

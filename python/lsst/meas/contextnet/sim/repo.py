@@ -43,6 +43,7 @@ from astropy.wcs import WCS
 
 from ..instrument import DEFAULT_N_DETECTORS, SimCam, physical_filter_for_band
 from ..piff_compat import install_piff_reader_fixes
+from .psf import PSF_MODEL_STAMP_SIZE
 from .wcs import DEFAULT_PIXEL_SCALE_ARCSEC, make_tan_wcs
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ All have dimensions ``{instrument, visit, detector}``.
 
 DIMENSIONS: tuple[str, ...] = ("instrument", "visit", "detector")
 
-DEFAULT_PSF_STAMP_SIZE: int = 25
+DEFAULT_PSF_STAMP_SIZE: int = PSF_MODEL_STAMP_SIZE
 """Side in pixels of the PSF images the attached Piff PSF draws (`int`)."""
 
 _PIXEL_SIZE_MM = 0.01  # 10 micron LSST pixels.

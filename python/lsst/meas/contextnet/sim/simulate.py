@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .exposure import SimulationConfig, detector_offset, simulate_exposure, visit_pointing
+from .exposure import SimulationConfig, detector_offset, simulate_exposure, visit_conditions, visit_pointing
 from .wcs import make_tan_wcs
+from .world import world_names
 
 if TYPE_CHECKING:
     from astropy.time import Time
@@ -164,6 +165,7 @@ def simulate_repo(
     check_collection_free(butler, collection)
 
     visit_ids = list(range(first_visit, first_visit + visits))
+    conditions = {visit: visit_conditions(config, visit, seed) for visit in visit_ids}
     for visit in visit_ids:
         # The same WCS that simulate_exposure gives each detector; the visit's regions need all
         # of them before any exposure is simulated.
@@ -177,8 +179,8 @@ def simulate_repo(
         register_visit(
             butler,
             visit=visit,
-            band=config.band,
-            exposure_time_s=config.exposure_time,
+            band=conditions[visit].band,
+            exposure_time_s=conditions[visit].exposure_time,
             begin=_visit_begin(visit),
             detector_wcs=detector_wcs,
             width=config.size,
@@ -206,8 +208,8 @@ def simulate_repo(
             exposure.psf_field.to_piff(),
             visit=visit,
             detector=detector,
-            band=config.band,
-            exposure_time_s=config.exposure_time,
+            band=conditions[visit].band,
+            exposure_time_s=conditions[visit].exposure_time,
             begin=_visit_begin(visit),
         )
         put_visit_datasets(butler, collection, calexp, exposure.src, exposure.truth)
@@ -222,13 +224,23 @@ def simulate_repo(
     return SimulationSummary(str(repo), collection, data_ids, n_sources, visit_fwhm, seconds)
 
 
+def _fwhm_range(low: float | None, high: float | None) -> tuple[float, float] | None:
+    """Return the FWHM range the options fix, or `None` for the world's."""
+    if low is None and high is None:
+        return None
+    if low is None or high is None:
+        raise SystemExit("error: give both --psf-fwhm-min and --psf-fwhm-max, or neither")
+    return (low, high)
+
+
 def _run(args: argparse.Namespace) -> int:
     config = SimulationConfig(
+        world=args.world,
         band=args.band,
         size=args.size,
         star_fraction=args.star_fraction,
         density_scale=args.density_scale,
-        psf_fwhm_range=(args.psf_fwhm_min, args.psf_fwhm_max),
+        psf_fwhm_range=_fwhm_range(args.psf_fwhm_min, args.psf_fwhm_max),
         psf_variation=args.psf_variation,
         exposure_time=args.exposure_time,
     )
@@ -273,23 +285,31 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--visits", type=int, default=1, help="number of visits (default: %(default)s)")
     parser.add_argument("--size", type=int, default=defaults.size, help="detector side in pixels")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--band", default=defaults.band, help="band: u g r i z y (default: %(default)s)")
+    parser.add_argument(
+        "--world",
+        default=defaults.world,
+        choices=world_names(),
+        help="world the visits' conditions are drawn from (default: %(default)s); the options below "
+        "fix one of its distributions",
+    )
+    parser.add_argument("--band", default=None, help="band: u g r i z y (default: the world's; narrow: r)")
     parser.add_argument("--detectors", type=int, default=1, help="detectors per visit, 1-9")
     parser.add_argument("--first-visit", type=int, default=0, help="ID of the first visit")
     parser.add_argument(
         "--star-fraction",
         type=float,
-        default=defaults.star_fraction,
-        help="fraction of stars among detected sources (default: %(default)s)",
+        default=None,
+        help="fraction of stars among detected sources (default: the world's; narrow: 0.4)",
     )
     parser.add_argument(
         "--density-scale",
         type=float,
-        default=defaults.density_scale,
-        help="multiplier of the source density (1: 1200-2200 detections per 4096^2 detector)",
+        default=None,
+        help="multiplier of the source density (1: 1200-2200 detections per 4096^2 detector; default: "
+        "the world's, narrow: 1)",
     )
-    parser.add_argument("--psf-fwhm-min", type=float, default=defaults.psf_fwhm_range[0], help="arcsec")
-    parser.add_argument("--psf-fwhm-max", type=float, default=defaults.psf_fwhm_range[1], help="arcsec")
+    parser.add_argument("--psf-fwhm-min", type=float, default=None, help="arcsec (narrow world: 0.5)")
+    parser.add_argument("--psf-fwhm-max", type=float, default=None, help="arcsec (narrow world: 1.3)")
     parser.add_argument(
         "--psf-variation",
         choices=("none", "spatial", "full"),
@@ -298,7 +318,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "visits (default: %(default)s)",
     )
     parser.add_argument(
-        "--exposure-time", type=float, default=defaults.exposure_time, help="seconds per visit"
+        "--exposure-time", type=float, default=None, help="seconds per visit (narrow world: 30)"
     )
     parser.add_argument("--processes", type=int, default=1, help="worker processes (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")

@@ -5,14 +5,16 @@ the training-data generator needs thousands of stamps per second.  `StampRendere
 the same profiles as the simulator's GalSim path, for a whole batch of objects with one
 inverse FFT:
 
-* PSF: Moffat of index ``beta`` dilated to the local FWHM and sheared by (g1, g2), i.e. the
-  `~lsst.meas.contextnet.sim.psf.PsfField` profile;
+* PSF: Moffat of index ``beta`` or Kolmogorov, dilated to the local FWHM and sheared by
+  (g1, g2), i.e. the `~lsst.meas.contextnet.sim.psf.PsfField` profile of those families;
 * galaxy: de Vaucouleurs bulge + exponential disk sharing one half-light radius and one shear
-  (so the sum has exactly that half-light radius), convolved with the PSF;
+  (so the sum has exactly that half-light radius), or a single Sersic profile, convolved with
+  the PSF;
 * pixel response: the top-hat pixel (GalSim's ``method="auto"``).
 
 Each profile's radial Fourier transform is tabulated once from GalSim's ``kValue`` (de
-Vaucouleurs, Moffat) or written analytically (exponential); shears and dilations act on the
+Vaucouleurs, Sersic per index, Moffat per index, Kolmogorov) or written analytically
+(exponential); shears and dilations act on the
 wave vector, a sub-pixel offset is a phase.  Stamps are computed on a larger periodic grid
 (32 to 256 pixels, chosen per object from its size and PSF) and the centre is cut out, so
 wrapped light is negligible.  `tests/test_training_data.py` checks the result against
@@ -37,19 +39,23 @@ _DEV_SQRT_Q_MAX = 150.0  # de Vaucouleurs table in sqrt(q); zero beyond q = 2250
 def _radial_table(kind: str, beta: float) -> tuple[np.ndarray, float]:
     """Tabulate a unit profile's radial Fourier transform on a uniform grid.
 
-    The Moffat (unit FWHM) is tabulated in ``q = k * fwhm``, the de Vaucouleurs (unit
-    half-light radius) in ``sqrt(q)`` with ``q = k * hlr``, so that both tables resolve the
+    The Moffat of index ``beta`` and the Kolmogorov (unit FWHM) are tabulated in
+    ``q = k * fwhm``, the de Vaucouleurs and the Sersic of index ``beta`` (unit half-light
+    radius) in ``sqrt(q)`` with ``q = k * hlr``, so that both tables resolve the
     transform near ``q = 0`` and reach far enough out.  Returns the values (one trailing zero
     appended) and the inverse grid step.
     """
     import galsim
 
-    if kind == "moffat":
-        profile = galsim.Moffat(beta=beta, fwhm=1.0)
+    if kind in ("moffat", "kolmogorov"):
+        profile = galsim.Moffat(beta=beta, fwhm=1.0) if kind == "moffat" else galsim.Kolmogorov(fwhm=1.0)
         step = _MOFFAT_Q_MAX / (_TABLE_SIZE - 1)
         q = np.arange(_TABLE_SIZE) * step
-    elif kind == "devaucouleurs":
-        profile = galsim.DeVaucouleurs(half_light_radius=1.0)
+    elif kind in ("devaucouleurs", "sersic"):
+        if kind == "devaucouleurs":
+            profile = galsim.DeVaucouleurs(half_light_radius=1.0)
+        else:
+            profile = galsim.Sersic(n=beta, half_light_radius=1.0)
         step = _DEV_SQRT_Q_MAX / (_TABLE_SIZE - 1)
         q = (np.arange(_TABLE_SIZE) * step) ** 2
     else:  # pragma: no cover - internal
@@ -146,6 +152,8 @@ class StampRenderer:
         Arcseconds per pixel.
     beta : `float`, optional
         Moffat index of the PSF.
+    psf_family : `str`, optional
+        ``"moffat"`` or ``"kolmogorov"`` (`~lsst.meas.contextnet.sim.world.FAST_PSF_FAMILIES`).
     batch_size : `int`, optional
         Objects transformed together (bounds memory: ``batch_size * N * (N/2+1)`` complex
         values for an ``N``-pixel grid).
@@ -153,7 +161,16 @@ class StampRenderer:
 
     _GRIDS = (32, 64, 128, 256)
 
-    def __init__(self, pixel_scale: float = 0.2, beta: float = 3.5, batch_size: int = 512) -> None:
+    def __init__(
+        self, pixel_scale: float = 0.2, beta: float = 3.5, batch_size: int = 512, psf_family: str = "moffat"
+    ) -> None:
+        if psf_family not in ("moffat", "kolmogorov"):
+            raise ValueError(
+                f"the fast renderer draws Moffat and Kolmogorov PSFs, not {psf_family!r} "
+                "(that family is drawn by the full-image simulator only)"
+            )
+        self.psf_family = psf_family
+        self.wing_beta = float(beta) if psf_family == "moffat" else 2.5
         if not (np.isfinite(pixel_scale) and pixel_scale > 0):
             raise ValueError(f"pixel_scale must be positive, got {pixel_scale!r}")
         if batch_size < 1:
@@ -181,13 +198,13 @@ class StampRenderer:
         PSF has less than 1e-3 of its flux beyond ``R``.
         """
         major = hlr * np.sqrt((1.0 + ellipticity) / (1.0 - ellipticity)) / self.pixel_scale
-        rd = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / self.beta) - 1.0)) / self.pixel_scale
+        rd = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / self.wing_beta) - 1.0)) / self.pixel_scale
         out = np.full(hlr.shape, self._GRIDS[-1])
         for n in reversed(self._GRIDS):
             reach = n - size / 2.0
             if n < size + 4:
                 continue
-            psf_outside = (1.0 + (reach / rd) ** 2) ** (1.0 - self.beta)
+            psf_outside = (1.0 + (reach / rd) ** 2) ** (1.0 - self.wing_beta)
             out = np.where((10.0 * major <= reach) & (psf_outside <= 1e-3), n, out)
         return out
 
@@ -206,6 +223,7 @@ class StampRenderer:
         g1: np.ndarray,
         g2: np.ndarray,
         bulge_fraction: np.ndarray,
+        sersic_n: np.ndarray | None = None,
     ) -> np.ndarray:
         """Render a batch of stamps.
 
@@ -228,6 +246,8 @@ class StampRenderer:
             Galaxy reduced shear (``|g| = (a - b) / (a + b)``).
         bulge_fraction : `numpy.ndarray`
             Fraction of the galaxy flux in the de Vaucouleurs bulge.
+        sersic_n : `numpy.ndarray`, optional
+            Sersic index of single-Sersic galaxies; 0 (the default for all) means bulge+disk.
 
         Returns
         -------
@@ -250,6 +270,11 @@ class StampRenderer:
         if any(len(a) != n_obj for a in arrays):
             raise ValueError("all per-object inputs must have the same length")
         flux, dx, dy, psf_fwhm, psf_g1, psf_g2, hlr, g1, g2, bulge_fraction = arrays
+        if sersic_n is None:
+            sersic_n = np.zeros(n_obj)
+        sersic_n = np.atleast_1d(np.asarray(sersic_n, dtype=np.float64))
+        if len(sersic_n) != n_obj:
+            raise ValueError("all per-object inputs must have the same length")
         hlr = np.where(galaxy, hlr, 0.0)
         ell = np.where(galaxy, np.hypot(g1, g2), 0.0)
         grids = self._grid_size(size, hlr, np.minimum(ell, 0.95), psf_fwhm)
@@ -273,6 +298,7 @@ class StampRenderer:
                     g1[sel],
                     g2[sel],
                     bulge_fraction[sel],
+                    sersic_n[sel],
                 )
         return out
 
@@ -291,6 +317,7 @@ class StampRenderer:
         g1: np.ndarray,
         g2: np.ndarray,
         bulge_fraction: np.ndarray,
+        sersic_n: np.ndarray,
     ) -> np.ndarray:
         kx, ky, pixel = self._grid(n)
         f32 = np.float32
@@ -301,11 +328,17 @@ class StampRenderer:
             return a.astype(f32)[:, None, None]
 
         ksq = _sheared_ksq(kxb, kyb, col(psf_g1), col(psf_g2))
-        kimage = _lookup("moffat", self.beta, np.sqrt(ksq) * col(psf_fwhm))
+        psf_param = self.beta if self.psf_family == "moffat" else 0.0
+        kimage = _lookup(self.psf_family, psf_param, np.sqrt(ksq) * col(psf_fwhm))
+        for index in np.unique(sersic_n[galaxy & (sersic_n > 0)]):
+            si = np.flatnonzero(galaxy & (sersic_n == index))
+            ksq = _sheared_ksq(kxb, kyb, col(g1[si]), col(g2[si]))
+            kimage[si] *= _lookup("sersic", float(index), np.sqrt(np.sqrt(ksq) * col(hlr[si])))
+        galaxy = galaxy & ~(sersic_n > 0)
         if np.any(galaxy):
             gi = np.flatnonzero(galaxy)
             ksq = _sheared_ksq(kxb, kyb, col(g1[gi]), col(g2[gi]))
-            bulge = _lookup("devaucouleurs", self.beta, np.sqrt(np.sqrt(ksq) * col(hlr[gi])))
+            bulge = _lookup("devaucouleurs", 0.0, np.sqrt(np.sqrt(ksq) * col(hlr[gi])))
             ksq *= col((hlr[gi] * _EXP_HLR_TO_SCALE) ** 2)
             ksq += f32(1.0)
             disk = ksq ** f32(-1.5)

@@ -1,19 +1,28 @@
 """Fast training data: sets of detected-source cutouts drawn without full images.
 
-Each *set* is one simulated visit: a PSF field is drawn exactly as for a full exposure
-(`~lsst.meas.contextnet.sim.psf.PsfField.from_rng` with the same options), then candidate
+Each *set* is one simulated visit: its conditions are drawn from a
+`~lsst.meas.contextnet.sim.world.World` (the same definition the full-image simulator uses), a
+true PSF field is drawn as for a full exposure (`~lsst.meas.contextnet.sim.psf.PsfField.from_rng`)
+with the exposure's PSF *model* beside it (the field itself in the narrow world, else the Moffat
+fit with its errors, `~lsst.meas.contextnet.sim.psf.PsfField.fitted_model`), then candidate
 stars and galaxies are drawn from the full simulator's population
-(`~lsst.meas.contextnet.sim.population`) at uniform random detector positions, each rendered
-alone in a stamp with the local PSF (`~lsst.meas.contextnet.sim.stamps.StampRenderer`, checked
-against GalSim), given Poisson noise of sky plus source (the exposure's sky level) and kept only
-when it passes the full simulator's detection criterion: peak PSF-matched-filter S/N
+(`~lsst.meas.contextnet.sim.population`) at uniform random detector positions, each rendered in
+a stamp with the local true PSF (`~lsst.meas.contextnet.sim.stamps.StampRenderer`, checked
+against GalSim), with neighbours from the same population when the world has blends, given
+Poisson noise of sky plus source (the exposure's sky level), clipped at saturation, hit by
+cosmic rays and bad columns at the world's rates, and kept only when it passes the full
+simulator's detection criterion: peak PSF-matched-filter S/N
 ``sum(k d / var) / sqrt(sum(k**2 / var)) >= threshold`` within 2 pixels of the source, with the
-same kernel (the PSF at the detector centre) as `~lsst.meas.contextnet.sim.detect`, evaluated on
-the noisy stamp.  The number of stars among the ``m`` detected sources of a set is a binomial
-draw with probability ``star_fraction``.
+same kernel (the PSF model at the detector centre) as `~lsst.meas.contextnet.sim.detect`,
+evaluated on the noisy stamp.  The number of stars among the ``m`` detected sources of a set is
+a binomial draw with probability of the visit's star fraction.  Saturated, cosmic-ray and
+bad-column pixels are flagged in ``bad`` and set to 0, as the classifier task treats the
+planes it masks.  The PSF model is stored on the grid the task draws it on
+(`~lsst.meas.contextnet.psfinputs.evaluate_psf_grid`), so training and inference build the
+PSF channel through the same code.
 
-Differences from full exposures, by design: sources have no neighbours in their cutouts and
-are rendered as if the detector extended beyond its edges; deblending is absent.
+Differences from full exposures, by design: sources are rendered as if the detector extended
+beyond its edges; deblending is absent; neighbours are drawn for the cutout only.
 
 Output: HDF5 shards (``shard_00000.h5`` ...) of ``sets_per_shard`` sets each and a
 ``manifest.json`` (format in the package's shared contracts).  Set ``i`` is drawn from
@@ -48,18 +57,26 @@ from typing import Any
 import numpy as np
 
 from ..cutouts import scale_positions
+from ..psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
 from . import survey
 from .population import PopulationConfig, detection_kernel, draw_candidates, point_source_depth
-from .psf import DEFAULT_MOFFAT_BETA, PSF_VARIATIONS, PsfField
+from .psf import PSF_MODEL_STAMP_SIZE, PSF_VARIATIONS, PsfField
+from .render import add_cosmic_rays
 from .stamps import StampRenderer, matched_filter_snr
+from .world import TRAINING_WORLDS, World, resolve_world
 
 MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _SEARCH_RADIUS = 2
+_ALL_SOURCES_PER_DETECTION = 2.5  # drawn sources (detected or not) per detected source
 _DATASETS = (
     "cutouts",
+    "bad",
     "noise_sigma",
     "positions",
+    "pixel_xy",
+    "offsets",
+    "psf_grid",
     "labels",
     "mag",
     "hlr_arcsec",
@@ -73,9 +90,14 @@ _DATASETS = (
 class TrainingDataConfig:
     """Parameters of the training-data generator.
 
+    Visits are drawn from the world ``world``; the scalar options, when given, fix one of its
+    distributions (`~lsst.meas.contextnet.sim.world.resolve_world`), `None` keeps the world's.
+
     Attributes
     ----------
-    band : `str`
+    world : `str`
+        World preset.
+    band : `str`, optional
         LSST band.
     m : `int`
         Sources per set.
@@ -85,17 +107,17 @@ class TrainingDataConfig:
         Side of the simulated detector in pixels (positions are drawn over it).
     psf_variation : `str`
         ``"none"``, ``"spatial"`` or ``"full"``.
-    psf_fwhm_range : `tuple` [`float`, `float`]
+    psf_fwhm_range : `tuple` [`float`, `float`], optional
         Per-visit FWHM range in arcseconds (``"full"``).
-    psf_size_variation : `tuple` [`float`, `float`]
+    psf_size_variation : `tuple` [`float`, `float`], optional
         Peak-to-peak fractional FWHM variation across the detector.
-    psf_shear_amplitude : `float`
+    psf_shear_amplitude : `float`, optional
         RMS of the constant PSF shear.
-    moffat_beta : `float`
+    moffat_beta : `float`, optional
         Moffat index.
-    star_fraction : `float`
+    star_fraction : `float`, optional
         Expected fraction of stars among the sources of a set.
-    exposure_time : `float`
+    exposure_time : `float`, optional
         Seconds.
     detection_threshold : `float`
         Matched-filter S/N threshold.
@@ -103,25 +125,58 @@ class TrainingDataConfig:
         Magnitudes drawn beyond the 5-sigma point-source depth.
     sets_per_shard : `int`
         Sets per HDF5 shard.
+    psf_grid : `int`
+        Points per detector side of the stored PSF-model grid.
+    saturation : `float`
+        Saturation level in electrons (sky included).
     """
 
-    band: str = "r"
+    world: str = "narrow"
+    band: str | None = None
     m: int = 1000
     cutout_size: int = 28
     detector_size: int = 4096
     psf_variation: str = "full"
-    psf_fwhm_range: tuple[float, float] = (0.5, 1.3)
-    psf_size_variation: tuple[float, float] = (0.10, 0.20)
-    psf_shear_amplitude: float = 0.02
-    moffat_beta: float = DEFAULT_MOFFAT_BETA
-    star_fraction: float = 0.4
-    exposure_time: float = survey.DEFAULT_EXPOSURE_TIME
+    psf_fwhm_range: tuple[float, float] | None = None
+    psf_size_variation: tuple[float, float] | None = None
+    psf_shear_amplitude: float | None = None
+    moffat_beta: float | None = None
+    star_fraction: float | None = None
+    exposure_time: float | None = None
     detection_threshold: float = 5.0
     faint_margin: float = 1.0
     sets_per_shard: int = 16
+    psf_grid: int = DEFAULT_PSF_GRID
+    saturation: float = survey.SATURATION_LEVEL
+
+    def resolved_world(self) -> World:
+        """Return the world with this configuration's fixed values applied.
+
+        Returns
+        -------
+        world : `~lsst.meas.contextnet.sim.world.World`
+            The distributions the sets are drawn from.
+        """
+        return resolve_world(
+            self.world,
+            band=self.band,
+            exposure_time=self.exposure_time,
+            psf_fwhm_range=self.psf_fwhm_range,
+            moffat_beta=self.moffat_beta,
+            psf_size_variation=self.psf_size_variation,
+            psf_shear_amplitude=self.psf_shear_amplitude,
+            star_fraction=self.star_fraction,
+        )
 
     def __post_init__(self) -> None:
-        survey.get_band(self.band)
+        world = self.resolved_world()
+        bad_families = set(world.psf_families) - {"moffat", "kolmogorov"}
+        bad_families |= set(world.galaxy_families) - {"bulge_disk", "sersic"}
+        if bad_families:
+            raise ValueError(
+                f"the fast generator cannot draw {sorted(bad_families)} (full-image simulator only); "
+                f"world {self.world!r} is a test world"
+            )
         for name, minimum in (("m", 1), ("cutout_size", 8), ("detector_size", 32), ("sets_per_shard", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -130,15 +185,12 @@ class TrainingDataConfig:
             raise ValueError(
                 f"unknown psf_variation {self.psf_variation!r}; expected one of {', '.join(PSF_VARIATIONS)}"
             )
-        if not (0.0 <= self.star_fraction <= 1.0):
-            raise ValueError(f"star_fraction must be in [0, 1], got {self.star_fraction!r}")
-        if not (np.isfinite(self.exposure_time) and self.exposure_time > 0):
-            raise ValueError(f"exposure_time must be positive, got {self.exposure_time!r}")
-        low, high = self.psf_fwhm_range
-        if not (0 < low <= high < 5):
-            raise ValueError(
-                f"psf_fwhm_range must satisfy 0 < low <= high < 5 arcsec, got {self.psf_fwhm_range!r}"
-            )
+        if (
+            isinstance(self.psf_grid, bool)
+            or not isinstance(self.psf_grid, (int, np.integer))
+            or self.psf_grid < 2
+        ):
+            raise ValueError(f"psf_grid must be an integer >= 2, got {self.psf_grid!r}")
         if not (self.detection_threshold > 0):
             raise ValueError(f"detection_threshold must be positive, got {self.detection_threshold!r}")
 
@@ -174,6 +226,77 @@ def _set_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(index),)))
 
 
+def _render_candidates(
+    renderer: StampRenderer, stamp: int, cand: Any, psf_field: PsfField, dx: np.ndarray, dy: np.ndarray
+) -> np.ndarray:
+    """Render candidates (a `draw_candidates` table) centred in stamps with sub-pixel offsets."""
+    x = np.asarray(cand["x_true"])
+    y = np.asarray(cand["y_true"])
+    fwhm, pg1, pg2 = psf_field.params_at(x, y)
+    theta = np.deg2rad(np.asarray(cand["rotation_deg"]))
+    e = np.asarray(cand["ellipticity"])
+    return renderer.render(
+        stamp,
+        flux=np.asarray(cand["flux"]),
+        dx=dx,
+        dy=dy,
+        psf_fwhm=fwhm,
+        psf_g1=pg1,
+        psf_g2=pg2,
+        is_galaxy=np.asarray(cand["is_galaxy"], dtype=bool),
+        hlr=np.asarray(cand["hlr_arcsec"]),
+        g1=e * np.cos(2 * theta),
+        g2=e * np.sin(2 * theta),
+        bulge_fraction=np.asarray(cand["bulge_fraction"]),
+        sersic_n=np.asarray(cand["sersic_n"]),
+    )
+
+
+def _add_neighbours(
+    model: np.ndarray,
+    rng: np.random.Generator,
+    mean: float,
+    draw: Any,
+    renderer: StampRenderer,
+    psf_field: PsfField,
+) -> None:
+    """Add Poisson(``mean``) neighbours per stamp, drawn by ``draw(n)``, at random offsets in place."""
+    n_stamps, stamp, _ = model.shape
+    counts = rng.poisson(mean, size=n_stamps)
+    total = int(counts.sum())
+    if total == 0:
+        return
+    host = np.repeat(np.arange(n_stamps), counts)
+    cand = draw(total)
+    reach = stamp // 2 + 4
+    ox = rng.integers(-reach, reach + 1, size=total)
+    oy = rng.integers(-reach, reach + 1, size=total)
+    images = _render_candidates(
+        renderer, stamp, cand, psf_field, rng.uniform(-0.5, 0.5, total), rng.uniform(-0.5, 0.5, total)
+    )
+    for k in range(total):
+        x0, y0 = int(ox[k]), int(oy[k])
+        src_x = slice(max(0, -x0), min(stamp, stamp - x0))
+        src_y = slice(max(0, -y0), min(stamp, stamp - y0))
+        dst_x = slice(max(0, x0), min(stamp, stamp + x0))
+        dst_y = slice(max(0, y0), min(stamp, stamp + y0))
+        model[host[k], dst_y, dst_x] += images[k, src_y, src_x]
+
+
+def _bad_columns(rng: np.random.Generator, n: int, stamp: int, rate: float) -> np.ndarray:
+    """Boolean (n, stamp, stamp): partial bad columns at ``rate`` per 4096 detector columns."""
+    bad = np.zeros((n, stamp, stamp), dtype=bool)
+    hit = np.flatnonzero(rng.uniform(size=n) < rate * stamp / 4096.0)
+    for index in hit:
+        column = int(rng.integers(0, stamp))
+        start = int(rng.integers(0, stamp))
+        if rng.uniform() < 0.5:
+            bad[index, start:, column] = True
+        else:
+            bad[index, : start + 1, column] = True
+    return bad
+
+
 def generate_set(
     config: TrainingDataConfig, rng: np.random.Generator, renderer: StampRenderer | None = None
 ) -> dict[str, np.ndarray]:
@@ -186,42 +309,73 @@ def generate_set(
     rng : `numpy.random.Generator`
         Random number generator.
     renderer : `StampRenderer`, optional
-        Renderer to reuse.
+        Renderer to reuse (only when its PSF family and index are the visit's; ignored
+        otherwise).
 
     Returns
     -------
     data : `dict` [`str`, `numpy.ndarray`]
         ``cutouts`` float32 (m, S, S) sky-subtracted electrons, source at ``(S//2, S//2)`` plus
-        its sub-pixel offset; ``noise_sigma`` float32 scalar (sqrt of the sky level);
-        ``positions`` float32 (m, 2); ``labels`` uint8 (1 galaxy); ``mag``, ``hlr_arcsec``,
-        ``ellipticity``, ``psf_fwhm`` (arcsec at the source), ``snr`` (detection S/N), all
-        float32 (m,).
+        its sub-pixel offset, bad pixels 0; ``bad`` uint8 (m, S, S), 1 on saturated, cosmic-ray
+        and bad-column pixels; ``noise_sigma`` float32 scalar (sqrt of the sky level);
+        ``positions`` float32 (m, 2); ``pixel_xy`` float32 (m, 2) detector pixels;
+        ``offsets`` float32 (m, 2) sub-pixel offsets (x, y); ``psf_grid`` float32
+        (G, G, S, S) the PSF model on the task's grid; ``labels`` uint8 (1 galaxy); ``mag``,
+        ``hlr_arcsec``, ``ellipticity``, ``psf_fwhm`` (true, arcsec at the source), ``snr``
+        (detection S/N), all float32 (m,); ``conditions`` the visit's
+        `~lsst.meas.contextnet.sim.world.VisitConditions`.
     """
     size = config.detector_size
-    band = survey.get_band(config.band)
-    renderer = renderer or StampRenderer(band.pixel_scale, config.moffat_beta)
-    psf_field = PsfField.from_rng(
+    world = config.resolved_world()
+    conditions = world.draw_visit(rng)
+    band = survey.get_band(conditions.band)
+    true_psf = PsfField.from_rng(
         rng,
         size,
         size,
         variation=config.psf_variation,
-        fwhm_range=config.psf_fwhm_range,
+        visit_fwhm=conditions.fwhm,
+        fwhm_range=world.fwhm_range,
         nominal_fwhm=band.psf_fwhm,
-        size_variation=config.psf_size_variation,
-        shear_amplitude=config.psf_shear_amplitude,
-        beta=config.moffat_beta,
+        size_variation=conditions.psf_size_variation,
+        shear_amplitude=conditions.psf_shear_amplitude,
+        beta=conditions.moffat_beta,
         pixel_scale=band.pixel_scale,
+        family=conditions.psf_family,
     )
-    sky = survey.sky_level(config.band, config.exposure_time)
-    kernel = detection_kernel(psf_field)
+    model_psf = (
+        true_psf
+        if conditions.exact_psf_model
+        else true_psf.fitted_model(conditions.psf_model_size_error, conditions.psf_model_shear_error)
+    )
+    if renderer is None or renderer.psf_family != true_psf.family or renderer.beta != true_psf.beta:
+        renderer = StampRenderer(band.pixel_scale, true_psf.beta, psf_family=true_psf.family)
+    exposure_time = conditions.exposure_time
+    sky = survey.sky_level(conditions.band, exposure_time)
+    kernel = detection_kernel(model_psf)
     half = kernel.shape[0] // 2
-    faint = point_source_depth(psf_field, config.band, config.exposure_time, config.detection_threshold)
+    faint = point_source_depth(model_psf, conditions.band, exposure_time, config.detection_threshold)
     faint += config.faint_margin
-    population = PopulationConfig(star_fraction=config.star_fraction, faint_margin=config.faint_margin)
+    population = PopulationConfig.from_conditions(conditions, faint_margin=config.faint_margin)
     stamp = max(config.cutout_size, 2 * (half + _SEARCH_RADIUS) + 1)
     lo = stamp // 2 - config.cutout_size // 2
+    cut = slice(lo, lo + config.cutout_size)
+    # Every drawn source, detected or not, per pixel of the detector.
+    density = _ALL_SOURCES_PER_DETECTION * 1700.0 * conditions.density_scale / 4096.0**2
+    neighbour_mean = density * stamp * stamp if conditions.neighbours else 0.0
 
-    n_stars = int(rng.binomial(config.m, config.star_fraction))
+    def draw_any(n: int) -> Any:
+        from astropy.table import vstack
+
+        n_gal = int(rng.binomial(n, 1.0 - conditions.star_fraction))
+        parts = [
+            draw_candidates(rng, k, gal, faint, population, true_psf, conditions.band, exposure_time)
+            for gal, k in ((False, n - n_gal), (True, n_gal))
+            if k > 0
+        ]
+        return vstack(parts) if len(parts) > 1 else parts[0]
+
+    n_stars = int(rng.binomial(config.m, conditions.star_fraction))
     parts: list[dict[str, np.ndarray]] = []
     for galaxies, wanted in ((False, n_stars), (True, config.m - n_stars)):
         found = drawn = passed = 0
@@ -230,56 +384,75 @@ def generate_set(
             pass_rate = (passed + 1.0) / (drawn + 2.0) if drawn else 0.5
             n_draw = int(min(4096, max(128, 1.1 * (wanted - found) / pass_rate)))
             cand = draw_candidates(
-                rng, n_draw, galaxies, faint, population, psf_field, config.band, config.exposure_time
+                rng, n_draw, galaxies, faint, population, true_psf, conditions.band, exposure_time
             )
             x = np.asarray(cand["x_true"])
             y = np.asarray(cand["y_true"])
-            fwhm, pg1, pg2 = psf_field.params_at(x, y)
-            theta = np.deg2rad(np.asarray(cand["rotation_deg"]))
-            e = np.asarray(cand["ellipticity"])
             dx, dy = x - np.round(x), y - np.round(y)
-            model = renderer.render(
-                stamp,
-                flux=np.asarray(cand["flux"]),
-                dx=dx,
-                dy=dy,
-                psf_fwhm=fwhm,
-                psf_g1=pg1,
-                psf_g2=pg2,
-                is_galaxy=np.full(n_draw, galaxies),
-                hlr=np.asarray(cand["hlr_arcsec"]),
-                g1=e * np.cos(2 * theta),
-                g2=e * np.sin(2 * theta),
-                bulge_fraction=np.asarray(cand["bulge_fraction"]),
-            )
+            model = _render_candidates(renderer, stamp, cand, true_psf, dx, dy)
+            if neighbour_mean > 0:
+                _add_neighbours(model, rng, neighbour_mean, draw_any, renderer, true_psf)
             np.clip(model, 0.0, None, out=model)
             expected = model + sky
-            pixels = rng.poisson(expected).astype(np.float64) - sky
+            counts = rng.poisson(expected).astype(np.float64)
+            bad = counts >= config.saturation
+            np.minimum(counts, config.saturation, out=counts)
+            pixels = counts - sky
+            if conditions.cosmic_ray_rate > 0:
+                rate = conditions.cosmic_ray_rate * n_draw * stamp * stamp / 4096.0**2 * exposure_time / 30.0
+                bad |= add_cosmic_rays(pixels, int(rng.poisson(rate)), rng)
+            if conditions.bad_column_rate > 0:
+                bad |= _bad_columns(rng, n_draw, stamp, conditions.bad_column_rate)
+            pixels[bad] = 0.0
             snr = matched_filter_snr(pixels, expected, kernel, search_radius=_SEARCH_RADIUS)
             detected = np.flatnonzero(snr >= config.detection_threshold)
             drawn += n_draw
             passed += len(detected)
             keep = detected[: wanted - found]
             found += len(keep)
+            fwhm = true_psf.fwhm_at(x[keep], y[keep])
             parts.append(
                 {
-                    "cutouts": pixels[keep, lo : lo + config.cutout_size, lo : lo + config.cutout_size],
+                    "cutouts": pixels[keep, cut, cut],
+                    "bad": bad[keep, cut, cut],
                     "positions": scale_positions(x[keep], y[keep], size, size),
+                    "pixel_xy": np.stack([x[keep], y[keep]], axis=1),
+                    "offsets": np.stack([dx[keep], dy[keep]], axis=1),
                     "labels": np.full(len(keep), galaxies, dtype=np.uint8),
                     "mag": np.asarray(cand["mag"])[keep],
                     "hlr_arcsec": np.asarray(cand["hlr_arcsec"])[keep],
-                    "ellipticity": e[keep],
-                    "psf_fwhm": fwhm[keep],
+                    "ellipticity": np.asarray(cand["ellipticity"])[keep],
+                    "psf_fwhm": fwhm,
                     "snr": snr[keep],
                 }
             )
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     order = rng.permutation(config.m)
-    out = {key: value[order] for key, value in merged.items()}
-    for key in ("cutouts", "positions", "mag", "hlr_arcsec", "ellipticity", "psf_fwhm", "snr"):
+    out: dict[str, Any] = {key: value[order] for key, value in merged.items()}
+    for key in (
+        "cutouts",
+        "positions",
+        "pixel_xy",
+        "offsets",
+        "mag",
+        "hlr_arcsec",
+        "ellipticity",
+        "psf_fwhm",
+        "snr",
+    ):
         out[key] = out[key].astype(np.float32)
     out["labels"] = out["labels"].astype(np.uint8)
+    out["bad"] = out["bad"].astype(np.uint8)
     out["noise_sigma"] = np.float32(np.sqrt(sky))
+    half_kernel = PSF_MODEL_STAMP_SIZE // 2
+    out["psf_grid"] = evaluate_psf_grid(
+        lambda px, py: model_psf.kernel_image(px, py, half_kernel),
+        size,
+        size,
+        config.cutout_size,
+        config.psf_grid,
+    )
+    out["conditions"] = conditions
     return out
 
 
@@ -293,18 +466,18 @@ def _write_shard(args: tuple[str, int, int, int, int, dict[str, Any]]) -> dict[s
 
     directory, shard_index, first_set, n_sets, seed, config_dict = args
     config = TrainingDataConfig.from_dict(config_dict)
-    renderer = StampRenderer(survey.get_band(config.band).pixel_scale, config.moffat_beta)
-    sets = [generate_set(config, _set_rng(seed, first_set + k), renderer) for k in range(n_sets)]
+    sets = [generate_set(config, _set_rng(seed, first_set + k)) for k in range(n_sets)]
     path = _shard_path(Path(directory), shard_index)
     tmp = path.with_suffix(".h5.tmp")
     with h5py.File(tmp, "w") as f:
         for key in _DATASETS:
             data = np.stack([s[key] for s in sets])
             chunks = (1,) + data.shape[1:] if data.ndim > 1 else None
-            f.create_dataset(key, data=data, chunks=chunks)
+            f.create_dataset(key, data=data, chunks=chunks, compression="lzf" if key == "bad" else None)
+        f.attrs["conditions"] = json.dumps([s["conditions"].to_dict() for s in sets], sort_keys=True)
         f.attrs["cutout_size"] = config.cutout_size
         f.attrs["m"] = config.m
-        f.attrs["band"] = config.band
+        f.attrs["world"] = config.world
         f.attrs["seed"] = seed
         f.attrs["psf_variation"] = config.psf_variation
         f.attrs["detector_size"] = config.detector_size
@@ -414,7 +587,7 @@ def write_training_data(
         "n_sets": int(n_sets),
         "m": config.m,
         "cutout_size": config.cutout_size,
-        "band": config.band,
+        "world": config.resolved_world().to_dict(),
         "psf_variation": config.psf_variation,
         "detector_size": config.detector_size,
         "n_stars": int(sum(r["n_stars"] for r in results)),
@@ -525,6 +698,7 @@ def iter_training_sets(directory: str | os.PathLike[str]) -> Iterator[dict[str, 
 
 def _run(args: argparse.Namespace) -> int:
     config = TrainingDataConfig(
+        world=args.world,
         band=args.band,
         m=args.m,
         cutout_size=args.cutout_size,
@@ -570,7 +744,13 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", required=True, help="output directory")
     parser.add_argument("--sets", type=int, required=True, help="number of sets (visits)")
     parser.add_argument("--m", type=int, default=1000, help="sources per set (default: %(default)s)")
-    parser.add_argument("--band", default="r", help="LSST band (default: %(default)s)")
+    parser.add_argument(
+        "--world",
+        default="narrow",
+        choices=TRAINING_WORLDS,
+        help="world the sets are drawn from (default: %(default)s)",
+    )
+    parser.add_argument("--band", default=None, help="LSST band (default: the world's; narrow: r)")
     parser.add_argument(
         "--psf-variation",
         default="full",
@@ -586,7 +766,10 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "--detector-size", type=int, default=4096, help="detector side in pixels (default: %(default)s)"
     )
     parser.add_argument(
-        "--star-fraction", type=float, default=0.4, help="expected fraction of stars (default: %(default)s)"
+        "--star-fraction",
+        type=float,
+        default=None,
+        help="expected fraction of stars (default: the world's; narrow: 0.4)",
     )
     parser.add_argument(
         "--sets-per-shard", type=int, default=16, help="sets per shard (default: %(default)s)"

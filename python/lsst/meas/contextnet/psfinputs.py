@@ -1,0 +1,334 @@
+"""The model's inputs: normalized cutouts and, for PSF-aware models, the PSF model at each source.
+
+One path, used by the classifier task, training and the benchmark, so the numbers are the same
+wherever they are computed:
+
+1. `evaluate_psf_grid`: the exposure's PSF model is drawn on a regular ``n x n`` grid of the
+   detector (``n = 5`` by default: 25 draws per detector instead of one per source);
+2. `interpolate_psf`: each source's PSF image is the bilinear interpolation of the four grid
+   images around it (the fields vary smoothly, so this is accurate to a small fraction of a
+   percent of the peak; the benchmark reports the error against per-source evaluation);
+3. `psf_channel`: the PSF image is shifted to the source's sub-pixel centroid (a Fourier phase),
+   scaled to the source's PSF flux (a least-squares fit over the cutout's good pixels) and
+   stretched exactly like the cutout, so a star's two channels agree up to noise and a
+   galaxy's differ: the comparison extendedness makes, given to the network as pixels;
+4. `model_inputs`: stacks the channels a model's card declares (``"image"``, ``"psf"``).
+
+A model that declares only ``"image"`` (the paper's PSF-blind network) needs no PSF.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "INPUT_CHANNELS",
+    "DEFAULT_PSF_GRID",
+    "embed_kernel",
+    "evaluate_psf_grid",
+    "interpolate_psf",
+    "shift_images",
+    "psf_flux",
+    "psf_channel",
+    "model_inputs",
+    "subpixel_offsets",
+]
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .cutouts import nearest_pixel, normalize_cutouts
+
+INPUT_CHANNELS: tuple[str, ...] = ("image", "psf")
+"""Input channels a model can declare, in the order they are stacked."""
+
+DEFAULT_PSF_GRID: int = 5
+"""Grid points per detector side at which the PSF model is drawn."""
+
+
+def embed_kernel(kernel: np.ndarray, size: int) -> np.ndarray:
+    """Place a centred, odd-sized PSF kernel image in a ``size x size`` image.
+
+    Parameters
+    ----------
+    kernel : `numpy.ndarray`
+        Square image of odd side ``K`` whose centre (the PSF's) is pixel ``(K // 2, K // 2)``.
+    size : `int`
+        Side of the output; the PSF centre lands on ``(size // 2, size // 2)``, the source pixel
+        of a cutout.
+
+    Returns
+    -------
+    image : `numpy.ndarray`
+        float64 ``(size, size)``, cropped or zero-padded, normalized to unit sum.
+
+    Raises
+    ------
+    ValueError
+        If ``kernel`` is not a square array of odd side or sums to zero.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
+        raise ValueError(f"a PSF kernel image must be square with an odd side, got shape {kernel.shape}")
+    half = kernel.shape[0] // 2
+    centre = size // 2
+    out = np.zeros((size, size))
+    lo_out = max(0, centre - half)
+    hi_out = min(size, centre + half + 1)
+    lo_in = lo_out - (centre - half)
+    out[lo_out:hi_out, lo_out:hi_out] = kernel[
+        lo_in : lo_in + hi_out - lo_out, lo_in : lo_in + hi_out - lo_out
+    ]
+    total = out.sum()
+    if not (np.isfinite(total) and total > 0):
+        raise ValueError("the PSF kernel image has no positive flux")
+    return out / total
+
+
+def evaluate_psf_grid(
+    kernel: Callable[[float, float], np.ndarray],
+    width: int,
+    height: int,
+    size: int,
+    n: int = DEFAULT_PSF_GRID,
+    *,
+    x0: float = 0.0,
+    y0: float = 0.0,
+) -> np.ndarray:
+    """Draw a PSF model on a regular grid of a detector.
+
+    Parameters
+    ----------
+    kernel : callable
+        ``kernel(x, y)`` returns the PSF model's centred kernel image (odd side, any
+        normalization) at pixel position ``(x, y)`` of the exposure's frame, e.g.
+        ``lambda x, y: psf.compute_kernel_image(x=x, y=y).array`` for an `lsst.images` PSF.
+    width, height : `int`
+        Detector size in pixels.
+    size : `int`
+        Side of the grid images (the cutout size).
+    n : `int`, optional
+        Grid points per side (at least 2).
+    x0, y0 : `float`, optional
+        Position of the detector's first pixel in the kernel's frame.
+
+    Returns
+    -------
+    grid : `numpy.ndarray`
+        ``(n, n, size, size)`` float32: ``grid[j, i]`` is the unit-sum PSF at
+        ``(x0 + i (width - 1) / (n - 1), y0 + j (height - 1) / (n - 1))``.
+
+    Raises
+    ------
+    ValueError
+        If ``n < 2`` or a kernel image is not valid (see `embed_kernel`).
+    """
+    if n < 2:
+        raise ValueError(f"the PSF grid needs at least 2 points per side, got {n}")
+    xs = np.linspace(0.0, width - 1.0, n)
+    ys = np.linspace(0.0, height - 1.0, n)
+    grid = np.empty((n, n, size, size), dtype=np.float32)
+    for j, y in enumerate(ys):
+        for i, x in enumerate(xs):
+            grid[j, i] = embed_kernel(kernel(float(x0 + x), float(y0 + y)), size)
+    return grid
+
+
+def interpolate_psf(grid: np.ndarray, x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Interpolate grid PSF images bilinearly at source positions.
+
+    Parameters
+    ----------
+    grid : `numpy.ndarray`
+        Output of `evaluate_psf_grid`, ``(n, n, S, S)``.
+    x, y : `numpy.ndarray`
+        Source positions in detector pixels (0-based); positions beyond the detector take the
+        nearest edge's images.
+    width, height : `int`
+        Detector size in pixels (as given to `evaluate_psf_grid`).
+
+    Returns
+    -------
+    psf : `numpy.ndarray`
+        ``(N, S, S)`` float32 unit-sum PSF images.
+    """
+    n = grid.shape[0]
+    gx = np.clip(np.asarray(x, dtype=np.float64) / (width - 1.0) * (n - 1), 0.0, n - 1.0)
+    gy = np.clip(np.asarray(y, dtype=np.float64) / (height - 1.0) * (n - 1), 0.0, n - 1.0)
+    i0 = np.minimum(gx.astype(np.int64), n - 2)
+    j0 = np.minimum(gy.astype(np.int64), n - 2)
+    tx = (gx - i0).astype(np.float32)[:, None, None]
+    ty = (gy - j0).astype(np.float32)[:, None, None]
+    out = (1 - ty) * ((1 - tx) * grid[j0, i0] + tx * grid[j0, i0 + 1])
+    out += ty * ((1 - tx) * grid[j0 + 1, i0] + tx * grid[j0 + 1, i0 + 1])
+    out /= out.sum(axis=(1, 2), keepdims=True)
+    return out.astype(np.float32)
+
+
+def subpixel_offsets(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the offsets of centroids from the centres of the pixels that hold them.
+
+    Parameters
+    ----------
+    x, y : `numpy.ndarray`
+        Centroids in pixels.
+
+    Returns
+    -------
+    dx, dy : `numpy.ndarray`
+        ``x - nearest_pixel(x)`` and the same for ``y``, in ``[-0.5, 0.5)``; a cutout's source
+        lies at ``(size // 2 + dx, size // 2 + dy)``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    return x - nearest_pixel(x), y - nearest_pixel(y)
+
+
+def shift_images(images: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Shift images by sub-pixel offsets with a Fourier phase (band-limited interpolation).
+
+    Parameters
+    ----------
+    images : `numpy.ndarray`
+        ``(N, S, S)``.
+    dx, dy : `numpy.ndarray`
+        Shifts in pixels along x (columns) and y (rows), ``(N,)``.
+
+    Returns
+    -------
+    shifted : `numpy.ndarray`
+        ``(N, S, S)`` float32.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    size = images.shape[-1]
+    kx = np.fft.rfftfreq(size)
+    ky = np.fft.fftfreq(size)
+    phase_x = np.exp(-2j * np.pi * kx[None, :] * np.asarray(dx, dtype=np.float64)[:, None]).astype(
+        np.complex64
+    )
+    phase_y = np.exp(-2j * np.pi * ky[None, :] * np.asarray(dy, dtype=np.float64)[:, None]).astype(
+        np.complex64
+    )
+    transform = np.fft.rfft2(images, axes=(1, 2))
+    transform *= phase_y[:, :, None]
+    transform *= phase_x[:, None, :]
+    return np.fft.irfft2(transform, s=(size, size), axes=(1, 2)).astype(np.float32)
+
+
+def psf_flux(cutouts: np.ndarray, bad: np.ndarray | None, psf: np.ndarray) -> np.ndarray:
+    """Fit each cutout's amplitude as a point source: ``sum(p d) / sum(p**2)`` over good pixels.
+
+    Parameters
+    ----------
+    cutouts : `numpy.ndarray`
+        ``(N, S, S)`` sky-subtracted pixels.
+    bad : `numpy.ndarray`, optional
+        ``(N, S, S)`` booleans, true on pixels left out of the fit.
+    psf : `numpy.ndarray`
+        ``(N, S, S)`` unit-sum PSF images centred on the sources.
+
+    Returns
+    -------
+    flux : `numpy.ndarray`
+        ``(N,)`` float64 (0 where no good pixel overlaps the PSF).
+    """
+    weight = psf.astype(np.float64)
+    if bad is not None:
+        weight = np.where(bad, 0.0, weight)
+    numerator = np.einsum("nij,nij->n", weight, cutouts.astype(np.float64))
+    denominator = np.einsum("nij,nij->n", weight, weight)
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+
+def psf_channel(
+    cutouts: np.ndarray,
+    bad: np.ndarray | None,
+    psf: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    noise_sigma: float | np.ndarray,
+    softening: float,
+) -> np.ndarray:
+    """Return the PSF channel: the PSF at each source's centroid and PSF flux, stretched like it.
+
+    Parameters
+    ----------
+    cutouts : `numpy.ndarray`
+        ``(N, S, S)`` sky-subtracted pixels, bad pixels 0.
+    bad : `numpy.ndarray`, optional
+        ``(N, S, S)`` booleans, true on bad pixels.
+    psf : `numpy.ndarray`
+        ``(N, S, S)`` unit-sum PSF images centred on the cutouts' central pixel
+        (`interpolate_psf`).
+    dx, dy : `numpy.ndarray`
+        Sub-pixel centroid offsets (`subpixel_offsets`).
+    noise_sigma : `float` or `numpy.ndarray`
+        Background noise, as for `~lsst.meas.contextnet.cutouts.normalize_cutouts`.
+    softening : `float`
+        Stretch softening, as for the cutouts.
+
+    Returns
+    -------
+    channel : `numpy.ndarray`
+        ``(N, S, S)`` float32.
+    """
+    centred = shift_images(psf, dx, dy)
+    flux = psf_flux(cutouts, bad, centred)
+    model = centred * flux[:, None, None].astype(np.float32)
+    return normalize_cutouts(model, noise_sigma, softening)
+
+
+def model_inputs(
+    cutouts: np.ndarray,
+    noise_sigma: float | np.ndarray,
+    normalization: Mapping[str, Any],
+    inputs: Sequence[str] = ("image",),
+    *,
+    bad: np.ndarray | None = None,
+    psf: np.ndarray | None = None,
+    dx: np.ndarray | None = None,
+    dy: np.ndarray | None = None,
+) -> np.ndarray:
+    """Assemble a model's input channels for ``N`` sources.
+
+    Parameters
+    ----------
+    cutouts : `numpy.ndarray`
+        ``(N, S, S)`` sky-subtracted pixels, bad pixels 0.
+    noise_sigma : `float` or `numpy.ndarray`
+        Background noise per pixel (a scalar, or one value per source).
+    normalization : `~collections.abc.Mapping`
+        The model's normalization (``{"kind": "asinh_noise", "softening": ...}``).
+    inputs : `~collections.abc.Sequence` [`str`], optional
+        Channels the model declares, a prefix-ordered subset of `INPUT_CHANNELS`.
+    bad : `numpy.ndarray`, optional
+        ``(N, S, S)`` bad-pixel booleans (for the PSF-flux fit).
+    psf : `numpy.ndarray`, optional
+        ``(N, S, S)`` PSF images (`interpolate_psf`); required with ``"psf"``.
+    dx, dy : `numpy.ndarray`, optional
+        Sub-pixel offsets (`subpixel_offsets`); required with ``"psf"``.
+
+    Returns
+    -------
+    inputs : `numpy.ndarray`
+        ``(N, C, S, S)`` float32.
+
+    Raises
+    ------
+    ValueError
+        If an input is unknown or the PSF images or offsets are missing.
+    """
+    unknown = [name for name in inputs if name not in INPUT_CHANNELS]
+    if unknown or not inputs or inputs[0] != "image":
+        raise ValueError(
+            f"model inputs must start with 'image' and be among {INPUT_CHANNELS}, got {inputs!r}"
+        )
+    if normalization.get("kind") != "asinh_noise":
+        raise ValueError(f"unsupported normalization {normalization!r}")
+    softening = float(normalization["softening"])
+    channels = [normalize_cutouts(cutouts, noise_sigma, softening)]
+    if "psf" in inputs:
+        if psf is None or dx is None or dy is None:
+            raise ValueError("a PSF-aware model needs the PSF images and sub-pixel offsets of its sources")
+        channels.append(psf_channel(cutouts, bad, psf, dx, dy, noise_sigma, softening))
+    return np.stack(channels, axis=1)
