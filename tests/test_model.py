@@ -31,7 +31,7 @@ def script(module):
 def random_inputs(config: ContextNetConfig, n_sets: int = 3, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     size = config.cutout_size
-    cutouts = torch.randn(n_sets, config.m, 1, size, size, generator=gen)
+    cutouts = torch.randn(n_sets, config.m, config.n_channels, size, size, generator=gen)
     positions = torch.rand(n_sets, config.m, 2, generator=gen) * 2 - 1
     return cutouts, positions
 
@@ -73,7 +73,9 @@ def test_shapes_and_method_consistency(name):
     cutouts, positions = random_inputs(config)
     with torch.no_grad():
         probs = model(cutouts, positions)
-        features = model.local_features(cutouts.reshape(-1, 1, 28, 28), positions.reshape(-1, 2))
+        features = model.local_features(
+            cutouts.reshape(-1, config.n_channels, 28, 28), positions.reshape(-1, 2)
+        )
         from_features = model.predict_sets(features.reshape(3, config.m, -1))
         logits = model.forward_logits(cutouts, positions)
     assert probs.shape == (3, config.m)
@@ -135,7 +137,7 @@ def test_torchscript_matches_eager(name):
     model = build_model(config).eval()
     scripted = script(model)
     cutouts, positions = random_inputs(config, seed=5)
-    flat_cutouts, flat_positions = cutouts.reshape(-1, 1, 28, 28), positions.reshape(-1, 2)
+    flat_cutouts, flat_positions = cutouts.reshape(-1, config.n_channels, 28, 28), positions.reshape(-1, 2)
     with torch.no_grad():
         torch.testing.assert_close(scripted(cutouts, positions), model(cutouts, positions), rtol=0, atol=0)
         eager_features = model.local_features(flat_cutouts, flat_positions)

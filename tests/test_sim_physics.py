@@ -415,7 +415,7 @@ def test_exposure_is_deterministic(small_exposure):
 
 def test_source_count_scales_with_area_and_density(small_exposure):
     config, exposure = small_exposure
-    expected = config.expected_detections
+    expected = config.expected_detections(config.resolved_world().draw_visit(np.random.default_rng(0)))
     assert expected == pytest.approx(1700 * 4 / 64)
     assert abs(len(exposure.src) - expected) < 4 * np.sqrt(expected)
     sparse = simulate_exposure(SimulationConfig(size=512, density_scale=1.0), 1, 4, 11)

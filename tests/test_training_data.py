@@ -134,7 +134,10 @@ def test_generate_set_contents():
     assert float(data["noise_sigma"]) == pytest.approx(np.sqrt(709.87), rel=0.01)
     edges = np.concatenate([data["cutouts"][:, 0, :], data["cutouts"][:, -1, :]], axis=1)
     assert abs(np.median(edges)) < 5.0
-    bright = np.argsort(data["snr"])[-5:]
+    # Saturated cores are masked (bad, set to 0) as the task masks them: check unsaturated ones.
+    unsaturated = np.flatnonzero(data["bad"].sum(axis=(1, 2)) == 0)
+    assert np.all(data["cutouts"][data["bad"].astype(bool)] == 0)
+    bright = unsaturated[np.argsort(data["snr"][unsaturated])[-5:]]
     for i in bright:
         peak = np.unravel_index(np.argmax(data["cutouts"][i]), (28, 28))
         assert abs(peak[0] - 14) <= 1 and abs(peak[1] - 14) <= 1
@@ -166,7 +169,7 @@ def test_shards_roundtrip_and_process_independence(tmp_path):
     shards = list(iter_training_shards(one))
     assert [s["cutouts"].shape for s in shards] == [(2, 40, 28, 28), (1, 40, 28, 28)]
     attrs = shards[0]["attrs"]
-    assert attrs["m"] == 40 and attrs["cutout_size"] == 28 and attrs["band"] == "r"
+    assert attrs["m"] == 40 and attrs["cutout_size"] == 28 and attrs["world"] == "narrow"
     assert attrs["psf_variation"] == "full" and attrs["detector_size"] == 512 and attrs["seed"] == 7
     assert json.loads(attrs["config"])["m"] == 40
     for key, dtype in [
@@ -249,6 +252,6 @@ def test_cli_subcommand(tmp_path, capsys):
     assert args.func(args) == 0
     assert "wrote 2 sets of 8 cutouts" in capsys.readouterr().out
     manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
-    assert manifest["band"] == "i" and manifest["psf_variation"] == "spatial" and manifest["n_sets"] == 2
+    assert manifest["world"]["bands"] == ["i"] and manifest["psf_variation"] == "spatial" and manifest["n_sets"] == 2
     with pytest.raises(SystemExit):
         parser.parse_args(["make-training-data", "--output", "x", "--sets", "1", "--psf-variation", "bad"])

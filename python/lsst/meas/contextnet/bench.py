@@ -854,7 +854,7 @@ def _bench_training(
         raw = np.stack([item["cutouts"] for item in sets])
         noise_sigma = np.array([item["noise_sigma"] for item in sets], dtype=np.float32)
         return TrainingData(
-            cutouts=normalize_cutouts(raw, noise_sigma, softening),
+            cutouts=normalize_cutouts(raw, noise_sigma, softening)[:, :, np.newaxis],
             positions=np.stack([item["positions"] for item in sets]),
             labels=np.stack([item["labels"] for item in sets]).astype(np.float32),
             description={"kind": "lsst.meas.contextnet.sim.training.generate_set", "n_sets": n_sets},

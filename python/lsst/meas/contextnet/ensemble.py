@@ -184,7 +184,7 @@ def ensemble_predict(
         ``predict_sets`` and ``forward`` as in `lsst.meas.contextnet.model`. It must already be on
         ``device`` and in evaluation mode.
     normalized_cutouts : `numpy.ndarray`
-        Normalized cutouts, shape ``(n, S, S)`` or ``(n, 1, S, S)``.
+        Model inputs, shape ``(n, S, S)`` or ``(n, C, S, S)`` (`lsst.meas.contextnet.psfinputs.model_inputs`).
     positions : `numpy.ndarray`
         Position features, shape ``(n, 2)``.
     n_p : `int`
@@ -223,8 +223,8 @@ def ensemble_predict(
     cutouts = np.asarray(normalized_cutouts, dtype=np.float32)
     if cutouts.ndim == 3:
         cutouts = cutouts[:, np.newaxis]
-    if cutouts.ndim != 4 or cutouts.shape[1] != 1 or cutouts.shape[2] != cutouts.shape[3]:
-        raise ValueError(f"normalized_cutouts must have shape (n, S, S) or (n, 1, S, S), got {cutouts.shape}")
+    if cutouts.ndim != 4 or cutouts.shape[2] != cutouts.shape[3]:
+        raise ValueError(f"normalized_cutouts must have shape (n, S, S) or (n, C, S, S), got {cutouts.shape}")
     pos = np.asarray(positions, dtype=np.float32)
     if pos.ndim != 2 or pos.shape[0] != cutouts.shape[0]:
         raise ValueError(f"positions must have shape ({cutouts.shape[0]}, k), got {pos.shape}")

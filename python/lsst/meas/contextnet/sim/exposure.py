@@ -183,9 +183,16 @@ class SimulationConfig:
         Returns
         -------
         config : `dict`
-            Field name to value (tuples as lists).
+            Field name to value (tuples as lists), the options left to the world omitted, and
+            ``resolved_world``: the world's distributions with the fixed options applied.
         """
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        data = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(self).items()
+            if v is not None
+        }
+        data["resolved_world"] = self.resolved_world().to_dict()
+        return data
 
 
 @dataclasses.dataclass

@@ -176,7 +176,7 @@ class World:
         True-PSF families drawn uniformly (`PSF_FAMILIES`).
     moffat_beta_range : `tuple` [`float`, `float`]
         Moffat index, uniform, rounded to `MOFFAT_BETA_STEP`.
-    aberration_rms : `tuple` [`float`, `float`]
+    zernike_waves : `tuple` [`float`, `float`]
         Rms of each optical Zernike coefficient in waves, uniform per visit.
     optical_fraction_range : `tuple` [`float`, `float`]
         Optical-to-atmospheric FWHM ratio of the ``kolmogorov_optical`` family.
@@ -217,7 +217,7 @@ class World:
     fwhm_log_uniform: bool = False
     psf_families: tuple[str, ...] = ("moffat",)
     moffat_beta_range: tuple[float, float] = (3.5, 3.5)
-    aberration_rms: tuple[float, float] = (0.0, 0.0)
+    zernike_waves: tuple[float, float] = (0.0, 0.0)
     optical_fraction_range: tuple[float, float] = (0.3, 0.6)
     psf_size_variation: tuple[float, float] = (0.10, 0.20)
     psf_shear_amplitude: float = 0.02
@@ -252,7 +252,7 @@ class World:
         object.__setattr__(
             self, "moffat_beta_range", _pair("moffat_beta_range", self.moffat_beta_range, 1.5, 10)
         )
-        object.__setattr__(self, "aberration_rms", _pair("aberration_rms", self.aberration_rms, 0.0, 1.0))
+        object.__setattr__(self, "zernike_waves", _pair("zernike_waves", self.zernike_waves, 0.0, 1.0))
         object.__setattr__(
             self,
             "optical_fraction_range",
@@ -354,7 +354,7 @@ class World:
         band = self.bands[min(int(u[0] * len(self.bands)), len(self.bands) - 1)]
         family = self.psf_families[min(int(u[1] * len(self.psf_families)), len(self.psf_families) - 1)]
         beta = round(uniform(2, self.moffat_beta_range) / MOFFAT_BETA_STEP) * MOFFAT_BETA_STEP
-        rms = uniform(3, self.aberration_rms)
+        rms = uniform(3, self.zernike_waves)
         aberrations = tuple(float(a) for a in rms * rng.normal(size=N_ABERRATIONS))
         model_errors = rng.normal(size=3)
         exact = self.exact_psf_model
@@ -425,7 +425,7 @@ WORLDS: dict[str, World] = {
     "star-rich": RANDOMIZED.replace(name="star-rich", star_fraction_range=(0.7, 0.9)),
     "star-poor": RANDOMIZED.replace(name="star-poor", star_fraction_range=(0.05, 0.15)),
     "psf-optical": RANDOMIZED.replace(
-        name="psf-optical", psf_families=("kolmogorov_optical",), aberration_rms=(0.05, 0.25)
+        name="psf-optical", psf_families=("kolmogorov_optical",), zernike_waves=(0.05, 0.25)
     ),
     "galaxy-knots": RANDOMIZED.replace(name="galaxy-knots", galaxy_families=("knots",)),
     **{f"band-{b}": RANDOMIZED.replace(name=f"band-{b}", bands=(b,)) for b in "ugrizy"},
