@@ -181,3 +181,30 @@ def test_parameter_count():
     glob = (220 * 1000 + 1000) + 2 * (1000 * 1000 + 1000)
     predict = (1022 * 100 + 100) + (100 * 100 + 100) + (100 + 1)
     assert count_parameters(model) == local + glob + predict
+
+
+def test_pooling_network_takes_any_set_size_and_is_permutation_invariant():
+    config = ContextNetConfig.preset("psf-pool", m=16, conv_channels=(4,), n_local=6, global_widths=(8, 8))
+    model = build_model(config).eval()
+    scripted = script(model)
+    gen = torch.Generator().manual_seed(3)
+    for n in (1, 7, 40):
+        cutouts = torch.randn(2, n, 2, 28, 28, generator=gen)
+        positions = torch.rand(2, n, 2, generator=gen) * 2 - 1
+        with torch.no_grad():
+            out = scripted(cutouts, positions)
+            assert out.shape == (2, n)
+            perm = torch.randperm(n, generator=gen)
+            permuted = scripted(cutouts[:, perm], positions[:, perm])
+            torch.testing.assert_close(permuted, out[:, perm], atol=1e-6, rtol=1e-5)
+            context = model.global_features(model.local_features(cutouts[0], positions[0]).unsqueeze(0))
+            twice = model.global_features(
+                model.local_features(cutouts[0].repeat(2, 1, 1, 1), positions[0].repeat(2, 1)).unsqueeze(0)
+            )
+            # A mean over the set: duplicating every source leaves the context unchanged.
+            torch.testing.assert_close(context, twice, atol=1e-6, rtol=1e-5)
+    concat = build_model(ContextNetConfig.preset("psf-concat", m=16, conv_channels=(4,)))
+    with pytest.raises(RuntimeError, match="exactly m=16"):
+        concat.predict_sets(torch.zeros(1, 15, concat.n_features))
+    with pytest.raises(RuntimeError, match=r"\(N, 2, S, S\)"):
+        model.local_features(torch.zeros(3, 1, 28, 28), torch.zeros(3, 2))

@@ -252,6 +252,10 @@ def test_cli_subcommand(tmp_path, capsys):
     assert args.func(args) == 0
     assert "wrote 2 sets of 8 cutouts" in capsys.readouterr().out
     manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
-    assert manifest["world"]["bands"] == ["i"] and manifest["psf_variation"] == "spatial" and manifest["n_sets"] == 2
+    assert (
+        manifest["world"]["bands"] == ["i"]
+        and manifest["psf_variation"] == "spatial"
+        and manifest["n_sets"] == 2
+    )
     with pytest.raises(SystemExit):
         parser.parse_args(["make-training-data", "--output", "x", "--sets", "1", "--psf-variation", "bad"])

@@ -16,6 +16,8 @@ _SUBCOMMAND_MODULES = (
     "lsst.meas.contextnet.sim.training",
     "lsst.meas.contextnet.train",
     "lsst.meas.contextnet.evaluate",
+    "lsst.meas.contextnet.peer",
+    "lsst.meas.contextnet.robustness",
     "lsst.meas.contextnet.bench",
     "lsst.meas.contextnet.demo",
     "lsst.meas.contextnet.experiments",

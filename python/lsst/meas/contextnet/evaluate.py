@@ -69,6 +69,7 @@ from .metrics import (
     cross_fit_predict,
     reliability_bins,
 )
+from .peer import CatalogPeer
 from .serialization import json_compatible
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 _LOG = logging.getLogger(__name__)
+
+PEER_NAME = "catalog_gbdt"
+"""Name of the catalog-feature peer in evaluation tables."""
 
 CLASSIFIER_ORDER: tuple[str, ...] = (
     "ContextNet",
@@ -452,8 +456,9 @@ def evaluate_catalog(
     n_folds: int = 5,
     seed: int = 0,
     counts: Mapping[str, int] | None = None,
+    peer: CatalogPeer | None = None,
 ) -> EvaluationResult:
-    """Score ContextNet, the DM baselines and trivial predictors on classified, matched objects.
+    """Score ContextNet, the DM baselines, the catalog peer and trivial predictors on matched objects.
 
     Parameters
     ----------
@@ -490,6 +495,9 @@ def evaluate_catalog(
         Seed of the fold assignment.
     counts : `~collections.abc.Mapping` [`str`, `int`], optional
         Join bookkeeping to carry into the result.
+    peer : `~lsst.meas.contextnet.peer.CatalogPeer`, optional
+        The catalog-feature peer, scored as ``catalog_gbdt`` (the catalog needs the ``src``
+        flux and size columns).
 
     Returns
     -------
@@ -532,6 +540,11 @@ def evaluate_catalog(
             score = np.where(_bool_column(catalog, f"{name}_flag", fill=False), np.nan, score)
         scores[name] = score
         thresholds[name] = baseline_threshold
+
+    if peer is not None:
+        scores[PEER_NAME] = peer.predict(catalog)
+        thresholds[PEER_NAME] = threshold
+        catalog[f"score_{PEER_NAME}"] = scores[PEER_NAME]
 
     if do_trivial:
         rng = np.random.default_rng(seed)
@@ -948,6 +961,12 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         help="seed of the trivial predictors' folds (default %(default)s).",
     )
     parser.add_argument("--no-plots", action="store_true", help="do not write the PNG figures.")
+    parser.add_argument(
+        "--peer",
+        default=None,
+        help="catalog-feature peer file written by 'contextnet train-peer' (default: the shipped one).",
+    )
+    parser.add_argument("--no-peer", action="store_true", help="do not score the catalog-feature peer.")
     parser.set_defaults(func=run_evaluate_command)
 
 
@@ -983,6 +1002,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
         exclude_flagged=args.exclude_flagged,
         n_folds=defaults.nFolds,
         seed=args.seed,
+        peer=None if args.no_peer else CatalogPeer.load(args.peer),
     )
     result.settings["repo"] = str(args.repo)
     result.settings["collections"] = list(args.collections)

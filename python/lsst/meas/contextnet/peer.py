@@ -1,0 +1,276 @@
+"""The catalog-feature peer: gradient-boosted trees on four DM source-table columns.
+
+What a user would pick instead of a CNN: scikit-learn's `HistGradientBoostingClassifier` on
+
+* ``gaussianFlux / psfFlux`` (the ratio extendedness thresholds at 0.95),
+* ``log10(psfFlux / psfFluxErr)`` (the signal-to-noise ratio),
+* ``sizeExtendedness`` (the moments-based extendedness),
+* ``log10(psfFlux)`` (the flux),
+
+trained on the sources of simulated visits of the training world, never on a test set.  Missing
+or non-finite values are passed as NaN, which the trees handle natively.  Every evaluation shows
+it beside ContextNet, ``extendedness`` and ``sizeExtendedness``
+(`lsst.meas.contextnet.evaluate.evaluate_catalog`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["PEER_FEATURES", "CatalogPeer", "catalog_features", "default_peer_path"]
+
+import dataclasses
+import importlib.resources
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+
+PEER_FEATURES: tuple[str, ...] = ("gaussian_over_psf_flux", "log10_snr", "sizeExtendedness", "log10_psf_flux")
+"""Names of the peer's features, in column order of `catalog_features`."""
+
+_FORMAT_VERSION = 1
+
+
+def default_peer_path() -> Path:
+    """Return the path of the peer shipped with the package.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        ``lsst/meas/contextnet/data/catalog_peer.pkl``.
+    """
+    return Path(str(importlib.resources.files("lsst.meas.contextnet") / "data" / "catalog_peer.pkl"))
+
+
+def catalog_features(catalog: Table) -> np.ndarray:
+    """Compute the peer's features from source-table columns.
+
+    Parameters
+    ----------
+    catalog : `astropy.table.Table`
+        Sources with ``psfFlux``, ``psfFluxErr``, ``gaussianFlux`` and ``sizeExtendedness``.
+
+    Returns
+    -------
+    features : `numpy.ndarray`
+        ``(N, 4)`` float64 in the order of `PEER_FEATURES`; NaN where undefined.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing.
+    """
+    needed = ("psfFlux", "psfFluxErr", "gaussianFlux", "sizeExtendedness")
+    missing = [name for name in needed if name not in catalog.colnames]
+    if missing:
+        raise ValueError(f"the catalog peer needs the columns {missing}; the catalog has {catalog.colnames}")
+
+    def column(name: str) -> np.ndarray:
+        values = catalog[name]
+        return np.asarray(values.filled(np.nan) if hasattr(values, "filled") else values, dtype=np.float64)
+
+    psf, err, gauss, size = (column(name) for name in needed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = gauss / psf
+        snr = np.log10(psf / err)
+        flux = np.log10(psf)
+    features = np.stack([ratio, snr, size, flux], axis=1)
+    features[~np.isfinite(features)] = np.nan
+    return features
+
+
+@dataclasses.dataclass
+class CatalogPeer:
+    """A trained catalog-feature classifier.
+
+    Attributes
+    ----------
+    model : `sklearn.ensemble.HistGradientBoostingClassifier`
+        The fitted trees.
+    card : `dict`
+        What it was trained on (collections, counts, seed, options).
+    """
+
+    model: Any
+    card: dict[str, Any]
+
+    @classmethod
+    def fit(
+        cls, catalog: Table, is_galaxy: np.ndarray, *, seed: int = 0, card: dict[str, Any] | None = None
+    ) -> CatalogPeer:
+        """Train the peer.
+
+        Parameters
+        ----------
+        catalog : `astropy.table.Table`
+            Training sources (see `catalog_features`).
+        is_galaxy : `numpy.ndarray`
+            True class of each source.
+        seed : `int`, optional
+            Seed of the trees' validation split.
+        card : `dict`, optional
+            Description of the training data, stored with the model.
+
+        Returns
+        -------
+        peer : `CatalogPeer`
+            The trained peer.
+
+        Raises
+        ------
+        ValueError
+            If there are fewer than 20 sources or only one class.
+        """
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        labels = np.asarray(is_galaxy, dtype=bool)
+        if len(labels) < 20 or labels.all() or not labels.any():
+            raise ValueError(f"the catalog peer needs at least 20 sources of both classes, got {len(labels)}")
+        model = HistGradientBoostingClassifier(
+            max_iter=300, learning_rate=0.1, early_stopping=True, validation_fraction=0.15, random_state=seed
+        )
+        model.fit(catalog_features(catalog), labels.astype(int))
+        info = {
+            "format_version": _FORMAT_VERSION,
+            "features": list(PEER_FEATURES),
+            "n_train": int(len(labels)),
+            "galaxy_fraction": float(labels.mean()),
+            "n_iter": int(model.n_iter_),
+            "seed": int(seed),
+            **(card or {}),
+        }
+        return cls(model=model, card=info)
+
+    def predict(self, catalog: Table) -> np.ndarray:
+        """Return P(galaxy) for every source.
+
+        Parameters
+        ----------
+        catalog : `astropy.table.Table`
+            Sources (see `catalog_features`).
+
+        Returns
+        -------
+        probability : `numpy.ndarray`
+            ``(N,)`` float64 in [0, 1].
+        """
+        if len(catalog) == 0:
+            return np.zeros(0)
+        return self.model.predict_proba(catalog_features(catalog))[:, 1]
+
+    def save(self, path: str | Path) -> Path:
+        """Write the peer (a pickle of the model and its card).
+
+        Parameters
+        ----------
+        path : `str` or `pathlib.Path`
+            Output file.
+
+        Returns
+        -------
+        path : `pathlib.Path`
+            The file written.
+        """
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as stream:
+            pickle.dump({"card": json.loads(json.dumps(self.card)), "model": self.model}, stream)
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> CatalogPeer:
+        """Read a peer written by `save` (only files of this package: it is a pickle).
+
+        Parameters
+        ----------
+        path : `str` or `pathlib.Path`, optional
+            File; default `default_peer_path`.
+
+        Returns
+        -------
+        peer : `CatalogPeer`
+            The peer.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        ValueError
+            If it is not a peer of a supported format.
+        """
+        source = Path(path) if path is not None else default_peer_path()
+        if not source.is_file():
+            raise FileNotFoundError(
+                f"no catalog peer at {str(source)!r}; train one with 'contextnet train-peer'"
+            )
+        with open(source, "rb") as stream:
+            data = pickle.load(stream)  # noqa: S301 - the package's own file
+        if not isinstance(data, dict) or data.get("card", {}).get("format_version") != _FORMAT_VERSION:
+            raise ValueError(f"{str(source)!r} is not a catalog peer of format {_FORMAT_VERSION}")
+        return cls(model=data["model"], card=data["card"])
+
+
+def train_peer_from_butler(repo: str, collections: list[str], *, seed: int = 0) -> CatalogPeer:
+    """Train the peer on the matched sources of simulated visits in a Butler repository.
+
+    Parameters
+    ----------
+    repo : `str`
+        Repository.
+    collections : `list` [`str`]
+        Collections holding ``src`` and ``truth`` (simulated training visits).
+    seed : `int`, optional
+        Seed of the trees.
+
+    Returns
+    -------
+    peer : `CatalogPeer`
+        The trained peer; its card names the repository, collections and counts.
+    """
+    from lsst.daf.butler import Butler
+
+    from .evaluate import load_from_butler
+
+    butler = Butler.from_config(repo, writeable=False)
+    joined, bands = load_from_butler(butler, collections, classification_type="src", src_type=None)
+    catalog = joined.catalog
+    card = {
+        "repo": str(repo),
+        "collections": list(collections),
+        "bands": bands,
+        "n_exposures": int(len(set(zip(catalog["visit"], catalog["detector"], strict=True)))),
+    }
+    return CatalogPeer.fit(catalog, np.asarray(catalog["is_galaxy"], dtype=bool), seed=seed, card=card)
+
+
+def _run(args: Any) -> int:
+    peer = train_peer_from_butler(args.repo, args.collections, seed=args.seed)
+    path = peer.save(args.output)
+    print(
+        f"wrote {path}: gradient-boosted trees on {', '.join(PEER_FEATURES)}; "
+        f"{peer.card['n_train']} sources of {peer.card['n_exposures']} exposures, {peer.card['n_iter']} trees"
+    )
+    return 0
+
+
+def add_subcommand(subparsers: Any) -> None:
+    """Add ``contextnet train-peer`` to the command-line parser.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        Subparsers of the ``contextnet`` parser.
+    """
+    parser = subparsers.add_parser(
+        "train-peer",
+        help="train the catalog-feature peer (gradient-boosted trees on src columns)",
+        description="Train gradient-boosted trees on four src columns of simulated training visits "
+        "(src and truth in a Butler repository) and write the peer that 'contextnet evaluate' scores.",
+    )
+    parser.add_argument("--repo", required=True, help="Butler repository")
+    parser.add_argument("--collections", nargs="+", required=True, help="collections with src and truth")
+    parser.add_argument("--output", required=True, help="peer file to write (.pkl)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the trees (default: %(default)s)")
+    parser.set_defaults(func=_run)

@@ -1,0 +1,329 @@
+"""Robustness and transfer: ContextNet on worlds it was not trained on, in one table.
+
+`run_robustness` (``contextnet robustness``) simulates one collection per test world
+(`~lsst.meas.contextnet.sim.world.WORLDS`: held-out seeds of the randomized world, seeing
+beyond its range, star-rich and star-poor fields, a PSF family and a galaxy family never used
+in training, ...) with seeds never used for training, classifies each with the real
+``pipetask run`` (one output collection per world and model), trains the catalog-feature peer
+(`~lsst.meas.contextnet.peer`) on simulated visits of the training world, and scores every
+model, ``extendedness``, ``sizeExtendedness`` and the peer per world and magnitude bin
+(accuracy, star and galaxy recall, AUC, ECE).  Existing collections are reused, so a rerun only
+does what is missing.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_TEST_WORLDS", "ROBUSTNESS_MAG_BINS", "run_robustness", "add_subcommand"]
+
+import argparse
+import json
+import logging
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from astropy.table import Table, vstack
+
+_LOG = logging.getLogger(__name__)
+
+DEFAULT_TEST_WORLDS: tuple[str, ...] = (
+    "randomized",
+    "bad-seeing",
+    "good-seeing",
+    "star-rich",
+    "star-poor",
+    "galaxy-knots",
+    "psf-optical",
+)
+"""Worlds of the default table (their first visits are 10000 apart, in this order)."""
+
+ROBUSTNESS_MAG_BINS: tuple[float, ...] = (14.0, 22.0, 23.0, 23.5, 24.0, 24.5, 25.0, 27.0)
+"""Magnitude bins (in each visit's band): everything brighter than 22, then half magnitudes."""
+
+TEST_SEED_BASE = 9000
+"""Test world ``k`` (1-based position in `DEFAULT_TEST_WORLDS` order) uses seed ``9000 + k``."""
+
+PEER_SEED = 4242
+"""Seed of the simulated training-world visits the peer is trained on."""
+
+_PIPELINE = Path(__file__).resolve().parent / "pipelines" / "ContextNet.yaml"
+
+
+def _pipeline_path() -> Path:
+    """The ContextNet pipeline: installed beside the package, or in the source tree."""
+    if _PIPELINE.is_file():
+        return _PIPELINE
+    return Path(__file__).resolve().parents[4] / "pipelines" / "ContextNet.yaml"
+
+
+def _has_collection(butler: Any, name: str) -> bool:
+    from lsst.daf.butler import MissingCollectionError
+
+    try:
+        butler.collections.get_info(name)
+    except MissingCollectionError:
+        return False
+    return True
+
+
+def _world_index(world: str) -> int:
+    from .sim.world import world_names
+
+    names = list(DEFAULT_TEST_WORLDS) + [w for w in world_names() if w not in DEFAULT_TEST_WORLDS]
+    return names.index(world) + 1
+
+
+def run_robustness(
+    repo: str,
+    output: str | Path,
+    *,
+    models: Sequence[tuple[str, str | None]] = (("contextnet", None),),
+    worlds: Sequence[str] = DEFAULT_TEST_WORLDS,
+    visits: int = 16,
+    size: int = 2048,
+    processes: int = 1,
+    jobs: int = 2,
+    peer_visits: int = 16,
+) -> Table:
+    """Simulate, classify and score the test worlds; write and return the table.
+
+    Parameters
+    ----------
+    repo : `str`
+        Butler repository (created when missing).
+    output : `str` or `pathlib.Path`
+        Directory for ``robustness.csv``, ``robustness.md`` and ``robustness.json``.
+    models : `~collections.abc.Sequence` [`tuple` [`str`, `str` or `None`]], optional
+        ``(label, model path)`` pairs; `None` is the shipped model.
+    worlds : `~collections.abc.Sequence` [`str`], optional
+        Test worlds.
+    visits, size : `int`, optional
+        Visits per world and detector side in pixels.
+    processes : `int`, optional
+        Simulation processes.
+    jobs : `int`, optional
+        ``pipetask run -j``.
+    peer_visits : `int`, optional
+        Training-world visits the peer is trained on.
+
+    Returns
+    -------
+    table : `astropy.table.Table`
+        One row per world, classifier and magnitude bin (``bin == -1``: all objects).
+    """
+    from lsst.daf.butler import Butler
+
+    from .evaluate import evaluate_catalog, load_from_butler
+    from .peer import train_peer_from_butler
+    from .sim.exposure import SimulationConfig
+    from .sim.simulate import simulate_repo
+
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs_to_simulate = [
+        (f"sim/{w}", w, TEST_SEED_BASE + _world_index(w), 10000 * _world_index(w), visits) for w in worlds
+    ]
+    jobs_to_simulate.append(("sim/peer-train", "randomized", PEER_SEED, 90000, peer_visits))
+    for collection, world, seed, first_visit, n_visits in jobs_to_simulate:
+        exists = Path(repo, "butler.yaml").is_file() and _has_collection(Butler.from_config(repo), collection)
+        if exists:
+            _LOG.info("%s exists; not simulating it again", collection)
+            continue
+        _LOG.info("simulating %d visits of world %s into %s (seed %d)", n_visits, world, collection, seed)
+        simulate_repo(
+            repo,
+            collection,
+            visits=n_visits,
+            config=SimulationConfig(world=world, size=size),
+            seed=seed,
+            first_visit=first_visit,
+            processes=processes,
+            progress=False,
+        )
+    peer = train_peer_from_butler(repo, ["sim/peer-train"], seed=0)
+    peer.save(out / "catalog_peer.pkl")
+
+    tables = []
+    for label, model in models:
+        for world in worlds:
+            run = f"contextnet/{label}/{world}"
+            if not _has_collection(Butler.from_config(repo), run):
+                command = [
+                    str(Path(sys.executable).with_name("pipetask")),
+                    "run",
+                    "-b",
+                    str(repo),
+                    "-i",
+                    f"sim/{world}",
+                    "-o",
+                    run,
+                    "-p",
+                    str(_pipeline_path()),
+                    "-j",
+                    str(jobs),
+                    "--register-dataset-types",
+                ]
+                if model is not None:
+                    command += ["-c", f"contextnetClassifier:modelPath={Path(model).resolve()}"]
+                _LOG.info("running %s", shlex.join(command))
+                subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            butler = Butler.from_config(repo, writeable=False)
+            joined, _ = load_from_butler(butler, [run, f"sim/{world}"], progress=False)
+            result = evaluate_catalog(
+                joined.catalog,
+                counts=joined.counts,
+                mag_bins=list(ROBUSTNESS_MAG_BINS),
+                do_trivial=False,
+                peer=peer,
+            )
+            metrics = result.metrics
+            metrics["classifier"] = [
+                label if name == "ContextNet" else name for name in metrics["classifier"]
+            ]
+            metrics["world"] = world
+            if tables and label != models[0][0]:
+                # The baselines and the peer do not depend on the model: keep them once.
+                metrics = metrics[metrics["classifier"] == label]
+            tables.append(metrics)
+    table = vstack(tables)
+    table.meta = {
+        "mag_bins": list(ROBUSTNESS_MAG_BINS),
+        "models": [[label, str(model) if model else "shipped"] for label, model in models],
+        "peer": peer.card,
+    }
+    table.write(out / "robustness.csv", overwrite=True)
+    (out / "robustness.md").write_text(format_table(table))
+    (out / "robustness.json").write_text(
+        json.dumps({"meta": table.meta, "rows": [dict(row) for row in _plain_rows(table)]}, indent=1) + "\n"
+    )
+    return table
+
+
+def _plain_rows(table: Table) -> list[dict[str, Any]]:
+    from .serialization import json_compatible
+
+    return [{name: json_compatible(row[name]) for name in table.colnames} for row in table]
+
+
+def format_table(table: Table) -> str:
+    """Format the robustness table as Markdown.
+
+    Parameters
+    ----------
+    table : `astropy.table.Table`
+        Output of `run_robustness`.
+
+    Returns
+    -------
+    text : `str`
+        Per world: accuracy by magnitude bin (counts in the header) for each classifier, then
+        star recall below 22, galaxy recall, AUC and ECE over all objects.
+    """
+    lines = []
+    bins = sorted({int(b) for b in table["bin"] if b >= 0})
+    for world in dict.fromkeys(table["world"]):
+        rows = table[table["world"] == world]
+        first = rows[rows["classifier"] == rows["classifier"][0]]
+        counts = {int(r["bin"]): int(r["n"]) for r in first}
+        heads = ["all"] + [
+            f"{first[first['bin'] == b]['mag_lo'][0]:g}-{first[first['bin'] == b]['mag_hi'][0]:g}"
+            for b in bins
+        ]
+        lines.append(f"### {world}\n")
+        lines.append(
+            "| classifier | "
+            + " | ".join(f"{h} (n={counts.get(b, 0)})" for h, b in zip(heads, [-1] + bins, strict=True))
+            + " | star recall <22 | galaxy recall | AUC | ECE |"
+        )
+        lines.append("|---" * (len(heads) + 5) + "|")
+        for name in dict.fromkeys(rows["classifier"]):
+            mine = rows[rows["classifier"] == name]
+            acc = {int(r["bin"]): r["accuracy"] for r in mine}
+            overall = mine[mine["bin"] == -1][0]
+            bright = mine[mine["bin"] == 0][0]
+            ece = overall["ece"]
+            lines.append(
+                f"| {name} | "
+                + " | ".join(f"{acc.get(b, float('nan')):.3f}" for b in [-1] + bins)
+                + f" | {bright['star_recall']:.3f} | {overall['galaxy_recall']:.3f} | {overall['auc']:.3f} | "
+                + (f"{ece:.3f}" if ece == ece else "-")
+                + " |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _model_pair(text: str) -> tuple[str, str | None]:
+    label, _, path = text.partition("=")
+    if not label or not path:
+        raise argparse.ArgumentTypeError(
+            f"expected LABEL=PATH (PATH 'shipped' for the shipped model), got {text!r}"
+        )
+    return label, None if path == "shipped" else path
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    table = run_robustness(
+        args.repo,
+        args.output,
+        models=args.model or [("contextnet", None)],
+        worlds=args.worlds,
+        visits=args.visits,
+        size=args.size,
+        processes=args.processes,
+        jobs=args.jobs,
+        peer_visits=args.peer_visits,
+    )
+    print(format_table(table))
+    print(f"wrote {Path(args.output) / 'robustness.csv'}, robustness.md, robustness.json")
+    return 0
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``contextnet robustness`` to the command-line parser.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        Subparsers of the ``contextnet`` parser.
+    """
+    from .sim.world import world_names
+
+    parser = subparsers.add_parser(
+        "robustness",
+        help="score ContextNet, extendedness and the catalog peer on held-out test worlds (one table)",
+        description="Simulate each test world with seeds never used for training, classify it with "
+        "pipetask run, train the catalog-feature peer on training-world visits, and write one table of "
+        "accuracy, star and galaxy recall, AUC and ECE per world and magnitude bin.",
+    )
+    parser.add_argument("--repo", required=True, help="Butler repository (created if missing)")
+    parser.add_argument("--output", required=True, help="output directory")
+    parser.add_argument(
+        "--model",
+        type=_model_pair,
+        action="append",
+        help="LABEL=PATH of a model to score (repeatable; PATH 'shipped' is the shipped model; "
+        "default: contextnet=shipped)",
+    )
+    parser.add_argument(
+        "--worlds", nargs="+", default=list(DEFAULT_TEST_WORLDS), choices=world_names(), help="test worlds"
+    )
+    parser.add_argument("--visits", type=int, default=16, help="visits per world (default: %(default)s)")
+    parser.add_argument(
+        "--size", type=int, default=2048, help="detector side in pixels (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="simulation processes (default: %(default)s)"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="pipetask run -j (default: %(default)s)")
+    parser.add_argument(
+        "--peer-visits",
+        type=int,
+        default=16,
+        help="training-world visits for the peer (default: %(default)s)",
+    )
+    parser.set_defaults(func=_run)

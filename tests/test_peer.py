@@ -1,0 +1,62 @@
+"""Tests of the catalog-feature peer (gradient-boosted trees on src columns)."""
+
+import numpy as np
+import pytest
+from astropy.table import Table, vstack
+from lsst.meas.contextnet.evaluate import PEER_NAME, evaluate_catalog, join_classification_truth
+from lsst.meas.contextnet.peer import PEER_FEATURES, CatalogPeer, catalog_features
+from lsst.meas.contextnet.sim.exposure import SimulationConfig, simulate_exposure
+
+
+def _matched(seed: int, visits=(0, 1)) -> Table:
+    tables = []
+    for visit in visits:
+        exposure = simulate_exposure(SimulationConfig(size=768, density_scale=3.0), visit, 0, seed)
+        tables.append(
+            join_classification_truth(exposure.src, exposure.truth, visit=visit, detector=0).catalog
+        )
+    return vstack(tables)
+
+
+@pytest.fixture(scope="module")
+def catalogs():
+    return _matched(31), _matched(32, visits=(5,))
+
+
+def test_features_are_the_four_columns_and_nan_where_undefined():
+    table = Table(
+        {
+            "psfFlux": [100.0, -5.0],
+            "psfFluxErr": [10.0, 1.0],
+            "gaussianFlux": [120.0, 3.0],
+            "sizeExtendedness": [0.3, np.nan],
+        }
+    )
+    features = catalog_features(table)
+    assert features.shape == (2, len(PEER_FEATURES))
+    np.testing.assert_allclose(features[0], [1.2, 1.0, 0.3, 2.0])
+    assert np.isnan(features[1, 1]) and np.isnan(features[1, 3]) and np.isnan(features[1, 2])
+    with pytest.raises(ValueError, match="psfFluxErr"):
+        catalog_features(table["psfFlux", "gaussianFlux", "sizeExtendedness"])
+
+
+def test_peer_is_trained_scored_and_saved(catalogs, tmp_path):
+    train, test = catalogs
+    peer = CatalogPeer.fit(train, np.asarray(train["is_galaxy"]), seed=1, card={"collections": ["x"]})
+    assert peer.card["n_train"] == len(train) and peer.card["features"] == list(PEER_FEATURES)
+    probability = peer.predict(test)
+    assert probability.shape == (len(test),) and np.all((probability >= 0) & (probability <= 1))
+    labels = np.asarray(test["is_galaxy"], dtype=bool)
+    accuracy = np.mean((probability >= 0.5) == labels)
+    assert accuracy > 0.8
+    path = peer.save(tmp_path / "peer.pkl")
+    np.testing.assert_array_equal(CatalogPeer.load(path).predict(test), probability)
+    with pytest.raises(FileNotFoundError, match="train-peer"):
+        CatalogPeer.load(tmp_path / "missing.pkl")
+    test["classification_galaxyProb"] = np.where(labels, 0.9, 0.1).astype(np.float32)
+    test["classification_flag"] = np.zeros(len(test), dtype=bool)
+    result = evaluate_catalog(test, peer=peer, do_trivial=False)
+    row = result.summary[result.summary["classifier"] == PEER_NAME][0]
+    assert row["n"] == len(test) and row["accuracy"] == pytest.approx(accuracy)
+    with pytest.raises(ValueError, match="both classes"):
+        CatalogPeer.fit(train[:10], np.ones(10, dtype=bool))

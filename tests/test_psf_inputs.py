@@ -1,0 +1,188 @@
+"""Tests of the PSF-aware inputs: one path for training and the task, and the task's PSF checks."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from astropy.time import Time
+from lsst.images import MaskedImage
+from lsst.meas.contextnet.classifier import ContextNetClassifierTask, MissingPsfError
+from lsst.meas.contextnet.model import ContextNetConfig, build_model
+from lsst.meas.contextnet.modelio import export_model
+from lsst.meas.contextnet.psfinputs import (
+    embed_kernel,
+    evaluate_psf_grid,
+    interpolate_psf,
+    model_inputs,
+    psf_flux,
+    shift_images,
+    subpixel_offsets,
+)
+from lsst.meas.contextnet.sim.exposure import SimulationConfig, simulate_exposure
+from lsst.meas.contextnet.sim.psf import PSF_MODEL_STAMP_SIZE, PsfField
+from lsst.meas.contextnet.sim.repo import LEGACY_MASK_PLANE_NAMES, MASK_PLANES, make_visit_image
+
+NORMALIZATION = {"kind": "asinh_noise", "softening": 3.0}
+TINY_PSF = {
+    "architecture": "tiny-psf",
+    "cutout_size": 16,
+    "m": 8,
+    "conv_channels": (3,),
+    "kernel_size": 3,
+    "n_local": 4,
+    "global_widths": (8,),
+    "predict_widths": (4,),
+    "inputs": ("image", "psf"),
+    "global_kind": "pool",
+}
+
+
+def _visit_image(exposure, psf_field: PsfField):
+    masks = {
+        name: (exposure.mask & (1 << bit)) != 0
+        for name, bit in exposure.mask_planes.items()
+        if name in MASK_PLANES or name in LEGACY_MASK_PLANE_NAMES
+    }
+    return make_visit_image(
+        exposure.image,
+        exposure.variance,
+        masks,
+        exposure.wcs,
+        psf_field.to_piff(),
+        visit=1,
+        detector=0,
+        band="r",
+        exposure_time_s=30.0,
+        begin=Time("2026-03-01T03:00:00", scale="tai"),
+    )
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    exposure = simulate_exposure(SimulationConfig(size=512, density_scale=4.0), 1, 0, 21)
+    return exposure, _visit_image(exposure, exposure.psf_field)
+
+
+@pytest.fixture(scope="module")
+def psf_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with torch.random.fork_rng():
+        torch.manual_seed(4)
+        module = build_model(ContextNetConfig(**TINY_PSF))
+    path = tmp_path_factory.mktemp("psfmodel") / "tiny_psf.pt"
+    export_model(module, path, {"training": {"data": "none: random initialization for tests"}, "psf_grid": 5})
+    return path
+
+
+def test_embed_kernel_centres_and_normalizes():
+    kernel = np.zeros((5, 5))
+    kernel[2, 2] = 2.0
+    kernel[2, 3] = 2.0
+    image = embed_kernel(kernel, 8)
+    assert image.shape == (8, 8) and image.sum() == pytest.approx(1.0)
+    assert image[4, 4] == pytest.approx(0.5) and image[4, 5] == pytest.approx(0.5)
+    cropped = embed_kernel(np.ones((25, 25)), 12)
+    assert cropped.shape == (12, 12) and np.allclose(cropped, 1 / 144)
+    with pytest.raises(ValueError, match="odd side"):
+        embed_kernel(np.ones((4, 4)), 8)
+
+
+def test_grid_interpolation_reproduces_nodes_and_is_accurate_between():
+    field = PsfField.from_rng(np.random.default_rng(3), 1024, 1024, fwhm_range=(0.6, 1.0))
+    half = PSF_MODEL_STAMP_SIZE // 2
+    grid = evaluate_psf_grid(lambda x, y: field.kernel_image(x, y, half), 1024, 1024, 28, 5)
+    nodes = np.linspace(0, 1023, 5)
+    at_nodes = interpolate_psf(grid, nodes[[0, 2, 4]], nodes[[1, 3, 0]], 1024, 1024)
+    np.testing.assert_allclose(at_nodes[0], grid[1, 0], atol=1e-7)
+    np.testing.assert_allclose(at_nodes[2], grid[0, 4], atol=1e-7)
+    x, y = np.array([100.0, 600.0, 900.0]), np.array([300.0, 50.0, 1000.0])
+    between = interpolate_psf(grid, x, y, 1024, 1024)
+    direct = np.stack([embed_kernel(field.kernel_image(a, b, half), 28) for a, b in zip(x, y)])
+    assert np.max(np.abs(between - direct)) < 0.01 * direct.max()
+
+
+def test_shift_and_flux_fit():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(3, 16, 16)).astype(np.float32)
+    shifted = shift_images(images, np.array([1.0, 0.0, -2.0]), np.array([0.0, 1.0, 0.0]))
+    np.testing.assert_allclose(shifted[0], np.roll(images[0], 1, axis=1), atol=1e-5)
+    np.testing.assert_allclose(shifted[1], np.roll(images[1], 1, axis=0), atol=1e-5)
+    np.testing.assert_allclose(shifted[2], np.roll(images[2], -2, axis=1), atol=1e-5)
+    psf = images / images.sum(axis=(1, 2), keepdims=True)
+    bad = np.zeros(psf.shape, dtype=bool)
+    bad[:, 0, :] = True
+    cutouts = np.where(bad, 0.0, 250.0 * psf)
+    np.testing.assert_allclose(psf_flux(cutouts, bad, psf), 250.0, rtol=1e-6)
+    dx, dy = subpixel_offsets(np.array([3.4, 7.5]), np.array([-0.6, 2.0]))
+    np.testing.assert_allclose(dx, [0.4, -0.5]) and np.testing.assert_allclose(dy, [0.4, 0.0])
+
+
+def test_psf_channel_matches_stars_not_galaxies(simulated):
+    exposure, _ = simulated
+    field = exposure.psf_field
+    grid = evaluate_psf_grid(lambda x, y: field.kernel_image(x, y, 12), 512, 512, 28, 5)
+    truth = exposure.truth
+    detected = truth[truth["sourceId"] >= 0]
+    src = exposure.src
+    index = {int(s): i for i, s in enumerate(src["sourceId"])}
+    rows = np.array([index[int(s)] for s in detected["sourceId"]])
+    x, y = np.asarray(src["x"])[rows], np.asarray(src["y"])[rows]
+    from lsst.meas.contextnet.cutouts import extract_cutouts
+
+    cut = extract_cutouts(exposure.image, x, y, 28, variance=exposure.variance)
+    dx, dy = subpixel_offsets(x, y)
+    inputs = model_inputs(
+        cut.cutouts,
+        exposure.noise_sigma,
+        NORMALIZATION,
+        ("image", "psf"),
+        bad=cut.bad,
+        psf=interpolate_psf(grid, x, y, 512, 512),
+        dx=dx,
+        dy=dy,
+    )
+    assert inputs.shape == (len(rows), 2, 28, 28) and inputs.dtype == np.float32
+    core = (inputs[:, 0, 11:17, 11:17] - inputs[:, 1, 11:17, 11:17]) ** 2
+    residual = core.mean(axis=(1, 2))
+    bright = (np.asarray(detected["mag"]) < 22) & ~cut.edge
+    galaxy = np.asarray(detected["is_galaxy"], dtype=bool)
+    assert np.count_nonzero(bright & galaxy) >= 3 and np.count_nonzero(bright & ~galaxy) >= 3
+    assert np.median(residual[bright & ~galaxy]) < 0.5 * np.median(residual[bright & galaxy])
+    with pytest.raises(ValueError, match="PSF images"):
+        model_inputs(cut.cutouts, exposure.noise_sigma, NORMALIZATION, ("image", "psf"))
+
+
+def test_task_psf_grid_equals_the_training_path(simulated, psf_model):
+    exposure, visit_image = simulated
+    task = ContextNetClassifierTask(config=_config(psf_model))
+    loaded = task.load_model()
+    x = np.array([10.0, 128.3, 250.0])
+    y = np.array([5.0, 99.7, 200.0])
+    from_task = task._psf_images(visit_image, visit_image.detector.bbox, x, y, loaded)
+    half = PSF_MODEL_STAMP_SIZE // 2
+    grid = evaluate_psf_grid(
+        lambda px, py: exposure.psf_field.kernel_image(px, py, half), 512, 512, loaded.cutout_size, 5
+    )
+    np.testing.assert_allclose(from_task, interpolate_psf(grid, x, y, 512, 512), atol=2e-6)
+
+
+def _config(model: Path):
+    config = ContextNetClassifierTask.ConfigClass()
+    config.modelPath = str(model)
+    config.device = "cpu"
+    return config
+
+
+def test_psf_reaches_the_model_and_a_missing_psf_is_an_error(simulated, psf_model):
+    exposure, visit_image = simulated
+    task = ContextNetClassifierTask(config=_config(psf_model))
+    first = task.run(visit_image, exposure.src, seed=1).classification
+    probability = np.asarray(first["classification_galaxyProb"])
+    assert len(first) == len(exposure.src) and np.all(np.isfinite(probability[~first["classification_flag"]]))
+    assert task.metadata["timing.psf"] >= 0.0 and task.metadata["n_sets"] == 1
+    wider = PsfField(512, 512, *(exposure.psf_field.coefficients * np.array([[1.6], [1], [1]])))
+    other = task.run(_visit_image(exposure, wider), exposure.src, seed=1).classification
+    assert not np.allclose(probability, np.asarray(other["classification_galaxyProb"]))
+    no_psf = MaskedImage(visit_image.image, mask=visit_image.mask, variance=visit_image.variance)
+    with pytest.raises(MissingPsfError, match="needs the exposure's PSF model"):
+        task.run(no_psf, exposure.src, seed=1)

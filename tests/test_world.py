@@ -1,0 +1,117 @@
+"""Tests of the worlds: presets, their distributions, and how the generators use them."""
+
+import numpy as np
+import pytest
+from lsst.meas.contextnet.sim.exposure import SimulationConfig, simulate_exposure, visit_conditions
+from lsst.meas.contextnet.sim.psf import PsfField, draw_visit_fwhm, fit_moffat_beta, unit_fwhm_profile
+from lsst.meas.contextnet.sim.training import TrainingDataConfig, generate_set
+from lsst.meas.contextnet.sim.world import (
+    RANDOMIZED,
+    WORLDS,
+    get_world,
+    resolve_world,
+)
+
+
+def _draws(world, n=3000, seed=5):
+    rng = np.random.default_rng(seed)
+    return [world.draw_visit(rng) for _ in range(n)]
+
+
+def test_randomized_distributions_cover_their_ranges():
+    draws = _draws(RANDOMIZED)
+    fwhm = np.array([d.fwhm for d in draws])
+    assert fwhm.min() >= 0.35 and fwhm.max() <= 2.0
+    # Log-uniform: the median is the geometric mean of the ends.
+    assert np.median(fwhm) == pytest.approx(np.sqrt(0.35 * 2.0), rel=0.05)
+    stars = np.array([d.star_fraction for d in draws])
+    assert stars.min() >= 0.05 and stars.max() <= 0.9 and np.mean(stars) == pytest.approx(0.475, abs=0.02)
+    density = np.array([d.density_scale for d in draws])
+    assert density.min() >= 0.3 and density.max() <= 3.0
+    assert np.median(density) == pytest.approx(np.sqrt(0.3 * 3.0), rel=0.08)
+    assert {d.band for d in draws} == set("ugrizy")
+    assert {d.psf_family for d in draws} == {"moffat", "kolmogorov"}
+    betas = np.array([d.moffat_beta for d in draws])
+    assert betas.min() >= 2.0 and betas.max() <= 5.0 and np.allclose(betas * 10, np.round(betas * 10))
+    times = np.array([d.exposure_time for d in draws])
+    assert times.min() >= 15.0 and times.max() <= 30.0
+    errors = np.array([d.psf_model_size_error for d in draws])
+    assert np.std(errors) == pytest.approx(0.015, rel=0.1) and not any(d.exact_psf_model for d in draws)
+    hlr = np.array([d.hlr_at_22 for d in draws])
+    assert hlr.min() >= 0.35 and hlr.max() <= 0.9
+
+
+def test_draws_are_deterministic_and_test_worlds_change_one_distribution():
+    first = _draws(RANDOMIZED, 5, seed=11)
+    assert first == _draws(RANDOMIZED, 5, seed=11)
+    assert first != _draws(RANDOMIZED, 5, seed=12)
+    bad = _draws(get_world("bad-seeing"), 500)
+    assert min(d.fwhm for d in bad) >= 1.3
+    rich = _draws(get_world("star-rich"), 500)
+    assert min(d.star_fraction for d in rich) >= 0.7
+    optical = get_world("psf-optical").draw_visit(np.random.default_rng(1))
+    assert optical.psf_family == "kolmogorov_optical" and len(optical.aberrations) == 8
+    assert get_world("galaxy-knots").galaxy_families == ("knots",)
+    for name, world in WORLDS.items():
+        if name.startswith("band-"):
+            assert world.bands == (name[-1],)
+
+
+def test_narrow_world_keeps_the_historical_fwhm_stream():
+    narrow = get_world("narrow")
+    for seed in range(5):
+        conditions = narrow.draw_visit(np.random.default_rng(seed))
+        assert conditions.fwhm == draw_visit_fwhm(np.random.default_rng(seed), "full", (0.5, 1.3))
+        assert conditions.band == "r" and conditions.star_fraction == 0.4 and conditions.exact_psf_model
+
+
+def test_resolve_world_fixes_distributions_and_rejects_bad_values():
+    world = resolve_world("randomized", band="g", star_fraction=0.2, psf_fwhm_range=(1.0, 1.1))
+    assert (
+        world.bands == ("g",) and world.star_fraction_range == (0.2, 0.2) and world.fwhm_range == (1.0, 1.1)
+    )
+    with pytest.raises(ValueError, match="unknown world"):
+        get_world("mars")
+    with pytest.raises(ValueError, match="unknown band"):
+        resolve_world("narrow", band="w")
+    with pytest.raises(ValueError, match="star_fraction"):
+        resolve_world("narrow", star_fraction=1.5)
+    with pytest.raises(ValueError, match="full-image simulator only"):
+        TrainingDataConfig(world="psf-optical")
+
+
+def test_psf_families_have_unit_fwhm_and_fitted_models():
+    for family in ("moffat", "kolmogorov", "kolmogorov_optical"):
+        profile = unit_fwhm_profile(family, 3.0, (0.1, 0.0, 0.05), 0.4)
+        image = profile.drawImage(nx=256, ny=256, scale=0.01, method="no_pixel")
+        assert image.calculateFWHM() == pytest.approx(1.0, rel=0.03)
+    assert fit_moffat_beta("moffat", 2.7) == 2.7
+    assert 2.0 < fit_moffat_beta("kolmogorov") < 8.0
+    true = PsfField.from_rng(np.random.default_rng(2), 512, 512, family="kolmogorov")
+    model = true.fitted_model(0.02, (0.01, 0.0))
+    assert model.family == "moffat"
+    np.testing.assert_allclose(model.fwhm_at(100, 300), 1.02 * true.fwhm_at(100, 300))
+    with pytest.raises(ValueError, match="only a Moffat field"):
+        true.to_piff()
+
+
+def test_visit_conditions_are_shared_by_detectors_and_reach_the_exposure():
+    config = SimulationConfig(world="randomized", size=256)
+    conditions = visit_conditions(config, 7, 3)
+    exposure = simulate_exposure(config, 7, 1, 3)
+    assert exposure.metadata["band"] == conditions.band
+    assert exposure.metadata["psf_family"] == conditions.psf_family
+    assert exposure.true_psf_field.family == conditions.psf_family and exposure.psf_field.family == "moffat"
+    assert exposure.psf_field.mean_fwhm() != pytest.approx(exposure.true_psf_field.mean_fwhm(), rel=1e-6)
+
+
+def test_randomized_training_sets_follow_their_conditions():
+    config = TrainingDataConfig(world="randomized", m=60, detector_size=1024)
+    data = generate_set(config, np.random.default_rng(8))
+    conditions = data["conditions"]
+    assert data["psf_grid"].shape == (5, 5, 28, 28)
+    np.testing.assert_allclose(data["psf_grid"].sum(axis=(2, 3)), 1.0, rtol=1e-5)
+    assert np.all(data["cutouts"][data["bad"].astype(bool)] == 0)
+    assert np.all(np.abs(data["offsets"]) <= 0.5)
+    fwhm = data["psf_fwhm"]
+    assert np.all(np.abs(fwhm / conditions.fwhm - 1) < 0.3)
