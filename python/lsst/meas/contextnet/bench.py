@@ -71,7 +71,13 @@ _DETECTOR = 0
 _RUN = "bench/inputs"
 _TASK_LABEL = "contextnetClassifier"
 _TIMING_KEYS = ("read", "cutouts", "model", "write")
-_BAD_MASK_PLANES = ("BAD", "SATURATED", "NO_DATA")  # ContextNetClassifierConfig.badMaskPlanes default
+
+
+def _bad_mask_planes() -> tuple[str, ...]:
+    """The classifier's default bad mask planes."""
+    from .classifier import ContextNetClassifierConfig
+
+    return tuple(ContextNetClassifierConfig().badMaskPlanes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -527,7 +533,7 @@ def _synchronizer(device: Any) -> Callable[[], None] | None:
 def _pixel_planes(calexp: VisitImage) -> dict[str, Any]:
     """Variance, mask and bad-plane bits as the classifier passes them to the cutout extraction."""
     schema = calexp.mask.schema
-    planes = [name for name in _BAD_MASK_PLANES if name in schema.names]
+    planes = [name for name in _bad_mask_planes() if name in schema.names]
     return {
         "variance": calexp.variance.array,
         "mask": calexp.mask.array if planes else None,
@@ -535,21 +541,13 @@ def _pixel_planes(calexp: VisitImage) -> dict[str, Any]:
     }
 
 
-def _task_inputs(exposure: BenchExposure, loaded: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
-    """Normalized cutouts and positions of the classifiable sources, computed as the task does."""
-    from .cutouts import extract_cutouts, normalize_cutouts, scale_positions
+def _task_inputs(exposure: BenchExposure, model_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs and positions of the classifiable sources, from the task's own preprocessing."""
+    from .classifier import ContextNetClassifierTask
 
-    calexp = exposure.calexp
-    x = np.asarray(exposure.src["x"], dtype=np.float64)
-    y = np.asarray(exposure.src["y"], dtype=np.float64)
-    result = extract_cutouts(calexp.image.array, x, y, loaded.cutout_size, **_pixel_planes(calexp))
-    valid = ~(result.bad_centroid | result.off_image)
-    noise_sigma = float(np.sqrt(np.nanmedian(calexp.variance.array)))
-    softening = float(loaded.metadata["normalization"]["softening"])
-    normalized = normalize_cutouts(result.cutouts[valid], noise_sigma, softening)
-    height, width = calexp.image.array.shape
-    positions = scale_positions(x[valid], y[valid], width, height)
-    return normalized, positions
+    task = ContextNetClassifierTask(config=_classifier_config(model_path, "cpu", 1))
+    prepared = task.prepare_inputs(exposure.calexp, exposure.src, task.load_model())
+    return prepared.inputs, prepared.positions
 
 
 def _ensemble_flops(flops: dict[str, float], n: int, m: int, n_p: int, method: str) -> float:
@@ -672,7 +670,7 @@ def _bench_ensemble(
         ensemble[name] = entry
 
         log(f"local network forward on {loaded.device}")
-        cutouts_t = torch.from_numpy(np.ascontiguousarray(normalized[:, np.newaxis]))
+        cutouts_t = torch.from_numpy(np.ascontiguousarray(normalized))
         positions_t = torch.from_numpy(positions)
 
         def forward(
@@ -706,7 +704,7 @@ def _bench_cutouts(
     out: dict[str, Any] = {
         "n_sources": len(x),
         "cutout_size": size,
-        "with": "variance and mask planes " + ", ".join(_BAD_MASK_PLANES) + " (the classifier's defaults)",
+        "with": "variance and mask planes " + ", ".join(_bad_mask_planes()) + " (the classifier's defaults)",
     }
     results = {}
     for name, func in (("vectorized", extract_cutouts), ("loop", extract_cutouts_loop)):
@@ -1012,7 +1010,7 @@ def run_benchmark(
         "exposure": exposure.description,
     }
     results["classification"] = _bench_classification(exposure, path, devices, settings, progress)
-    inputs = _task_inputs(exposure, loaded_by_device["cpu"])
+    inputs = _task_inputs(exposure, path)
     results["ensemble"], results["local_network"] = _bench_ensemble(
         loaded_by_device, inputs, flops, settings, progress
     )

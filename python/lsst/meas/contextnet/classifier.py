@@ -600,48 +600,8 @@ class ContextNetClassifierTask(PipelineTask):
             self.log.info("No sources to classify; writing an empty table.")
             return Struct(classification=self._make_output(table, loaded, seed))
 
-        start = time.perf_counter()
-        x = np.asarray(table[self.config.xColumn], dtype=np.float64)
-        y = np.asarray(table[self.config.yColumn], dtype=np.float64)
-        bbox = exposure.bbox
-        mask_array, mask_bits = self._bad_mask(exposure)
-        cutouts = extract_cutouts(
-            exposure.image.array,
-            x - bbox.x.start,
-            y - bbox.y.start,
-            loaded.cutout_size,
-            variance=exposure.variance.array,
-            mask=mask_array,
-            bad_mask_bits=mask_bits,
-        )
-        noise_sigma = float(np.sqrt(np.nanmedian(exposure.variance.array)))
-        if not (math.isfinite(noise_sigma) and noise_sigma > 0):
-            raise NoiseEstimateError(noise_sigma)
-        valid = ~(cutouts.bad_centroid | cutouts.off_image)
-        detector = getattr(exposure, "detector", None)
-        frame = detector.bbox if detector is not None else bbox
-        fx, fy = x[valid] - frame.x.start, y[valid] - frame.y.start
-        positions = scale_positions(fx, fy, frame.x.size, frame.y.size)
-        self.metadata["timing.cutouts"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        psf_images = dx = dy = None
-        if "psf" in loaded.inputs:
-            psf_images = self._psf_images(exposure, frame, fx, fy, loaded)
-            dx, dy = subpixel_offsets(x[valid], y[valid])
-        self.metadata["timing.psf"] = time.perf_counter() - start
-        start = time.perf_counter()
-        normalized = model_inputs(
-            cutouts.cutouts[valid],
-            noise_sigma,
-            loaded.metadata["normalization"],
-            loaded.inputs,
-            bad=cutouts.bad[valid] if cutouts.bad is not None else None,
-            psf=psf_images,
-            dx=dx,
-            dy=dy,
-        )
-        self.metadata["timing.inputs"] = time.perf_counter() - start
+        prepared = self.prepare_inputs(exposure, table, loaded)
+        cutouts, valid, noise_sigma = prepared.cutouts, prepared.valid, prepared.noise_sigma
 
         start = time.perf_counter()
         n_valid = int(valid.sum())
@@ -656,8 +616,8 @@ class ContextNetClassifierTask(PipelineTask):
 
         result = ensemble_predict(
             _ProgressModule(loaded.module, n_sets if n_valid else 0, PeriodicLogger(self.log)),
-            normalized,
-            positions,
+            prepared.inputs,
+            prepared.positions,
             n_p,
             seed,
             batch_sets=self.config.setBatchSize,
@@ -712,6 +672,83 @@ class ContextNetClassifierTask(PipelineTask):
             self.metadata["timing.model"],
         )
         return Struct(classification=output)
+
+    def prepare_inputs(self, exposure: MaskedImage, table: Table, loaded: LoadedModel) -> Struct:
+        """Cut the sources and build the model's inputs: the one preprocessing path.
+
+        Training (`lsst.meas.contextnet.train.load_training_data`) builds its inputs with the
+        same `lsst.meas.contextnet.psfinputs.model_inputs`, and the benchmark calls this method.
+
+        Parameters
+        ----------
+        exposure : `lsst.images.VisitImage` or `lsst.images.MaskedImage`
+            The image (see `run`).
+        table : `astropy.table.Table`
+            Sources with the configured columns.
+        loaded : `~lsst.meas.contextnet.modelio.LoadedModel`
+            The model (its cutout size, normalization, inputs and PSF grid).
+
+        Returns
+        -------
+        prepared : `lsst.pipe.base.Struct`
+            ``cutouts`` (`~lsst.meas.contextnet.cutouts.CutoutResult` of every source),
+            ``valid`` (boolean: classifiable sources), ``inputs`` ((n_valid, C, S, S) float32),
+            ``positions`` ((n_valid, 2) float32) and ``noise_sigma``; the stages' times are in
+            ``self.metadata`` (``timing.cutouts``, ``timing.psf``, ``timing.inputs``).
+
+        Raises
+        ------
+        NoiseEstimateError
+            If the variance plane gives no positive, finite noise level.
+        MissingPsfError
+            If the model needs the PSF and the exposure has none.
+        """
+        start = time.perf_counter()
+        x = np.asarray(table[self.config.xColumn], dtype=np.float64)
+        y = np.asarray(table[self.config.yColumn], dtype=np.float64)
+        bbox = exposure.bbox
+        mask_array, mask_bits = self._bad_mask(exposure)
+        cutouts = extract_cutouts(
+            exposure.image.array,
+            x - bbox.x.start,
+            y - bbox.y.start,
+            loaded.cutout_size,
+            variance=exposure.variance.array,
+            mask=mask_array,
+            bad_mask_bits=mask_bits,
+        )
+        noise_sigma = float(np.sqrt(np.nanmedian(exposure.variance.array)))
+        if not (math.isfinite(noise_sigma) and noise_sigma > 0):
+            raise NoiseEstimateError(noise_sigma)
+        valid = ~(cutouts.bad_centroid | cutouts.off_image)
+        detector = getattr(exposure, "detector", None)
+        frame = detector.bbox if detector is not None else bbox
+        fx, fy = x[valid] - frame.x.start, y[valid] - frame.y.start
+        positions = scale_positions(fx, fy, frame.x.size, frame.y.size)
+        self.metadata["timing.cutouts"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        psf_images = dx = dy = None
+        if "psf" in loaded.inputs:
+            psf_images = self._psf_images(exposure, frame, fx, fy, loaded)
+            dx, dy = subpixel_offsets(x[valid], y[valid])
+        self.metadata["timing.psf"] = time.perf_counter() - start
+        start = time.perf_counter()
+        inputs = model_inputs(
+            cutouts.cutouts[valid],
+            noise_sigma,
+            loaded.metadata["normalization"],
+            loaded.inputs,
+            bad=cutouts.bad[valid] if cutouts.bad is not None else None,
+            psf=psf_images,
+            dx=dx,
+            dy=dy,
+        )
+        self.metadata["timing.inputs"] = time.perf_counter() - start
+
+        return Struct(
+            cutouts=cutouts, valid=valid, inputs=inputs, positions=positions, noise_sigma=noise_sigma
+        )
 
     def _psf_images(
         self, exposure: MaskedImage, frame: Any, x: np.ndarray, y: np.ndarray, loaded: LoadedModel
