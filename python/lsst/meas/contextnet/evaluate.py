@@ -1049,6 +1049,13 @@ class ContextNetEvaluationConnections(PipelineTaskConnections, dimensions=("inst
         dimensions=("instrument", "visit", "detector"),
         multiple=True,
     )
+    catalog = cT.Input(
+        doc="Source tables per detector: the catalog columns the catalog-feature peer scores.",
+        name="src",
+        storageClass="ArrowAstropy",
+        dimensions=("instrument", "visit", "detector"),
+        multiple=True,
+    )
     metrics = cT.Output(
         doc="Metrics per classifier, overall (bin -1) and per magnitude bin.",
         name="contextnet_metrics",
@@ -1105,6 +1112,8 @@ class ContextNetEvaluationConnections(PipelineTaskConnections, dimensions=("inst
         if not config.doPlots:
             for name in _FIGURE_NAMES:
                 delattr(self, name)
+        if not config.doPeer:
+            del self.catalog
 
 
 class ContextNetEvaluationConfig(PipelineTaskConfig, pipelineConnections=ContextNetEvaluationConnections):
@@ -1171,6 +1180,16 @@ class ContextNetEvaluationConfig(PipelineTaskConfig, pipelineConnections=Context
         default=5,
         min=2,
     )
+    doPeer = Field[bool](
+        doc="Also score the catalog-feature peer (gradient-boosted trees on src columns, "
+        "lsst.meas.contextnet.peer); reads src.",
+        default=True,
+    )
+    peerPath = Field[str](
+        doc="Catalog-peer file ('contextnet train-peer'); None uses the one shipped with the package.",
+        default=None,
+        optional=True,
+    )
     seed = Field[int](doc="Seed of the fold assignment and of the plots' subsample.", default=0)
     doPlots = Field[bool](doc="Write the figures (Plot datasets).", default=True)
     maxPlotPoints = RangeField[int](
@@ -1217,6 +1236,7 @@ class ContextNetEvaluationTask(PipelineTask):
         visits: Sequence[int] | None = None,
         detectors: Sequence[int] | None = None,
         band: str | None = None,
+        catalog: Sequence[Table] | None = None,
     ) -> Struct:
         """Evaluate classifications of several exposures against their truth.
 
@@ -1230,6 +1250,8 @@ class ContextNetEvaluationTask(PipelineTask):
             Visit and detector of each pair (visits group the trivial predictors' folds).
         band : `str`, optional
             Band, for figure labels.
+        catalog : `~collections.abc.Sequence` [`astropy.table.Table`], optional
+            ``src`` tables in the same order, for the catalog-feature peer (``doPeer``).
 
         Returns
         -------
@@ -1259,6 +1281,7 @@ class ContextNetEvaluationTask(PipelineTask):
             join_classification_truth(
                 classification[i],
                 truth[i],
+                catalog[i] if catalog is not None else None,
                 visit=None if visits is None else visits[i],
                 detector=None if detectors is None else detectors[i],
             )
@@ -1280,6 +1303,7 @@ class ContextNetEvaluationTask(PipelineTask):
             do_trivial=config.doTrivial,
             n_folds=config.nFolds,
             seed=config.seed,
+            peer=CatalogPeer.load(config.peerPath) if config.doPeer and catalog is not None else None,
         )
         self.log.info("Evaluated %d objects.\n%s", result.counts["n_evaluated"], result.format_counts())
         self.log.info("Overall comparison:\n%s", result.format_summary())
@@ -1327,7 +1351,17 @@ class ContextNetEvaluationTask(PipelineTask):
                 bands.add(str(classification_refs[key].dataId["band"]))
             except KeyError:
                 pass
+        catalog = None
+        if self.config.doPeer:
+            catalog_refs = {_exposure_key(ref.dataId): ref for ref in inputRefs.catalog}
+            missing = [key for key in keys if key not in catalog_refs]
+            if missing:
+                raise NoWorkFound(
+                    f"No src for exposures {missing[:5]}; set doPeer=False to evaluate without it."
+                )
+            catalog = [butlerQC.get(catalog_refs[key]) for key in keys]
         outputs = self.run(
+            catalog=catalog,
             classification=[butlerQC.get(classification_refs[key]) for key in keys],
             truth=[butlerQC.get(truth_refs[key]) for key in keys],
             visits=[key[0] for key in keys],
