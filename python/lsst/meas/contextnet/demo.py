@@ -368,7 +368,7 @@ def build_pipetask_command(
 
 def format_table2(
     result: EvaluationResult,
-    classifiers: Sequence[str] = ("ContextNet", "extendedness"),
+    classifiers: Sequence[str] = ("ContextNet", "extendedness", "catalog_gbdt"),
 ) -> str:
     """Format the overall comparison of some classifiers in the style of the paper's Table 2.
 
@@ -385,7 +385,7 @@ def format_table2(
         A header and one line per classifier: objects scored, accuracy, and precision and recall
         with galaxies, then stars, as the positive class.
     """
-    labels = {"ContextNet": "ContextNet", "extendedness": "extendedness (DM)"}
+    labels = {"ContextNet": "ContextNet", "extendedness": "extendedness (DM)", "catalog_gbdt": "catalog GBDT peer"}
     columns = (
         ("accuracy", "accuracy"),
         ("galaxy_precision", "gal.precision"),
@@ -675,6 +675,7 @@ def _evaluate(settings: DemoSettings) -> tuple[EvaluationResult, list[Path]]:
 
     from .evaluate import ContextNetEvaluationConfig, evaluate_catalog, load_from_butler, make_figures
     from .evaluate import write_outputs as write_evaluation
+    from .peer import CatalogPeer
 
     defaults = ContextNetEvaluationConfig()
     collections = [DEMO_COLLECTION, SIM_COLLECTION]
@@ -692,6 +693,7 @@ def _evaluate(settings: DemoSettings) -> tuple[EvaluationResult, list[Path]]:
         n_calibration_bins=defaults.nCalibrationBins,
         n_folds=defaults.nFolds,
         seed=settings.seed,
+        peer=CatalogPeer.load(defaults.peerPath),
     )
     result.settings.update(repo=str(settings.repo), collections=collections, where="", bands=bands)
     figures = make_figures(
