@@ -16,7 +16,9 @@ from lsst.meas.contextnet.classifier import (
     ContextNetClassifierConfig,
     ContextNetClassifierConnections,
     ContextNetClassifierTask,
+    ModelOutputError,
     NoiseEstimateError,
+    NoUsablePixelsError,
     default_model_path,
     seed_from_data_id,
 )
@@ -273,6 +275,36 @@ def test_nan_pixels_and_masked_pixels(model_path: Path) -> None:
         )
     out = make_task(model_path, badMaskPlanes=[]).run(exposure, catalog).classification
     assert out["classification_flag_badPixels"][10] and not out["classification_flag_badPixels"][11]
+
+
+def test_cutouts_without_enough_good_pixels_are_not_classified(model_path: Path) -> None:
+    exposure = make_exposure()
+    exposure.image.array[:, :26] = np.nan  # the left third of the image is lost
+    x, y = random_positions(10)
+    catalog = make_catalog(np.concatenate([x, [3.0, 12.0]]), np.concatenate([y, [30.0, 30.0]]))
+    out = make_task(model_path).run(exposure, catalog).classification
+    no_data = np.asarray(out["classification_flag_noData"])
+    # 12 px cutouts: at x = 3 all good pixels are NaN; at x = 12 fewer than half are good.
+    assert no_data[10] and no_data[11]
+    assert np.all(np.isnan(out["classification_galaxyProb"][no_data]))
+    assert np.all(out["classification_flag"][no_data])
+    assert np.all(np.isfinite(out["classification_galaxyProb"][~no_data]))
+    exposure.image.array[...] = np.nan
+    with pytest.raises(NoUsablePixelsError, match="no usable pixels"):
+        make_task(model_path).run(exposure, catalog)
+
+
+def test_model_output_that_is_not_a_probability_is_an_error(tmp_path: Path) -> None:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        module = build_model(ContextNetConfig(**TINY))
+    with torch.no_grad():
+        module.predict_first.bias.fill_(float("nan"))
+    path = tmp_path / "nan.pt"
+    export_model(module, path, {"training": {"data": "none: a broken model for tests"}})
+    x, y = random_positions(10)
+    with pytest.raises(ModelOutputError, match="not finite or not in"):
+        make_task(path).run(make_exposure(), make_catalog(x, y))
 
 
 def test_fewer_sources_than_m(model_path: Path) -> None:

@@ -15,6 +15,8 @@ __all__ = [
     "ContextNetClassifierConnections",
     "ContextNetClassifierTask",
     "MissingPsfError",
+    "ModelOutputError",
+    "NoUsablePixelsError",
     "NoiseEstimateError",
     "default_model_path",
     "seed_from_data_id",
@@ -91,7 +93,13 @@ CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "classification_flag_fewSources": (
         "bool",
-        "Fewer classifiable sources than the model's set size m: sets were filled with repeats.",
+        "Fewer classifiable sources than the model's set size m: sets were filled with repeats "
+        "(pooling models: fewer than minContextSources).",
+    ),
+    "classification_flag_noData": (
+        "bool",
+        "Fewer than minGoodPixelFraction of the cutout's pixels are good (in the image, finite, not "
+        "in a bad mask plane): not classified, galaxyProb NaN.",
     ),
 }
 """Columns of the output table that do not depend on the configuration, with their dtypes and
@@ -163,6 +171,35 @@ class NoiseEstimateError(AlgorithmError):
     def metadata(self) -> dict[str, float]:
         """The noise level that was rejected (`dict` [`str`, `float`])."""
         return {"noise_sigma": self._noise_sigma}
+
+
+class NoUsablePixelsError(AlgorithmError):
+    """Raised when no source of a quantum has enough good pixels to be classified.
+
+    Parameters
+    ----------
+    n_sources : `int`
+        Sources in the catalog.
+    min_fraction : `float`
+        The configured ``minGoodPixelFraction``.
+
+    """
+
+    def __init__(self, n_sources: int, min_fraction: float) -> None:
+        super().__init__(
+            f"none of the {n_sources} sources has at least {min_fraction:.0%} good pixels in its cutout "
+            "(finite, in the image, not in a bad mask plane): the image holds no usable pixels"
+        )
+        self._n_sources = int(n_sources)
+
+    @property
+    def metadata(self) -> dict[str, int]:
+        """The number of sources (`dict` [`str`, `int`])."""
+        return {"n_sources": self._n_sources}
+
+
+class ModelOutputError(RuntimeError):
+    """Raised when the model returns probabilities that are not finite or not in [0, 1]."""
 
 
 class MissingPsfError(AlgorithmError):
@@ -259,6 +296,13 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
         "reported probability is the mean over them and its error their standard deviation.",
         default=5,
         min=1,
+    )
+    minGoodPixelFraction = RangeField[float](
+        doc="Sources whose cutout has a smaller fraction of good pixels (in the image, finite, not in a "
+        "bad mask plane) are not classified: galaxyProb NaN and classification_flag_noData.",
+        default=0.5,
+        min=0.0,
+        max=1.0,
     )
     poolSetSize = RangeField[int](
         doc="For a model with a pooling (permutation-invariant) global network: 0 (the default) "
@@ -626,6 +670,12 @@ class ContextNetClassifierTask(PipelineTask):
             m=m,
         )
         self.metadata["timing.model"] = time.perf_counter() - start
+        wrong = ~np.isfinite(result.mean) | (result.mean < 0.0) | (result.mean > 1.0)
+        if wrong.any():
+            raise ModelOutputError(
+                f"the ContextNet model {self.model_path} returned {int(wrong.sum())} probabilities that are "
+                f"not finite or not in [0, 1] (e.g. {result.mean[wrong][:3].tolist()}); the model is broken"
+            )
 
         output = self._make_output(table, loaded, seed)
         probability = np.full(n, np.nan, dtype=np.float32)
@@ -643,6 +693,7 @@ class ContextNetClassifierTask(PipelineTask):
         output["classification_flag_edge"][:] = edge
         output["classification_flag_badPixels"][:] = cutouts.bad_pixels
         output["classification_flag_fewSources"][:] = few_sources
+        output["classification_flag_noData"][:] = prepared.no_data
         output["classification_flag"][:] = edge | cutouts.bad_pixels | few_sources | ~valid
         output.meta["contextnet_noise_sigma"] = noise_sigma
 
@@ -692,7 +743,8 @@ class ContextNetClassifierTask(PipelineTask):
         -------
         prepared : `lsst.pipe.base.Struct`
             ``cutouts`` (`~lsst.meas.contextnet.cutouts.CutoutResult` of every source),
-            ``valid`` (boolean: classifiable sources), ``inputs`` ((n_valid, C, S, S) float32),
+            ``valid`` (boolean: classifiable sources), ``no_data`` (boolean: too few good
+            pixels), ``inputs`` ((n_valid, C, S, S) float32),
             ``positions`` ((n_valid, 2) float32) and ``noise_sigma``; the stages' times are in
             ``self.metadata`` (``timing.cutouts``, ``timing.psf``, ``timing.inputs``).
 
@@ -702,6 +754,8 @@ class ContextNetClassifierTask(PipelineTask):
             If the variance plane gives no positive, finite noise level.
         MissingPsfError
             If the model needs the PSF and the exposure has none.
+        NoUsablePixelsError
+            If no source has enough good pixels.
         """
         start = time.perf_counter()
         x = np.asarray(table[self.config.xColumn], dtype=np.float64)
@@ -720,7 +774,12 @@ class ContextNetClassifierTask(PipelineTask):
         noise_sigma = float(np.sqrt(np.nanmedian(exposure.variance.array)))
         if not (math.isfinite(noise_sigma) and noise_sigma > 0):
             raise NoiseEstimateError(noise_sigma)
-        valid = ~(cutouts.bad_centroid | cutouts.off_image)
+        size = loaded.cutout_size
+        good = 1.0 - (cutouts.bad.sum(axis=(1, 2)) if cutouts.bad is not None else 0) / (size * size)
+        no_data = ~(cutouts.bad_centroid | cutouts.off_image) & (good < self.config.minGoodPixelFraction)
+        valid = ~(cutouts.bad_centroid | cutouts.off_image | no_data)
+        if len(table) and not valid.any() and no_data.any():
+            raise NoUsablePixelsError(len(table), self.config.minGoodPixelFraction)
         detector = getattr(exposure, "detector", None)
         frame = detector.bbox if detector is not None else bbox
         fx, fy = x[valid] - frame.x.start, y[valid] - frame.y.start
@@ -747,7 +806,12 @@ class ContextNetClassifierTask(PipelineTask):
         self.metadata["timing.inputs"] = time.perf_counter() - start
 
         return Struct(
-            cutouts=cutouts, valid=valid, inputs=inputs, positions=positions, noise_sigma=noise_sigma
+            cutouts=cutouts,
+            valid=valid,
+            no_data=no_data,
+            inputs=inputs,
+            positions=positions,
+            noise_sigma=noise_sigma,
         )
 
     def _psf_images(

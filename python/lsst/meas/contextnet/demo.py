@@ -385,7 +385,11 @@ def format_table2(
         A header and one line per classifier: objects scored, accuracy, and precision and recall
         with galaxies, then stars, as the positive class.
     """
-    labels = {"ContextNet": "ContextNet", "extendedness": "extendedness (DM)", "catalog_gbdt": "catalog GBDT peer"}
+    labels = {
+        "ContextNet": "ContextNet",
+        "extendedness": "extendedness (DM)",
+        "catalog_gbdt": "catalog GBDT peer",
+    }
     columns = (
         ("accuracy", "accuracy"),
         ("galaxy_precision", "gal.precision"),
