@@ -547,3 +547,33 @@ def test_cli_where_and_errors(repo, tmp_path):
     with pytest.raises(ValueError, match="threshold"):
         run_cli([*args, "--threshold", "1.5"])
     assert math.isfinite(data["summary"][0]["accuracy"])
+
+
+@pytest.mark.slow
+def test_robustness_command_writes_one_table(tmp_path):
+    from lsst.meas.contextnet.model import ContextNetConfig, build_model
+    from lsst.meas.contextnet.modelio import export_model
+    from lsst.meas.contextnet.robustness import format_table, run_robustness
+
+    model = tmp_path / "tiny.pt"
+    config = ContextNetConfig(
+        architecture="tiny-test", m=8, conv_channels=(2,), n_local=4, global_widths=(8,)
+    )
+    export_model(build_model(config), model, {"training": {"data": "none: random initialization for tests"}})
+    table = run_robustness(
+        str(tmp_path / "repo"),
+        tmp_path / "out",
+        models=[("tiny", str(model))],
+        worlds=["star-poor", "bad-seeing"],
+        visits=1,
+        size=768,
+        peer_visits=3,
+        jobs=1,
+    )
+    assert set(table["world"]) == {"star-poor", "bad-seeing"}
+    assert {"tiny", "extendedness", "sizeExtendedness", "catalog_gbdt"} <= set(table["classifier"])
+    overall = table[(table["bin"] == -1) & (table["classifier"] == "catalog_gbdt")]
+    assert np.all(overall["n"] > 0) and np.all(np.isfinite(overall["accuracy"]))
+    for name in ("robustness.csv", "robustness.md", "robustness.json", "catalog_peer.pkl"):
+        assert (tmp_path / "out" / name).is_file()
+    assert "### bad-seeing" in format_table(table)
