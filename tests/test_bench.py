@@ -197,6 +197,11 @@ def test_quick_benchmark_writes_every_key(tmp_path: Path, tiny_model: Path, caps
     cutouts = results["cutouts"]
     assert cutouts["identical"] and cutouts["max_abs_diff"] == 0.0
 
+    psf_inputs = results["psf_inputs"]
+    assert psf_inputs["n_sources"] == exposure["n_sources"] and psf_inputs["grid_points"] == 25
+    # The bench exposure's PSF varies smoothly: bilinear interpolation is within 2% of the peak.
+    assert psf_inputs["max_abs_pixel_diff_over_peak"] < 0.02
+
     quantum = results["quantum"]
     assert set(quantum["split_median_s"]) == {"read", "cutouts", "model", "write", "other"}
     assert quantum["quantum"]["median_s"] > quantum["split_median_s"]["model"]

@@ -550,6 +550,79 @@ def _task_inputs(exposure: BenchExposure, model_path: Path) -> tuple[np.ndarray,
     return prepared.inputs, prepared.positions
 
 
+def _bench_psf_inputs(
+    exposure: BenchExposure, model_path: Path, settings: BenchSettings, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Time the PSF model at every source: the task's grid + interpolation against one draw each.
+
+    Reports both times, the largest pixel difference of the interpolated images (relative to the
+    PSF's peak) and, for a PSF-aware model, the largest change of P(galaxy) when the task's
+    images are replaced by per-source ones.
+    """
+    from .classifier import ContextNetClassifierTask
+    from .ensemble import ensemble_predict
+    from .psfinputs import DEFAULT_PSF_GRID, embed_kernel, evaluate_psf_grid, interpolate_psf
+
+    calexp = exposure.calexp
+    psf = calexp.psf
+    frame = calexp.detector.bbox
+    x = np.asarray(exposure.src["x"], dtype=np.float64) - frame.x.start
+    y = np.asarray(exposure.src["y"], dtype=np.float64) - frame.y.start
+    size = 28
+    width, height = frame.x.size, frame.y.size
+
+    def kernel(px: float, py: float) -> np.ndarray:
+        return psf.compute_kernel_image(x=px, y=py).array
+
+    def grid() -> np.ndarray:
+        table = evaluate_psf_grid(
+            kernel, width, height, size, DEFAULT_PSF_GRID, x0=frame.x.start, y0=frame.y.start
+        )
+        return interpolate_psf(table, x, y, width, height)
+
+    def per_source() -> np.ndarray:
+        return np.stack(
+            [embed_kernel(kernel(a + frame.x.start, b + frame.y.start), size) for a, b in zip(x, y)]
+        ).astype(np.float32)
+
+    log(f"psf inputs: {DEFAULT_PSF_GRID}x{DEFAULT_PSF_GRID} grid + interpolation vs one draw per source")
+    grid_timing, from_grid = time_call(grid, settings.repeat, settings.warmup)
+    direct_timing, direct = time_call(per_source, 1, 0)
+    peak = float(direct.max(axis=(1, 2)).min()) if len(direct) else 1.0
+    out: dict[str, Any] = {
+        "n_sources": len(x),
+        "grid_points": DEFAULT_PSF_GRID**2,
+        "grid_interpolation": grid_timing.to_dict(),
+        "per_source": direct_timing.to_dict(),
+        "per_source_over_grid": direct_timing.median / grid_timing.median,
+        "max_abs_pixel_diff_over_peak": float(np.max(np.abs(from_grid - direct)) / peak) if len(x) else 0.0,
+    }
+    task = ContextNetClassifierTask(config=_classifier_config(model_path, "cpu", settings.n_ensemble))
+    loaded = task.load_model()
+    if "psf" in loaded.inputs and len(x):
+        prepared = task.prepare_inputs(calexp, exposure.src, loaded)
+        valid = prepared.valid
+        from .psfinputs import model_inputs, subpixel_offsets
+
+        dx, dy = subpixel_offsets(np.asarray(exposure.src["x"])[valid], np.asarray(exposure.src["y"])[valid])
+        swapped = model_inputs(
+            prepared.cutouts.cutouts[valid],
+            prepared.noise_sigma,
+            loaded.metadata["normalization"],
+            loaded.inputs,
+            bad=prepared.cutouts.bad[valid],
+            psf=direct[valid],
+            dx=dx,
+            dy=dy,
+        )
+        m = len(prepared.inputs) if loaded.global_kind == "pool" else loaded.m
+        n_p = 1 if loaded.global_kind == "pool" else settings.n_ensemble
+        a = ensemble_predict(loaded, prepared.inputs, prepared.positions, n_p, settings.seed, m=m)
+        b = ensemble_predict(loaded, swapped, prepared.positions, n_p, settings.seed, m=m)
+        out["max_abs_prob_diff"] = float(np.max(np.abs(a.mean - b.mean)))
+    return out
+
+
 def _ensemble_flops(flops: dict[str, float], n: int, m: int, n_p: int, method: str) -> float:
     """FLOPs of one ensemble classification of ``n`` objects."""
     if n == 0:
@@ -1015,6 +1088,7 @@ def run_benchmark(
         loaded_by_device, inputs, flops, settings, progress
     )
     results["cutouts"] = _bench_cutouts(exposure, model_info["cutout_size"], settings, progress)
+    results["psf_inputs"] = _bench_psf_inputs(exposure, path, settings, progress)
     results["quantum"] = _bench_quantum(exposure, path, primary, settings, progress)
     if model_config is not None and flops is not None:
         softening = float(metadata["normalization"]["softening"])
