@@ -143,7 +143,9 @@ def run_robustness(
             processes=processes,
             progress=False,
         )
-    peer = train_peer_from_butler(repo, ["sim/peer-train"], seed=0)
+    # Every sim/peer-train* collection (more visits can be added in further collections).
+    peer_collections = sorted(Butler.from_config(repo).collections.query("sim/peer-train*"))
+    peer = train_peer_from_butler(repo, peer_collections, seed=0)
     peer.save(out / "catalog_peer.pkl")
 
     tables = []
