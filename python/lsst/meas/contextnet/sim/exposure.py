@@ -39,7 +39,7 @@ from . import survey
 from .detect import DetectionConfig, detect_sources, match_to_truth
 from .measure import measure_sources
 from .population import PopulationConfig, detection_kernel, draw_population
-from .psf import PSF_VARIATIONS, PsfField
+from .psf import PSF_VARIATIONS, PsfField, visit_psf_fields
 from .render import MASK_PLANES, render_exposure
 from .wcs import make_tan_wcs
 from .world import VisitConditions, World, resolve_world
@@ -390,28 +390,15 @@ def simulate_exposure(
     scale = band.pixel_scale
     size = int(config.size)
 
-    true_psf = PsfField.from_rng(
+    # Detection and measurement use the PSF model the exposure carries, as a pipeline would.
+    true_psf, psf_field = visit_psf_fields(
         psf_rng,
-        size,
+        conditions,
         size,
         variation=config.psf_variation,
-        visit_fwhm=conditions.fwhm,
         fwhm_range=world.fwhm_range,
         nominal_fwhm=band.psf_fwhm,
-        size_variation=conditions.psf_size_variation,
-        shear_amplitude=conditions.psf_shear_amplitude,
-        beta=conditions.moffat_beta,
         pixel_scale=scale,
-        family=conditions.psf_family,
-        aberrations=conditions.aberrations,
-        optical_fraction=conditions.optical_fraction,
-    )
-    # The PSF model the exposure carries: the true field itself in the narrow world, else the
-    # Moffat a pipeline would fit to it.  Detection and measurement use the model, as they would.
-    psf_field = (
-        true_psf
-        if conditions.exact_psf_model
-        else true_psf.fitted_model(conditions.psf_model_size_error, conditions.psf_model_shear_error)
     )
     visit_fwhm = conditions.fwhm if config.psf_variation == "full" else band.psf_fwhm
     sky = survey.sky_level(conditions.band, conditions.exposure_time)

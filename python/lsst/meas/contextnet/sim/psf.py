@@ -24,6 +24,7 @@ __all__ = [
     "draw_visit_fwhm",
     "fit_moffat_beta",
     "unit_fwhm_profile",
+    "visit_psf_fields",
 ]
 
 import functools
@@ -37,6 +38,8 @@ from .world import PSF_FAMILIES
 
 if TYPE_CHECKING:
     import piff
+
+    from .world import VisitConditions
 
 PSF_VARIATIONS: tuple[str, ...] = ("none", "spatial", "full")
 """Allowed PSF variation modes: ``none`` (one PSF for every position and visit), ``spatial``
@@ -611,3 +614,60 @@ class PsfField:
             f"PsfField(width={self._width}, height={self._height}, family={self._family!r}, "
             f"beta={self._beta}, mean_fwhm={self.mean_fwhm():.3f})"
         )
+
+
+def visit_psf_fields(
+    rng: np.random.Generator,
+    conditions: VisitConditions,
+    size: int,
+    *,
+    variation: str,
+    fwhm_range: tuple[float, float],
+    nominal_fwhm: float,
+    pixel_scale: float,
+) -> tuple[PsfField, PsfField]:
+    """Draw the true PSF field of a visit-detector and the PSF model its exposure carries.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random number generator of the field.
+    conditions : `~lsst.meas.contextnet.sim.world.VisitConditions`
+        The visit's conditions (FWHM, family, variation amplitudes, model errors).
+    size : `int`
+        Detector side in pixels.
+    variation : `str`
+        One of `PSF_VARIATIONS`.
+    fwhm_range : `tuple` [`float`, `float`]
+        The world's FWHM range.
+    nominal_fwhm : `float`
+        The band's median FWHM (modes without visit-to-visit variation).
+    pixel_scale : `float`
+        Arcseconds per pixel.
+
+    Returns
+    -------
+    true, model : `tuple` [`PsfField`, `PsfField`]
+        The field the pixels are drawn with, and the model: the true field itself when the
+        conditions say the model is exact (the narrow world), else the Moffat a pipeline would
+        fit to it (`PsfField.fitted_model`).
+    """
+    true = PsfField.from_rng(
+        rng,
+        size,
+        size,
+        variation=variation,
+        visit_fwhm=conditions.fwhm,
+        fwhm_range=fwhm_range,
+        nominal_fwhm=nominal_fwhm,
+        size_variation=conditions.psf_size_variation,
+        shear_amplitude=conditions.psf_shear_amplitude,
+        beta=conditions.moffat_beta,
+        pixel_scale=pixel_scale,
+        family=conditions.psf_family,
+        aberrations=conditions.aberrations,
+        optical_fraction=conditions.optical_fraction,
+    )
+    if conditions.exact_psf_model:
+        return true, true
+    return true, true.fitted_model(conditions.psf_model_size_error, conditions.psf_model_shear_error)

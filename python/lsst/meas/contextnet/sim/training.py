@@ -60,7 +60,7 @@ from ..cutouts import scale_positions
 from ..psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
 from . import survey
 from .population import PopulationConfig, detection_kernel, draw_candidates, point_source_depth
-from .psf import PSF_MODEL_STAMP_SIZE, PSF_VARIATIONS, PsfField
+from .psf import PSF_MODEL_STAMP_SIZE, PSF_VARIATIONS, PsfField, visit_psf_fields
 from .render import add_cosmic_rays
 from .stamps import StampRenderer, matched_filter_snr
 from .world import TRAINING_WORLDS, World, resolve_world
@@ -329,24 +329,14 @@ def generate_set(
     world = config.resolved_world()
     conditions = world.draw_visit(rng)
     band = survey.get_band(conditions.band)
-    true_psf = PsfField.from_rng(
+    true_psf, model_psf = visit_psf_fields(
         rng,
-        size,
+        conditions,
         size,
         variation=config.psf_variation,
-        visit_fwhm=conditions.fwhm,
         fwhm_range=world.fwhm_range,
         nominal_fwhm=band.psf_fwhm,
-        size_variation=conditions.psf_size_variation,
-        shear_amplitude=conditions.psf_shear_amplitude,
-        beta=conditions.moffat_beta,
         pixel_scale=band.pixel_scale,
-        family=conditions.psf_family,
-    )
-    model_psf = (
-        true_psf
-        if conditions.exact_psf_model
-        else true_psf.fitted_model(conditions.psf_model_size_error, conditions.psf_model_shear_error)
     )
     if renderer is None or renderer.psf_family != true_psf.family or renderer.beta != true_psf.beta:
         renderer = StampRenderer(band.pixel_scale, true_psf.beta, psf_family=true_psf.family)
