@@ -148,8 +148,25 @@ def run_robustness(
     peer = train_peer_from_butler(repo, peer_collections, seed=0)
     peer.save(out / "catalog_peer.pkl")
 
+    butler = Butler.from_config(repo, writeable=False)
+    visit_band = {
+        int(record.id): str(record.physical_filter).split("-")[-1]
+        for record in butler.query_dimension_records("visit", explain=False)
+    }
     tables = []
-    for label, model in models:
+
+    def score(catalog: Table, name: str, label: str, first: bool) -> None:
+        result = evaluate_catalog(catalog, mag_bins=list(ROBUSTNESS_MAG_BINS), do_trivial=False, peer=peer)
+        metrics = result.metrics
+        metrics["classifier"] = [label if c == "ContextNet" else c for c in metrics["classifier"]]
+        metrics["world"] = name
+        if not first:
+            # The baselines and the peer do not depend on the model: keep them once.
+            metrics = metrics[metrics["classifier"] == label]
+        tables.append(metrics)
+
+    for index, (label, model) in enumerate(models):
+        pooled = []
         for world in worlds:
             run = f"contextnet/{label}/{world}"
             if not _has_collection(Butler.from_config(repo), run):
@@ -174,22 +191,16 @@ def run_robustness(
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             butler = Butler.from_config(repo, writeable=False)
             joined, _ = load_from_butler(butler, [run, f"sim/{world}"], progress=False)
-            result = evaluate_catalog(
-                joined.catalog,
-                counts=joined.counts,
-                mag_bins=list(ROBUSTNESS_MAG_BINS),
-                do_trivial=False,
-                peer=peer,
-            )
-            metrics = result.metrics
-            metrics["classifier"] = [
-                label if name == "ContextNet" else name for name in metrics["classifier"]
-            ]
-            metrics["world"] = world
-            if tables and label != models[0][0]:
-                # The baselines and the peer do not depend on the model: keep them once.
-                metrics = metrics[metrics["classifier"] == label]
-            tables.append(metrics)
+            catalog = joined.catalog
+            catalog["band"] = [visit_band[int(v)] for v in catalog["visit"]]
+            score(catalog, world, label, index == 0)
+            pooled.append(catalog)
+        # Each band, over all the test worlds (every world but the single-band ones draws all six).
+        everything = vstack(pooled, metadata_conflicts="silent")
+        for band in "ugrizy":
+            subset = everything[everything["band"] == band]
+            if len(subset):
+                score(subset, f"band-{band} (all worlds)", label, index == 0)
     table = vstack(tables)
     table.meta = {
         "mag_bins": list(ROBUSTNESS_MAG_BINS),
