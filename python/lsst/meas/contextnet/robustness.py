@@ -80,7 +80,7 @@ def run_robustness(
     repo: str,
     output: str | Path,
     *,
-    models: Sequence[tuple[str, str | None]] = (("contextnet", None),),
+    models: Sequence[tuple[Any, ...]] = (("contextnet", None),),
     worlds: Sequence[str] = DEFAULT_TEST_WORLDS,
     visits: int = 16,
     size: int = 2048,
@@ -96,8 +96,10 @@ def run_robustness(
         Butler repository (created when missing).
     output : `str` or `pathlib.Path`
         Directory for ``robustness.csv``, ``robustness.md`` and ``robustness.json``.
-    models : `~collections.abc.Sequence` [`tuple` [`str`, `str` or `None`]], optional
-        ``(label, model path)`` pairs; `None` is the shipped model.
+    models : `~collections.abc.Sequence` [`tuple`], optional
+        ``(label, model path)`` or ``(label, model path, overrides)``; `None` is the shipped
+        model, overrides are ``FIELD=VALUE`` settings of the classifier's configuration (e.g.
+        ``poolSetSize=250``).
     worlds : `~collections.abc.Sequence` [`str`], optional
         Test worlds.
     visits, size : `int`, optional
@@ -165,7 +167,9 @@ def run_robustness(
             metrics = metrics[metrics["classifier"] == label]
         tables.append(metrics)
 
-    for index, (label, model) in enumerate(models):
+    for index, spec in enumerate(models):
+        label, model = spec[0], spec[1]
+        overrides = tuple(spec[2]) if len(spec) > 2 else ()
         pooled = []
         for world in worlds:
             run = f"contextnet/{label}/{world}"
@@ -187,6 +191,8 @@ def run_robustness(
                 ]
                 if model is not None:
                     command += ["-c", f"contextnetClassifier:modelPath={Path(model).resolve()}"]
+                for item in overrides:
+                    command += ["-c", f"contextnetClassifier:{item}"]
                 _LOG.info("running %s", shlex.join(command))
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             butler = Butler.from_config(repo, writeable=False)
@@ -204,7 +210,7 @@ def run_robustness(
     table = vstack(tables)
     table.meta = {
         "mag_bins": list(ROBUSTNESS_MAG_BINS),
-        "models": [[label, str(model) if model else "shipped"] for label, model in models],
+        "models": [[spec[0], str(spec[1]) if spec[1] else "shipped", *spec[2:]] for spec in models],
         "peer": peer.card,
     }
     table.write(out / "robustness.csv", overwrite=True)
@@ -269,13 +275,14 @@ def format_table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def _model_pair(text: str) -> tuple[str, str | None]:
-    label, _, path = text.partition("=")
-    if not label or not path:
+def _model_pair(text: str) -> tuple[str, str | None, tuple[str, ...]]:
+    label, _, rest = text.partition("=")
+    path, *overrides = rest.split(",")
+    if not label or not path or any("=" not in item for item in overrides):
         raise argparse.ArgumentTypeError(
-            f"expected LABEL=PATH (PATH 'shipped' for the shipped model), got {text!r}"
+            f"expected LABEL=PATH[,FIELD=VALUE...] (PATH 'shipped' for the shipped model), got {text!r}"
         )
-    return label, None if path == "shipped" else path
+    return label, None if path == "shipped" else path, tuple(overrides)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -319,8 +326,9 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         type=_model_pair,
         action="append",
-        help="LABEL=PATH of a model to score (repeatable; PATH 'shipped' is the shipped model; "
-        "default: contextnet=shipped)",
+        help="LABEL=PATH[,FIELD=VALUE...] of a model to score (repeatable; PATH 'shipped' is the shipped "
+        "model; FIELD=VALUE set the classifier's configuration, e.g. poolSetSize=250; default: "
+        "contextnet=shipped)",
     )
     parser.add_argument(
         "--worlds", nargs="+", default=list(DEFAULT_TEST_WORLDS), choices=world_names(), help="test worlds"
