@@ -32,6 +32,7 @@ TOP_KEYS = {
     "ensemble",
     "local_network",
     "cutouts",
+    "psf_inputs",
     "quantum",
     "training",
     "flops",

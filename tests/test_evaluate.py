@@ -78,6 +78,8 @@ def make_exposure(rng, visit, detector, n_detected=150, n_undetected=9):
         {
             "sourceId": source_id[det],
             "psfFlux": truth["flux"][det],
+            "psfFluxErr": np.sqrt(truth["flux"][det]) + 1.0,
+            "gaussianFlux": truth["flux"][det] * np.where(is_galaxy[det], 1.2, 1.0),
             "extendedness": extendedness,
             "extendedness_flag": np.zeros(n_detected, dtype=bool),
             "sizeExtendedness": size_extendedness,
@@ -308,7 +310,9 @@ def test_connections(scope, do_plots):
     lintConnections(connections)
     expected = {"instrument"} if scope == "instrument" else {"instrument", "visit"}
     assert set(connections.dimensions) == expected
-    assert set(connections.inputs) == {"classification", "truth"}
+    assert set(connections.inputs) == {"classification", "truth", "catalog"}
+    config.doPeer = False
+    assert set(ContextNetEvaluationConnections(config=config).inputs) == {"classification", "truth"}
     plots = {"accuracyPlot", "parameterPlot", "sizePlot", "reliabilityPlot"}
     assert set(connections.outputs) == {"metrics", "summary"} | (plots if do_plots else set())
     for name in connections.outputs:
@@ -355,7 +359,7 @@ def test_task_run_quantum(tmp_path):
         addDataIdValue(butler, "detector", detector)
     for visit in (1, 2):
         addDataIdValue(butler, "visit", visit, physical_filter="SimCam-r")
-    for name in ("contextnet_classification", "truth"):
+    for name in ("contextnet_classification", "truth", "src"):
         addDatasetType(butler, name, {"instrument", "visit", "detector"}, "ArrowAstropy")
     addDatasetType(butler, "contextnet_metrics", {"instrument"}, "ArrowAstropy")
     addDatasetType(butler, "contextnet_metrics_summary", {"instrument"}, "StructuredDataDict")
@@ -364,9 +368,10 @@ def test_task_run_quantum(tmp_path):
     data_ids = []
     for visit in (1, 2):
         for detector in (0, 1):
-            truth, classification, _ = make_exposure(rng, visit, detector, n_detected=40, n_undetected=2)
+            truth, classification, src = make_exposure(rng, visit, detector, n_detected=40, n_undetected=2)
             data_id = {"instrument": "SimCam", "visit": visit, "detector": detector}
             butler.put(truth, "truth", data_id, run="sim")
+            butler.put(src, "src", data_id, run="sim")
             if (visit, detector) != (2, 1):  # one exposure without a classification: skipped
                 butler.put(classification, "contextnet_classification", data_id, run="sim")
             data_ids.append(data_id)
@@ -383,6 +388,7 @@ def test_task_run_quantum(tmp_path):
         {
             "classification": data_ids[:3],
             "truth": data_ids,
+            "catalog": data_ids,
             "metrics": {"instrument": "SimCam"},
             "summary": {"instrument": "SimCam"},
         },
@@ -393,8 +399,8 @@ def test_task_run_quantum(tmp_path):
     assert summary["counts"]["n_exposures"] == 3
     assert summary["counts"]["n_evaluated"] == 120
     overall = metrics[metrics["bin"] == -1]
-    assert overall["classifier"].tolist() == list(CLASSIFIER_ORDER)
-    assert overall["n"][0] == 120
+    assert overall["classifier"].tolist() == [*CLASSIFIER_ORDER[:3], "catalog_gbdt", *CLASSIFIER_ORDER[3:]]
+    assert overall["n"][0] == 120 and overall["n"][3] == 120
 
 
 # ---------------------------------------------------------------------------------------------

@@ -541,10 +541,16 @@ def evaluate_catalog(
         scores[name] = score
         thresholds[name] = baseline_threshold
 
+    peer_skipped = None
     if peer is not None:
-        scores[PEER_NAME] = peer.predict(catalog)
-        thresholds[PEER_NAME] = threshold
-        catalog[f"score_{PEER_NAME}"] = scores[PEER_NAME]
+        try:
+            scores[PEER_NAME] = peer.predict(catalog)
+        except ValueError as exc:  # the catalog lacks the src columns the peer needs
+            peer_skipped = str(exc)
+            _LOG.warning("Not scoring the catalog peer: %s", exc)
+        else:
+            thresholds[PEER_NAME] = threshold
+            catalog[f"score_{PEER_NAME}"] = scores[PEER_NAME]
 
     if do_trivial:
         rng = np.random.default_rng(seed)
@@ -597,6 +603,7 @@ def evaluate_catalog(
         "n_calibration_bins": int(n_calibration_bins),
         "exclude_flagged": bool(exclude_flagged),
         "baselines_missing": skipped,
+        "peer": None if peer is None else {"card": peer.card, "skipped": peer_skipped},
         "trivial": (
             {
                 "n_folds": int(n_folds),
