@@ -521,11 +521,12 @@ def test_cli_evaluate(repo, tmp_path, capsys):
     assert status == 0
     printed = capsys.readouterr().out
     assert "10 undetected" in printed
-    assert all(name in printed for name in CLASSIFIER_ORDER)
+    assert all(name in printed for name in (*CLASSIFIER_ORDER, "catalog_gbdt"))
     assert "accuracy by true magnitude" in printed
 
     table = Table.read(output / "metrics.csv", format="ascii.csv")
-    assert len(table) == len(CLASSIFIER_ORDER) * len(MAG_BINS)
+    # Every classifier (the shipped catalog peer included) overall and in each bin.
+    assert len(table) == (len(CLASSIFIER_ORDER) + 1) * len(MAG_BINS)
     assert {"classifier", "n", "n_galaxy", "n_star", "accuracy", "auc", "ece"} <= set(table.colnames)
     data = json.loads((output / "metrics.json").read_text())
     assert data["counts"]["n_exposures"] == 2
