@@ -711,7 +711,7 @@ class ContextNetClassifierTask(PipelineTask):
             )
         self.log.info(
             "Classified %d of %d sources (%d at the edge, %d with bad pixels) in %d sets of %d on %s: "
-            "cutouts %.2f s, model %.2f s.",
+            "cutouts %.2f s, PSF %.2f s, inputs %.2f s, model %.2f s.",
             n_valid,
             n,
             int(edge.sum()),
@@ -720,6 +720,8 @@ class ContextNetClassifierTask(PipelineTask):
             m,
             loaded.device,
             self.metadata["timing.cutouts"],
+            self.metadata["timing.psf"],
+            self.metadata["timing.inputs"],
             self.metadata["timing.model"],
         )
         return Struct(classification=output)
