@@ -909,27 +909,22 @@ def _bench_training(
     settings: BenchSettings,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Time optimizer steps of train_model on sets from the training-data generator."""
-    from .cutouts import normalize_cutouts
-    from .sim.training import TrainingDataConfig, generate_set
-    from .train import TrainingData, TrainingOptions, train_model
+    """Time optimizer steps of train_model on sets from the training-data generator.
+
+    The sets are written and read back with the package's one training-data writer and reader
+    (`~lsst.meas.contextnet.sim.training.write_training_data`,
+    `~lsst.meas.contextnet.train.load_training_data`), so the inputs are those training builds.
+    """
+    from .sim.training import TrainingDataConfig, write_training_data
+    from .train import TrainingData, TrainingOptions, load_training_data, train_model
 
     m, size = model_config.m, model_config.cutout_size
-    generator = TrainingDataConfig(m=m, cutout_size=size)
+    generator = TrainingDataConfig(m=m, cutout_size=size, sets_per_shard=64)
 
     def make_data(n_sets: int, first: int) -> TrainingData:
-        sets = [
-            generate_set(generator, np.random.default_rng([settings.seed, 5, first + i]))
-            for i in range(n_sets)
-        ]
-        raw = np.stack([item["cutouts"] for item in sets])
-        noise_sigma = np.array([item["noise_sigma"] for item in sets], dtype=np.float32)
-        return TrainingData(
-            cutouts=normalize_cutouts(raw, noise_sigma, softening)[:, :, np.newaxis],
-            positions=np.stack([item["positions"] for item in sets]),
-            labels=np.stack([item["labels"] for item in sets]).astype(np.float32),
-            description={"kind": "lsst.meas.contextnet.sim.training.generate_set", "n_sets": n_sets},
-        )
+        with tempfile.TemporaryDirectory() as directory:
+            write_training_data(directory, n_sets, generator, settings.seed * 1000 + first, progress=False)
+            return load_training_data(directory, softening, inputs=model_config.inputs)
 
     options = TrainingOptions(
         epochs=1,
