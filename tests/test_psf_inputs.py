@@ -179,7 +179,7 @@ def test_psf_reaches_the_model_and_a_missing_psf_is_an_error(simulated, psf_mode
     first = task.run(visit_image, exposure.src, seed=1).classification
     probability = np.asarray(first["classification_galaxyProb"])
     assert len(first) == len(exposure.src) and np.all(np.isfinite(probability[~first["classification_flag"]]))
-    assert task.metadata["timing.psf"] >= 0.0 and task.metadata["n_sets"] == 1
+    assert task.metadata["timing.psf"] > 0.0 and task.metadata["n_sets"] == 1
     wider = PsfField(512, 512, *(exposure.psf_field.coefficients * np.array([[1.6], [1], [1]])))
     other = task.run(_visit_image(exposure, wider), exposure.src, seed=1).classification
     assert not np.allclose(probability, np.asarray(other["classification_galaxyProb"]))

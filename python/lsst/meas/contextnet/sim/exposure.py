@@ -42,7 +42,7 @@ from .population import PopulationConfig, detection_kernel, draw_population
 from .psf import PSF_VARIATIONS, PsfField, visit_psf_fields
 from .render import MASK_PLANES, render_exposure
 from .wcs import make_tan_wcs
-from .world import VisitConditions, World, resolve_world
+from .world import VisitConditions, World, resolve_config_world
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
@@ -150,17 +150,7 @@ class SimulationConfig:
         ValueError
             If the world is unknown or a value is out of range.
         """
-        return resolve_world(
-            self.world,
-            band=self.band,
-            exposure_time=self.exposure_time,
-            psf_fwhm_range=self.psf_fwhm_range,
-            moffat_beta=self.moffat_beta,
-            psf_size_variation=self.psf_size_variation,
-            psf_shear_amplitude=self.psf_shear_amplitude,
-            star_fraction=self.star_fraction,
-            density_scale=self.density_scale,
-        )
+        return resolve_config_world(self)
 
     def expected_detections(self, conditions: VisitConditions) -> float:
         """Return the expected number of detected sources on one detector.

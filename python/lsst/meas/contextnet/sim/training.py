@@ -63,7 +63,7 @@ from .population import PopulationConfig, detection_kernel, draw_candidates, poi
 from .psf import PSF_MODEL_STAMP_SIZE, PSF_VARIATIONS, PsfField, visit_psf_fields
 from .render import add_cosmic_rays
 from .stamps import StampRenderer, matched_filter_snr
-from .world import TRAINING_WORLDS, World, resolve_world
+from .world import TRAINING_WORLDS, World, resolve_config_world
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 2
@@ -157,16 +157,7 @@ class TrainingDataConfig:
         world : `~lsst.meas.contextnet.sim.world.World`
             The distributions the sets are drawn from.
         """
-        return resolve_world(
-            self.world,
-            band=self.band,
-            exposure_time=self.exposure_time,
-            psf_fwhm_range=self.psf_fwhm_range,
-            moffat_beta=self.moffat_beta,
-            psf_size_variation=self.psf_size_variation,
-            psf_shear_amplitude=self.psf_shear_amplitude,
-            star_fraction=self.star_fraction,
-        )
+        return resolve_config_world(self)
 
     def __post_init__(self) -> None:
         world = self.resolved_world()

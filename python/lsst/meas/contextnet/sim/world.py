@@ -62,6 +62,7 @@ __all__ = [
     "get_world",
     "world_names",
     "resolve_world",
+    "resolve_config_world",
 ]
 
 import dataclasses
@@ -537,3 +538,29 @@ star_fraction, density_scale : optional
             raise ValueError(f"density_scale must be non-negative, got {density_scale!r}")
         changes["density_range"] = (density_scale, density_scale)
     return world.replace(**changes) if changes else world
+
+
+def resolve_config_world(config: Any) -> World:
+    """Resolve the world of a simulator or training-data configuration.
+
+    Parameters
+    ----------
+    config : `~lsst.meas.contextnet.sim.exposure.SimulationConfig` or `TrainingDataConfig`
+        A configuration with a ``world`` name and any of `resolve_world`'s options as attributes.
+
+    Returns
+    -------
+    world : `World`
+        ``resolve_world(config.world, **options)`` with the options the configuration has.
+    """
+    names = (
+        "band",
+        "exposure_time",
+        "psf_fwhm_range",
+        "moffat_beta",
+        "psf_size_variation",
+        "psf_shear_amplitude",
+        "star_fraction",
+        "density_scale",
+    )
+    return resolve_world(config.world, **{name: getattr(config, name, None) for name in names})
