@@ -19,7 +19,11 @@ on magnitude:
   (disks are flatter), below 0.9; position angle uniform.
 
 Bulge (de Vaucouleurs) and disk (exponential) share the half-light radius and shape, so the
-galaxy's half-light radius is exactly ``hlr_arcsec``.
+galaxy's half-light radius is exactly ``hlr_arcsec``.  These are the narrow world's values; a world
+(`~lsst.meas.contextnet.sim.world`) sets the median radius at m = 22 and its slope per visit
+(`PopulationConfig.from_conditions`) and mixes galaxy families: ``bulge_disk``, ``sersic`` (one
+Sersic profile of index ``sersic_n``) and ``knots`` (disk with star-forming knots, drawn from
+``knot_seed``; full images only).
 
 Number density: the number of sources is set from the *expected detections*, not from a fixed
 sky density.  Each candidate's matched-filter signal-to-noise ``nu`` is computed on its
