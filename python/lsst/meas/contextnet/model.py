@@ -203,42 +203,21 @@ class ContextNetConfig:
             If ``name`` is not one of `ARCHITECTURES` or an override is invalid.
 
         """
+        light: dict[str, Any] = {"conv_channels": (16, 32), "pool": True}
+        pooling: dict[str, Any] = {"global_kind": "pool", "global_widths": (128, 128), "m": 500}
+        psf_aware: dict[str, Any] = {"n_local": 24, "inputs": ("image", "psf")}
         if name == "paper":
             base: dict[str, Any] = {"architecture": "paper"}
         elif name == "light":
-            base = {"architecture": "light", "conv_channels": (16, 32), "pool": True}
+            base = {"architecture": "light", **light}
         elif name == "local-only":
-            base = {"architecture": "local-only", "context": False, "conv_channels": (16, 32), "pool": True}
+            base = {"architecture": "local-only", "context": False, **light}
         elif name == "light-pool":
-            base = {
-                "architecture": "light-pool",
-                "conv_channels": (16, 32),
-                "pool": True,
-                "n_local": 24,
-                "global_kind": "pool",
-                "global_widths": (128, 128),
-                "m": 500,
-            }
+            base = {"architecture": "light-pool", **light, "n_local": 24, **pooling}
         elif name == "psf-concat":
-            base = {
-                "architecture": "psf-concat",
-                "conv_channels": (16, 32),
-                "pool": True,
-                "n_local": 24,
-                "inputs": ("image", "psf"),
-                "m": 200,
-            }
+            base = {"architecture": "psf-concat", **light, **psf_aware, "m": 200}
         elif name == "psf-pool":
-            base = {
-                "architecture": "psf-pool",
-                "conv_channels": (16, 32),
-                "pool": True,
-                "n_local": 24,
-                "inputs": ("image", "psf"),
-                "global_kind": "pool",
-                "global_widths": (128, 128),
-                "m": 500,
-            }
+            base = {"architecture": "psf-pool", **light, **psf_aware, **pooling}
         else:
             raise ValueError(f"unknown architecture {name!r}; expected one of {ARCHITECTURES}")
         base.update(overrides)

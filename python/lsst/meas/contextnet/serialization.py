@@ -1,9 +1,12 @@
-"""Conversion of results (numpy values, non-finite floats) to strict JSON-compatible values."""
+"""Conversion to JSON-compatible values: results (numpy values, non-finite floats) and the
+frozen dataclasses of configurations (tuples as lists and back).
+"""
 
 from __future__ import annotations
 
-__all__ = ["json_compatible"]
+__all__ = ["json_compatible", "dataclass_to_dict", "dataclass_from_dict"]
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -34,3 +37,37 @@ def json_compatible(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def dataclass_to_dict(obj: Any) -> dict[str, Any]:
+    """Return a dataclass instance's fields as a dictionary, tuples as lists.
+
+    Parameters
+    ----------
+    obj : dataclass instance
+        A configuration whose fields are scalars and tuples.
+
+    Returns
+    -------
+    data : `dict` [`str`, `typing.Any`]
+        Field name to value.
+    """
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
+
+
+def dataclass_from_dict(cls: type, data: Mapping[str, Any]) -> Any:
+    """Rebuild a dataclass instance written by `dataclass_to_dict`, lists as tuples.
+
+    Parameters
+    ----------
+    cls : `type`
+        The dataclass.
+    data : `~collections.abc.Mapping` [`str`, `typing.Any`]
+        Field name to value.
+
+    Returns
+    -------
+    obj : ``cls``
+        The instance (its own validation applies).
+    """
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})

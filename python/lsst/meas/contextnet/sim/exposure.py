@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from astropy.table import Table
 
+from ..serialization import dataclass_to_dict
 from . import survey
 from .detect import DetectionConfig, detect_sources, match_to_truth
 from .measure import measure_sources
@@ -176,11 +177,7 @@ class SimulationConfig:
             Field name to value (tuples as lists), the options left to the world omitted, and
             ``resolved_world``: the world's distributions with the fixed options applied.
         """
-        data = {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(self).items()
-            if v is not None
-        }
+        data = {k: v for k, v in dataclass_to_dict(self).items() if v is not None}
         data["resolved_world"] = self.resolved_world().to_dict()
         return data
 

@@ -58,6 +58,7 @@ import numpy as np
 
 from ..cutouts import scale_positions
 from ..psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
+from ..serialization import dataclass_from_dict, dataclass_to_dict
 from . import survey
 from .population import PopulationConfig, detection_kernel, draw_candidates, point_source_depth
 from .psf import PSF_MODEL_STAMP_SIZE, PSF_VARIATIONS, PsfField, visit_psf_fields
@@ -193,7 +194,7 @@ class TrainingDataConfig:
         config : `dict`
             Field name to value (tuples as lists).
         """
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return dataclass_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingDataConfig:
@@ -209,8 +210,7 @@ class TrainingDataConfig:
         config : `TrainingDataConfig`
             The configuration.
         """
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**kwargs)
+        return dataclass_from_dict(cls, data)
 
 
 def _set_rng(seed: int, index: int) -> np.random.Generator:

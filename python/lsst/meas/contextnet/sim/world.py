@@ -71,6 +71,7 @@ from typing import Any
 
 import numpy as np
 
+from ..serialization import dataclass_from_dict, dataclass_to_dict
 from . import survey
 
 PSF_FAMILIES: tuple[str, ...] = ("moffat", "kolmogorov", "kolmogorov_optical")
@@ -151,7 +152,7 @@ class VisitConditions:
         conditions : `dict`
             Field name to value (tuples as lists).
         """
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return dataclass_to_dict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,7 +302,7 @@ class World:
         world : `dict`
             Field name to value (tuples as lists).
         """
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return dataclass_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> World:
@@ -317,7 +318,7 @@ class World:
         world : `World`
             The world.
         """
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return dataclass_from_dict(cls, data)
 
     def draw_visit(self, rng: np.random.Generator) -> VisitConditions:
         """Draw the conditions of one visit.
