@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@echo "Creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --progress-bar off -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --progress-bar off -c requirements.lock -e '.[all,dev]'
 	touch $(STAMP)
 
 lint: venv

@@ -1,7 +1,10 @@
 """Test configuration shared by the whole suite."""
 
 import os
+from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import settings
 
 # Property tests draw the same examples on every run (and in CI), so the suite is deterministic;
@@ -9,3 +12,40 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+TINY_CONFIG: dict[str, Any] = {
+    "architecture": "tiny-test",
+    "cutout_size": 28,
+    "m": 16,
+    "conv_channels": (2,),
+    "kernel_size": 3,
+    "n_local": 4,
+    "global_widths": (8,),
+    "predict_widths": (4,),
+}
+"""A ContextNet small enough to build and run in milliseconds (random weights)."""
+
+
+def export_tiny_model(
+    path: Path, seed: int = 0, metadata: dict[str, Any] | None = None, config: Any = None, **overrides: Any
+) -> Path:
+    """Export a randomly initialized ContextNet (a test fixture, not a trained model).
+
+    ``config`` (a `ContextNetConfig`) replaces `TINY_CONFIG`; ``overrides`` change its fields.
+    """
+    import torch
+    from lsst.meas.contextnet.model import ContextNetConfig, build_model
+    from lsst.meas.contextnet.modelio import export_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        module = build_model(config if config is not None else ContextNetConfig(**(TINY_CONFIG | overrides)))
+    card = {"training": {"data": "none: random initialization for tests", "seed": seed}}
+    export_model(module, path, card | (metadata or {}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialized `TINY_CONFIG` model file, shared by the whole session."""
+    return export_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny.pt")

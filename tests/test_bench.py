@@ -7,19 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lsst.meas.contextnet import bench
-from lsst.meas.contextnet.bench import (
-    BenchSettings,
-    Timing,
-    cpu_model_name,
-    format_summary,
-    hardware_info,
-    make_bench_exposure,
-    time_call,
-)
-from lsst.meas.contextnet.cli import main
-from lsst.meas.contextnet.model import ContextNetConfig, build_model, count_flops
-from lsst.meas.contextnet.modelio import export_model
+from conftest import export_tiny_model
+from lsst.meas.contextnet.cli.main import main
+from lsst.meas.contextnet.model import ContextNetConfig, count_flops
+from lsst.meas.contextnet.tools import bench
+from lsst.meas.contextnet.tools.bench import BenchSettings, format_summary
+from lsst.meas.contextnet.tools.benchinputs import make_bench_exposure
+from lsst.meas.contextnet.tools.benchtiming import Timing, cpu_model_name, hardware_info, time_call
 
 TOP_KEYS = {
     "format_version",
@@ -60,14 +54,10 @@ NULLABLE = {"gpu_name", "cudnn_version", "omp_num_threads", "cuda_version", "cod
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def light_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialized light ContextNet with a small m (a test fixture, not a trained model)."""
-    path = tmp_path_factory.mktemp("bench-model") / "tiny.pt"
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        module = build_model(ContextNetConfig.preset("light", m=16, global_widths=(32,), predict_widths=(8,)))
-    export_model(module, path, {"training": {"data": "none: random initialization for tests", "seed": 0}})
-    return path
+    config = ContextNetConfig.preset("light", m=16, global_widths=(32,), predict_widths=(8,))
+    return export_tiny_model(tmp_path_factory.mktemp("bench-model") / "tiny.pt", config=config)
 
 
 def test_cpu_model_name(tmp_path: Path) -> None:
@@ -165,10 +155,10 @@ def _check_numbers(value, path: str = "") -> None:
                 assert value > 0, f"{path} = {value}"
 
 
-def test_quick_benchmark_writes_every_key(tmp_path: Path, tiny_model: Path, capsys) -> None:
+def test_quick_benchmark_writes_every_key(tmp_path: Path, light_model: Path, capsys) -> None:
     output = tmp_path / "out" / "bench.json"
     assert (
-        main(["bench", "--output", str(output), "--model", str(tiny_model), "--quick", "--device", "cpu"])
+        main(["bench", "--output", str(output), "--model", str(light_model), "--quick", "--device", "cpu"])
         == 0
     )
     err = capsys.readouterr().err

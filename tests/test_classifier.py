@@ -10,18 +10,17 @@ import numpy as np
 import pytest
 import torch
 from astropy.table import Table
+from conftest import export_tiny_model
 from lsst.images import Box, Image, Mask, MaskedImage, MaskPlane, MaskSchema
 from lsst.meas.contextnet.classifier import (
     CLASSIFICATION_COLUMNS,
     ContextNetClassifierConfig,
     ContextNetClassifierConnections,
     ContextNetClassifierTask,
-    ModelOutputError,
-    NoiseEstimateError,
-    NoUsablePixelsError,
     default_model_path,
     seed_from_data_id,
 )
+from lsst.meas.contextnet.errors import ModelOutputError, NoiseEstimateError, NoUsablePixelsError
 from lsst.meas.contextnet.model import ContextNetConfig, build_model
 from lsst.meas.contextnet.modelio import ModelFileError, export_model, file_sha256
 from lsst.pex.config import FieldValidationError
@@ -42,13 +41,8 @@ OUTPUT_COLUMNS = list(CLASSIFICATION_COLUMNS) + BASELINES
 
 
 def export_tiny(path: Path, seed: int = 0, metadata: dict | None = None, **overrides) -> Path:
-    """Export a randomly initialized tiny ContextNet (a test fixture, not a trained model)."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        module = build_model(ContextNetConfig(**(TINY | overrides)))
-    card = {"training": {"data": "none: random initialization for tests", "seed": seed}}
-    export_model(module, path, card | (metadata or {}))
-    return path
+    """Export a randomly initialized `TINY` model (12 px cutouts, m = 8)."""
+    return export_tiny_model(path, seed, metadata, **(TINY | overrides))
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from astropy.table import Table
-from lsst.meas.contextnet import demo
-from lsst.meas.contextnet.cli import build_parser, main
-from lsst.meas.contextnet.demo import (
+from lsst.meas.contextnet.cli import demo as cli_demo
+from lsst.meas.contextnet.cli.main import build_parser, main
+from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog
+from lsst.meas.contextnet.tools import demo
+from lsst.meas.contextnet.tools.demo import (
     DEMO_COLLECTION,
     DEMO_MARKER,
     DemoSettings,
@@ -25,32 +26,8 @@ from lsst.meas.contextnet.demo import (
     resolve_model,
     run_demo,
 )
-from lsst.meas.contextnet.evaluate import evaluate_catalog
-from lsst.meas.contextnet.model import ContextNetConfig, build_model
-from lsst.meas.contextnet.modelio import export_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "architecture": "tiny-test",
-    "cutout_size": 28,
-    "m": 16,
-    "conv_channels": (2,),
-    "kernel_size": 3,
-    "n_local": 4,
-    "global_widths": (8,),
-    "predict_widths": (4,),
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialized tiny ContextNet (a test fixture, not a trained model)."""
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        module = build_model(ContextNetConfig(**TINY))
-    export_model(module, path, {"training": {"data": "none: random initialization for tests", "seed": 0}})
-    return path
 
 
 # --- Arguments ---------------------------------------------------------------------------------
@@ -60,8 +37,8 @@ def test_parser_defaults() -> None:
     args = build_parser().parse_args(["demo", "--output", "out"])
     assert (args.size, args.visits, args.detectors, args.seed, args.processes) == (2048, 2, 1, 42, 2)
     assert args.model is None and args.keep is False
-    assert args.func is demo._run
-    settings = demo.settings_from_args(args)
+    assert args.func is cli_demo._run
+    settings = cli_demo.settings_from_args(args)
     assert settings.repo == Path("out") / "repo" and settings.eval_dir == Path("out") / "eval"
 
 

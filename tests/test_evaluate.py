@@ -1,4 +1,4 @@
-"""Tests of lsst.meas.contextnet.evaluate (joining, evaluation, task, CLI) and plotting."""
+"""Tests of lsst.meas.contextnet.evaluation.scoring (joining, evaluation, task, CLI) and plotting."""
 
 import argparse
 import json
@@ -7,23 +7,20 @@ import math
 import numpy as np
 import pytest
 from astropy.table import MaskedColumn, Table
-from lsst.meas.contextnet.evaluate import (
-    CLASSIFIER_ORDER,
-    ContextNetEvaluationConfig,
-    ContextNetEvaluationConnections,
-    ContextNetEvaluationTask,
-    add_subcommand,
-    concatenate_joins,
-    evaluate_catalog,
-    join_classification_truth,
-    parse_mag_bins,
-)
-from lsst.meas.contextnet.metrics import compute_metrics
-from lsst.meas.contextnet.plotting import (
+from lsst.meas.contextnet.cli.evaluate import add_subcommand
+from lsst.meas.contextnet.evaluation.matching import concatenate_joins, join_classification_truth
+from lsst.meas.contextnet.evaluation.metrics import compute_metrics
+from lsst.meas.contextnet.evaluation.plotting import (
     plot_magnitude_performance,
     plot_probability_vs_size,
     plot_probability_vs_truth,
     plot_reliability_diagram,
+)
+from lsst.meas.contextnet.evaluation.scoring import CLASSIFIER_ORDER, evaluate_catalog, parse_mag_bins
+from lsst.meas.contextnet.evaluation.task import (
+    ContextNetEvaluationConfig,
+    ContextNetEvaluationConnections,
+    ContextNetEvaluationTask,
 )
 from matplotlib.figure import Figure
 
@@ -560,7 +557,7 @@ def test_cli_where_and_errors(repo, tmp_path):
 def test_robustness_command_writes_one_table(tmp_path):
     from lsst.meas.contextnet.model import ContextNetConfig, build_model
     from lsst.meas.contextnet.modelio import export_model
-    from lsst.meas.contextnet.robustness import format_table, run_robustness
+    from lsst.meas.contextnet.tools.robustness import format_table, run_robustness
 
     model = tmp_path / "tiny.pt"
     config = ContextNetConfig(

@@ -7,14 +7,9 @@ import shlex
 
 import numpy as np
 import pytest
-from lsst.meas.contextnet.cli import build_parser, main
-from lsst.meas.contextnet.experiments import (
-    ROWS,
-    Table1Settings,
-    _pattern,
-    _settings_from_args,
-    reproduce_table1,
-)
+from lsst.meas.contextnet.cli.main import build_parser, main
+from lsst.meas.contextnet.cli.table1 import _settings_from_args
+from lsst.meas.contextnet.tools.table1 import ROWS, Table1Settings, _pattern, reproduce_table1
 
 TINY = {"conv_channels": (4, 8), "n_local": 6, "global_widths": (16,), "predict_widths": (16,)}
 

@@ -1,23 +1,25 @@
-"""Tests of lsst.meas.contextnet.metrics against hand-computed cases."""
+"""Tests of lsst.meas.contextnet.evaluation.metrics against hand-computed cases."""
 
 import itertools
 import math
 
 import numpy as np
 import pytest
-from lsst.meas.contextnet.metrics import (
+from lsst.meas.contextnet.evaluation.metrics import (
     METRIC_NAMES,
-    MagnitudeOnlyClassifier,
-    MajorityClassClassifier,
     compare_classifiers,
     compute_metrics,
     confusion_counts,
-    cross_fit_predict,
     expected_calibration_error,
     magnitude_bin_index,
     metrics_by_magnitude,
     reliability_bins,
     roc_auc,
+)
+from lsst.meas.contextnet.evaluation.trivial import (
+    MagnitudeOnlyClassifier,
+    MajorityClassClassifier,
+    cross_fit_predict,
 )
 
 # 3 galaxies then 4 stars. With threshold 0.5 (galaxy when score >= 0.5):

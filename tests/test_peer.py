@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 from astropy.table import Table, vstack
-from lsst.meas.contextnet.evaluate import PEER_NAME, evaluate_catalog, join_classification_truth
-from lsst.meas.contextnet.peer import PEER_FEATURES, CatalogPeer, catalog_features
+from lsst.meas.contextnet.evaluation.matching import join_classification_truth
+from lsst.meas.contextnet.evaluation.peer import PEER_FEATURES, CatalogPeer, catalog_features
+from lsst.meas.contextnet.evaluation.scoring import PEER_NAME, evaluate_catalog
 from lsst.meas.contextnet.sim.exposure import SimulationConfig, simulate_exposure
 
 

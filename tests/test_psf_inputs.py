@@ -7,7 +7,8 @@ import pytest
 import torch
 from astropy.time import Time
 from lsst.images import MaskedImage
-from lsst.meas.contextnet.classifier import ContextNetClassifierTask, MissingPsfError
+from lsst.meas.contextnet.classifier import ContextNetClassifierTask
+from lsst.meas.contextnet.errors import MissingPsfError
 from lsst.meas.contextnet.model import ContextNetConfig, build_model
 from lsst.meas.contextnet.modelio import export_model
 from lsst.meas.contextnet.psfinputs import (

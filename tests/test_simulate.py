@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from lsst.daf.butler import Butler
-from lsst.meas.contextnet.cli import main
+from lsst.meas.contextnet.cli.main import main
 from lsst.meas.contextnet.sim.exposure import SimulationConfig
 from lsst.meas.contextnet.sim.simulate import simulate_repo
 

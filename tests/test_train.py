@@ -7,17 +7,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from lsst.meas.contextnet.cli.train import add_subcommand
 from lsst.meas.contextnet.cutouts import normalize_cutouts
 from lsst.meas.contextnet.model import ContextNetConfig
 from lsst.meas.contextnet.modelio import load_model
-from lsst.meas.contextnet.train import (
-    TrainingOptions,
-    add_subcommand,
-    apply_symmetry,
-    load_training_data,
-    run_training,
-    train_model,
-)
+from lsst.meas.contextnet.training.augment import apply_symmetry
+from lsst.meas.contextnet.training.data import load_training_data
+from lsst.meas.contextnet.training.trainer import TrainingOptions, run_training, train_model
 
 SIZE = 28
 TINY = {"conv_channels": (4, 8), "n_local": 6, "global_widths": (16,), "predict_widths": (16,)}
@@ -280,7 +276,7 @@ def test_cli(data_dir, tmp_path):
 
 def test_training_on_simulated_sets_lowers_the_loss(tmp_path):
     """A short run on sets from the package's own simulator (not toy blobs) learns something."""
-    from lsst.meas.contextnet.sim.training import TrainingDataConfig, write_training_data
+    from lsst.meas.contextnet.sim.generator import TrainingDataConfig, write_training_data
 
     sim_config = TrainingDataConfig(m=32, sets_per_shard=8)
     write_training_data(tmp_path / "sim", 24, sim_config, seed=11, progress=False)

@@ -9,19 +9,17 @@ import json
 import galsim
 import numpy as np
 import pytest
+from lsst.meas.contextnet.cli.make_training_data import add_subcommand
 from lsst.meas.contextnet.sim.detect import matched_filter_image
-from lsst.meas.contextnet.sim.render import galaxy_profile
-from lsst.meas.contextnet.sim.stamps import StampRenderer, matched_filter_snr
-from lsst.meas.contextnet.sim.training import (
+from lsst.meas.contextnet.sim.generator import (
     MANIFEST_NAME,
     TrainingDataConfig,
-    add_subcommand,
     generate_set,
-    iter_training_sets,
-    iter_training_shards,
-    read_manifest,
     write_training_data,
 )
+from lsst.meas.contextnet.sim.render import galaxy_profile
+from lsst.meas.contextnet.sim.stamps import StampRenderer, matched_filter_snr
+from lsst.meas.contextnet.training.shards import iter_training_sets, iter_training_shards, read_manifest
 
 SMALL = TrainingDataConfig(m=40, detector_size=512, sets_per_shard=2)
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 from lsst.meas.contextnet.sim.exposure import SimulationConfig, simulate_exposure, visit_conditions
+from lsst.meas.contextnet.sim.generator import TrainingDataConfig, generate_set
 from lsst.meas.contextnet.sim.psf import PsfField, draw_visit_fwhm, fit_moffat_beta, unit_fwhm_profile
-from lsst.meas.contextnet.sim.training import TrainingDataConfig, generate_set
 from lsst.meas.contextnet.sim.world import (
     RANDOMIZED,
     WORLDS,

@@ -1,5 +1,5 @@
 """ContextNet star/galaxy classification for the LSST Science Pipelines."""
 
-from .version import __version__
+from lsst.meas.contextnet.version import __version__
 
 __all__ = ["__version__"]

@@ -14,16 +14,11 @@ __all__ = [
     "ContextNetClassifierConfig",
     "ContextNetClassifierConnections",
     "ContextNetClassifierTask",
-    "MissingPsfError",
-    "ModelOutputError",
-    "NoUsablePixelsError",
-    "NoiseEstimateError",
     "default_model_path",
     "seed_from_data_id",
 ]
 
 import dataclasses
-import functools
 import hashlib
 import importlib.resources
 import json
@@ -38,9 +33,18 @@ from typing import TYPE_CHECKING, Any
 import lsst.pipe.base.connectionTypes as cT
 import numpy as np
 from astropy.table import Column, Table
+from lsst.meas.contextnet.cutouts import extract_cutouts, scale_positions
+from lsst.meas.contextnet.errors import (
+    MissingPsfError,
+    ModelOutputError,
+    NoiseEstimateError,
+    NoUsablePixelsError,
+)
+from lsst.meas.contextnet.modelcheck import load_checked_model
+from lsst.meas.contextnet.piff_compat import install_piff_reader_fixes
+from lsst.meas.contextnet.psfinputs import evaluate_psf_grid, interpolate_psf, model_inputs, subpixel_offsets
 from lsst.pex.config import ChoiceField, Field, FieldValidationError, ListField, RangeField
 from lsst.pipe.base import (
-    AlgorithmError,
     InputQuantizedConnection,
     OutputQuantizedConnection,
     PipelineTask,
@@ -51,15 +55,10 @@ from lsst.pipe.base import (
 )
 from lsst.utils.logging import PeriodicLogger
 
-from .cutouts import extract_cutouts, scale_positions
-from .piff_compat import install_piff_reader_fixes
-from .psfinputs import evaluate_psf_grid, interpolate_psf, model_inputs, subpixel_offsets
-
 if TYPE_CHECKING:
     import torch
     from lsst.images import MaskedImage
-
-    from .modelio import LoadedModel
+    from lsst.meas.contextnet.modelio import LoadedModel
 
 CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
     "sourceId": ("int64", "Source ID, copied from the input catalog."),
@@ -106,8 +105,6 @@ CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
 descriptions; the configured baseline columns follow them."""
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
-_SUPPORTED_NORMALIZATIONS = ("asinh_noise",)
-_SUPPORTED_POSITION_FEATURES = ("scaled_xy",)
 
 
 def default_model_path() -> Path:
@@ -148,82 +145,6 @@ def seed_from_data_id(base_seed: int, data_id: Mapping[str, Any]) -> int:
         default=str,
     )
     return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:8], "little")
-
-
-class NoiseEstimateError(AlgorithmError):
-    """Raised when the variance plane gives no usable background noise level.
-
-    Parameters
-    ----------
-    noise_sigma : `float`
-        The noise level computed, ``sqrt(nanmedian(variance))``.
-
-    """
-
-    def __init__(self, noise_sigma: float) -> None:
-        super().__init__(
-            f"cannot normalize cutouts: noise_sigma = sqrt(nanmedian(variance)) = {noise_sigma!r} "
-            "is not positive and finite"
-        )
-        self._noise_sigma = float(noise_sigma)
-
-    @property
-    def metadata(self) -> dict[str, float]:
-        """The noise level that was rejected (`dict` [`str`, `float`])."""
-        return {"noise_sigma": self._noise_sigma}
-
-
-class NoUsablePixelsError(AlgorithmError):
-    """Raised when no source of a quantum has enough good pixels to be classified.
-
-    Parameters
-    ----------
-    n_sources : `int`
-        Sources in the catalog.
-    min_fraction : `float`
-        The configured ``minGoodPixelFraction``.
-
-    """
-
-    def __init__(self, n_sources: int, min_fraction: float) -> None:
-        super().__init__(
-            f"none of the {n_sources} sources has at least {min_fraction:.0%} good pixels in its cutout "
-            "(finite, in the image, not in a bad mask plane): the image holds no usable pixels"
-        )
-        self._n_sources = int(n_sources)
-
-    @property
-    def metadata(self) -> dict[str, int]:
-        """The number of sources (`dict` [`str`, `int`])."""
-        return {"n_sources": self._n_sources}
-
-
-class ModelOutputError(RuntimeError):
-    """Raised when the model returns probabilities that are not finite or not in [0, 1]."""
-
-
-class MissingPsfError(AlgorithmError):
-    """Raised when a PSF-aware model is given an exposure without a PSF model.
-
-    Parameters
-    ----------
-    inputs : `tuple` [`str`, ...]
-        The inputs the model declares.
-
-    """
-
-    def __init__(self, inputs: tuple[str, ...]) -> None:
-        super().__init__(
-            f"the ContextNet model needs the exposure's PSF model (its inputs are {list(inputs)}), but the "
-            "exposure has no PSF; attach one (e.g. the PSF fit by calibrateImage) or configure a PSF-blind "
-            "model (config.modelPath)"
-        )
-        self._inputs = tuple(inputs)
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        """The inputs the model declares (`dict` [`str`, `str`])."""
-        return {"inputs": ",".join(self._inputs)}
 
 
 class ContextNetClassifierConnections(
@@ -403,68 +324,6 @@ class _ProgressModule:
         return result
 
 
-def _check_model(loaded: LoadedModel, path: Path) -> None:
-    """Check that the network accepts what its metadata declares; raise `ModelFileError`."""
-    import torch
-
-    from .modelio import ModelFileError
-
-    metadata = loaded.metadata
-    kind = metadata["normalization"].get("kind")
-    if kind not in _SUPPORTED_NORMALIZATIONS:
-        raise ModelFileError(
-            f"{path}: pixel normalization {kind!r} is not supported (this task applies "
-            f"{_SUPPORTED_NORMALIZATIONS})"
-        )
-    softening = metadata["normalization"].get("softening")
-    if isinstance(softening, bool) or not isinstance(softening, int | float) or not softening > 0:
-        raise ModelFileError(f"{path}: normalization softening must be positive, got {softening!r}")
-    positions = metadata.get("position_features", {})
-    position_kind = positions.get("kind") if isinstance(positions, Mapping) else positions
-    if position_kind not in _SUPPORTED_POSITION_FEATURES:
-        raise ModelFileError(
-            f"{path}: position features {position_kind!r} are not supported (this task computes "
-            f"{_SUPPORTED_POSITION_FEATURES})"
-        )
-    size, m = loaded.cutout_size, loaded.m
-    # One blank cutout and one set through the network: a network built for another cutout
-    # size, set size, number of channels or of position features fails here with a clear
-    # message rather than in the middle of a run.
-    with torch.inference_mode():
-        try:
-            features = loaded.module.local_features(
-                torch.zeros((1, len(loaded.inputs), size, size), device=loaded.device),
-                torch.zeros((1, 2), device=loaded.device),
-            )
-            probabilities = loaded.module.predict_sets(features.unsqueeze(0).expand(1, m, -1))
-        except (RuntimeError, torch.jit.Error) as exc:  # a scripted raise is a torch.jit.Error
-            message = str(exc).strip().splitlines()
-            raise ModelFileError(
-                f"{path}: the network rejects inputs of the size its metadata declares "
-                f"(cutout_size={size}, m={m}, inputs {list(loaded.inputs)}, 2 position features): "
-                f"{message[-1] if message else type(exc).__name__}"
-            ) from exc
-    if tuple(probabilities.shape) != (1, m):
-        raise ModelFileError(
-            f"{path}: predict_sets returned shape {tuple(probabilities.shape)} for one set of m={m}"
-        )
-
-
-@functools.lru_cache(maxsize=2)
-def _load_checked_model(path: str, mtime_ns: int, size: int, device: str) -> LoadedModel:
-    """Load and check a model, cached per process.
-
-    ``pipetask`` builds a new task for every quantum; the cache (keyed by the file's path,
-    modification time and size, and the requested device) lets the quanta of one process share
-    one loaded model.
-    """
-    from .modelio import load_model  # imports torch
-
-    loaded = load_model(path, device)
-    _check_model(loaded, Path(path))
-    return loaded
-
-
 class ContextNetClassifierTask(PipelineTask):
     """Classify every source of a single-visit image as star or galaxy with ContextNet.
 
@@ -539,7 +398,7 @@ class ContextNetClassifierTask(PipelineTask):
             )
         start = time.perf_counter()
         stat = path.stat()
-        loaded = _load_checked_model(str(path), stat.st_mtime_ns, stat.st_size, self.config.device)
+        loaded = load_checked_model(str(path), stat.st_mtime_ns, stat.st_size, self.config.device)
         elapsed = time.perf_counter() - start
         metadata = loaded.metadata
         self.metadata["model.path"] = str(path)
@@ -656,7 +515,7 @@ class ContextNetClassifierTask(PipelineTask):
             n_p = n_p if self.config.poolSetSize else 1
             min_sources = min(self.config.minContextSources, m)
         n_sets = math.ceil(n_p * n_valid / m) if n_valid >= m else n_p
-        from .ensemble import ensemble_predict
+        from lsst.meas.contextnet.ensemble import ensemble_predict
 
         result = ensemble_predict(
             _ProgressModule(loaded.module, n_sets if n_valid else 0, PeriodicLogger(self.log)),
@@ -729,7 +588,7 @@ class ContextNetClassifierTask(PipelineTask):
     def prepare_inputs(self, exposure: MaskedImage, table: Table, loaded: LoadedModel) -> Struct:
         """Cut the sources and build the model's inputs: the one preprocessing path.
 
-        Training (`lsst.meas.contextnet.train.load_training_data`) builds its inputs with the
+        Training (`lsst.meas.contextnet.training.data.load_training_data`) builds its inputs with the
         same `lsst.meas.contextnet.psfinputs.model_inputs`, and the benchmark calls this method.
 
         Parameters

@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from .cutouts import DEFAULT_NORMALIZATION
-from .psfinputs import DEFAULT_PSF_GRID, INPUT_CHANNELS
-from .version import __version__
+from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION
+from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, INPUT_CHANNELS
+from lsst.meas.contextnet.version import __version__
 
 FORMAT_VERSION = 1
 """Version of the ``contextnet.json`` layout written by `export_model`."""

@@ -36,8 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
-from .cutouts import nearest_pixel, normalize_cutouts
+from lsst.meas.contextnet.cutouts import nearest_pixel, normalize_cutouts
 
 INPUT_CHANNELS: tuple[str, ...] = ("image", "psf")
 """Input channels a model can declare, in the order they are stacked."""

@@ -34,16 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.table import Table
-
-from ..serialization import dataclass_to_dict
-from . import survey
-from .detect import DetectionConfig, detect_sources, match_to_truth
-from .measure import measure_sources
-from .population import PopulationConfig, detection_kernel, draw_population
-from .psf import PSF_VARIATIONS, PsfField, visit_psf_fields
-from .render import MASK_PLANES, render_exposure
-from .wcs import make_tan_wcs
-from .world import VisitConditions, World, resolve_config_world
+from lsst.meas.contextnet.serialization import dataclass_to_dict
+from lsst.meas.contextnet.sim import survey
+from lsst.meas.contextnet.sim.detect import DetectionConfig, detect_sources, match_to_truth
+from lsst.meas.contextnet.sim.measure import measure_sources
+from lsst.meas.contextnet.sim.population import PopulationConfig, detection_kernel, draw_population
+from lsst.meas.contextnet.sim.psf import PSF_VARIATIONS, PsfField, visit_psf_fields
+from lsst.meas.contextnet.sim.render import MASK_PLANES, render_exposure
+from lsst.meas.contextnet.sim.wcs import make_tan_wcs
+from lsst.meas.contextnet.sim.world import VisitConditions, World, resolve_config_world
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS

@@ -24,9 +24,12 @@ __all__ = ["measure_sources"]
 import galsim
 import numpy as np
 from astropy.table import Table
-
-from ..baseline import SINGLE_VISIT_FLUX_RATIO, compute_extendedness, compute_size_extendedness
-from .psf import PsfField
+from lsst.meas.contextnet.baseline import (
+    SINGLE_VISIT_FLUX_RATIO,
+    compute_extendedness,
+    compute_size_extendedness,
+)
+from lsst.meas.contextnet.sim.psf import PsfField
 
 _MAX_MASKED_PSF_WEIGHT = 0.3
 

@@ -49,12 +49,11 @@ import dataclasses
 
 import numpy as np
 from astropy.table import Table
+from lsst.meas.contextnet.sim import survey
+from lsst.meas.contextnet.sim.psf import PsfField
+from lsst.meas.contextnet.sim.stamps import StampRenderer, matched_filter_snr
+from lsst.meas.contextnet.sim.world import GALAXY_FAMILIES, SERSIC_N_STEP, VisitConditions
 from scipy.special import ndtr
-
-from . import survey
-from .psf import PsfField
-from .stamps import StampRenderer, matched_filter_snr
-from .world import GALAXY_FAMILIES, SERSIC_N_STEP, VisitConditions
 
 _SNR_STAMP = 48  # stamp used for expected S/N (PSF-dominated; large galaxies lose little)
 

@@ -33,13 +33,11 @@ from typing import TYPE_CHECKING
 
 import galsim
 import numpy as np
-
-from .world import PSF_FAMILIES
+from lsst.meas.contextnet.sim.world import PSF_FAMILIES
 
 if TYPE_CHECKING:
     import piff
-
-    from .world import VisitConditions
+    from lsst.meas.contextnet.sim.world import VisitConditions
 
 PSF_VARIATIONS: tuple[str, ...] = ("none", "spatial", "full")
 """Allowed PSF variation modes: ``none`` (one PSF for every position and visit), ``spatial``

@@ -23,8 +23,7 @@ import dataclasses
 import galsim
 import numpy as np
 from astropy.table import Table
-
-from .psf import PsfField
+from lsst.meas.contextnet.sim.psf import PsfField
 
 MASK_PLANES: dict[str, int] = {
     "BAD": 0,

@@ -40,11 +40,10 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from astropy.time import Time, TimeDelta
 from astropy.wcs import WCS
-
-from ..instrument import DEFAULT_N_DETECTORS, SimCam, physical_filter_for_band
-from ..piff_compat import install_piff_reader_fixes
-from .psf import PSF_MODEL_STAMP_SIZE
-from .wcs import DEFAULT_PIXEL_SCALE_ARCSEC, make_tan_wcs
+from lsst.meas.contextnet.instrument import DEFAULT_N_DETECTORS, SimCam, physical_filter_for_band
+from lsst.meas.contextnet.piff_compat import install_piff_reader_fixes
+from lsst.meas.contextnet.sim.psf import PSF_MODEL_STAMP_SIZE
+from lsst.meas.contextnet.sim.wcs import DEFAULT_PIXEL_SCALE_ARCSEC, make_tan_wcs
 
 if TYPE_CHECKING:
     import piff

@@ -2,7 +2,7 @@
 
 A `World` is one definition shared by the full-image simulator
 (`~lsst.meas.contextnet.sim.exposure.simulate_exposure`) and the fast training-data generator
-(`~lsst.meas.contextnet.sim.training.generate_set`): each visit draws its observing conditions
+(`~lsst.meas.contextnet.sim.generator.generate_set`): each visit draws its observing conditions
 and its population parameters from it (`World.draw_visit`), and both generators act on the same
 `VisitConditions`.  Worlds are selected by name (`get_world`); `WORLDS` lists them.
 
@@ -70,9 +70,8 @@ import math
 from typing import Any
 
 import numpy as np
-
-from ..serialization import dataclass_from_dict, dataclass_to_dict
-from . import survey
+from lsst.meas.contextnet.serialization import dataclass_from_dict, dataclass_to_dict
+from lsst.meas.contextnet.sim import survey
 
 PSF_FAMILIES: tuple[str, ...] = ("moffat", "kolmogorov", "kolmogorov_optical")
 """True-PSF families: Moffat, Kolmogorov, Kolmogorov convolved with an obscured optical PSF."""

@@ -31,7 +31,7 @@ CLASSIFIER_LABELS: dict[str, str] = {
     "majority_class": "majority class",
     "magnitude_only": "magnitude only",
 }
-"""Legend labels of the classifier names used by `lsst.meas.contextnet.evaluate`."""
+"""Legend labels of the classifier names used by `lsst.meas.contextnet.evaluation.scoring`."""
 
 _CLASSIFIER_STYLES: dict[str, dict[str, str]] = {
     "ContextNet": {"color": "tab:blue", "marker": "o", "linestyle": "-"},
@@ -84,7 +84,7 @@ def plot_magnitude_performance(
     is_galaxy : array-like of `bool`
         True class of every evaluated object.
     binned : `astropy.table.Table`
-        Output of `lsst.meas.contextnet.metrics.compare_classifiers` (rows with ``bin >= 0``
+        Output of `lsst.meas.contextnet.evaluation.metrics.compare_classifiers` (rows with ``bin >= 0``
         are plotted; ``meta["mag_bins"]`` gives the histogram edges when present).
     classifiers : `~collections.abc.Sequence` [`str`], optional
         Classifiers to draw, in order (default: every classifier in ``binned``).
@@ -201,7 +201,8 @@ def plot_probability_vs_truth(
     Parameters
     ----------
     catalog : `astropy.table.Table`
-        Classification joined with truth (`lsst.meas.contextnet.evaluate.join_classification_truth`).
+        Classification joined with truth
+        (`lsst.meas.contextnet.evaluation.matching.join_classification_truth`).
     prob_column, class_column, size_column, mag_column, ellipticity_column, rotation_column : `str`
         Column names of the probability, true class, half-light radius (arcsec), true
         magnitude, ellipticity and rotation angle (deg).
@@ -352,7 +353,7 @@ def plot_reliability_diagram(reliability: Mapping[str, Table]) -> Figure:
     Parameters
     ----------
     reliability : `~collections.abc.Mapping` [`str`, `astropy.table.Table`]
-        Classifier name to its `lsst.meas.contextnet.metrics.reliability_bins` table.
+        Classifier name to its `lsst.meas.contextnet.evaluation.metrics.reliability_bins` table.
 
     Returns
     -------

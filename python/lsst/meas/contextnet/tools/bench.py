@@ -14,7 +14,7 @@ taken on:
 4. ``quantum``: one classifier quantum run by `lsst.pipe.base.SimplePipelineExecutor` on a
    temporary Butler repository, against the time to read its ``calexp`` and ``src``, with the
    read / cutouts / model / write split the task stores in its metadata;
-5. ``training``: `~lsst.meas.contextnet.train.train_model` throughput in cutouts per second;
+5. ``training``: `~lsst.meas.contextnet.training.trainer.train_model` throughput in cutouts per second;
 6. ``flops``: model FLOPs per source (`~lsst.meas.contextnet.model.count_flops`) and the FLOP/s
    achieved by the local network and by the whole ensemble classification.
 
@@ -24,26 +24,11 @@ Every timing runs the measured call once untimed (warm-up) and reports the media
 
 from __future__ import annotations
 
-__all__ = [
-    "BENCH_FORMAT_VERSION",
-    "BenchExposure",
-    "BenchSettings",
-    "Timing",
-    "add_subcommand",
-    "cpu_model_name",
-    "format_summary",
-    "hardware_info",
-    "make_bench_exposure",
-    "run_benchmark",
-    "time_call",
-]
+__all__ = ["BENCH_FORMAT_VERSION", "BenchSettings", "format_summary", "run_benchmark"]
 
-import argparse
 import dataclasses
-import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -52,32 +37,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from lsst.meas.contextnet.tools.benchinputs import (
+    _BAND,
+    _BEGIN,
+    _DETECTOR,
+    _EXPOSURE_TIME_S,
+    _RUN,
+    _VISIT,
+    BenchExposure,
+    _bad_mask_planes,
+    _classifier_config,
+    _pixel_planes,
+    _task_inputs,
+    make_bench_exposure,
+)
+from lsst.meas.contextnet.tools.benchtiming import Timing, _synchronizer, hardware_info, time_call
 
 if TYPE_CHECKING:
-    from astropy.table import Table
-    from astropy.wcs import WCS
-    from lsst.images import VisitImage
-
-    from .modelio import LoadedModel
+    from lsst.meas.contextnet.modelio import LoadedModel
 
 BENCH_FORMAT_VERSION = 1
 """Version of the layout of the JSON document `run_benchmark` returns."""
-
-_BAND = "r"
-_EXPOSURE_TIME_S = 30.0
-_BEGIN = "2026-01-01T03:00:00"
-_VISIT = 0
-_DETECTOR = 0
-_RUN = "bench/inputs"
 _TASK_LABEL = "contextnetClassifier"
 _TIMING_KEYS = ("read", "cutouts", "model", "write")
-
-
-def _bad_mask_planes() -> tuple[str, ...]:
-    """The classifier's default bad mask planes."""
-    from .classifier import ContextNetClassifierConfig
-
-    return tuple(ContextNetClassifierConfig().badMaskPlanes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,387 +151,6 @@ class BenchSettings:
         return cls(**(base | overrides))
 
 
-@dataclasses.dataclass(frozen=True)
-class Timing:
-    """Wall-clock times of repeated calls of one function."""
-
-    seconds: tuple[float, ...]
-    """Time of every timed call, in seconds."""
-
-    @property
-    def median(self) -> float:
-        """Median time in seconds (`float`)."""
-        return float(np.median(self.seconds))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the median and every time, for JSON.
-
-        Returns
-        -------
-        timing : `dict` [`str`, `~typing.Any`]
-            ``median_s`` and ``seconds`` (the list of times).
-
-        """
-        return {"median_s": self.median, "seconds": list(self.seconds)}
-
-
-def time_call(
-    func: Callable[[], Any],
-    repeat: int,
-    warmup: int = 1,
-    synchronize: Callable[[], None] | None = None,
-) -> tuple[Timing, Any]:
-    """Time a function: ``warmup`` untimed calls, then ``repeat`` timed ones.
-
-    Parameters
-    ----------
-    func : callable
-        Function of no arguments.
-    repeat : `int`
-        Number of timed calls (at least 1).
-    warmup : `int`, optional
-        Number of untimed calls first.
-    synchronize : callable, optional
-        Called before starting and before stopping the clock (e.g. `torch.cuda.synchronize`,
-        so that queued GPU work is counted in the call that queued it).
-
-    Returns
-    -------
-    timing : `Timing`
-        The times of the timed calls.
-    result : `~typing.Any`
-        What the last call returned.
-
-    Raises
-    ------
-    ValueError
-        If ``repeat < 1`` or ``warmup < 0``.
-
-    """
-    if repeat < 1 or warmup < 0:
-        raise ValueError(f"need repeat >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
-    sync = synchronize if synchronize is not None else (lambda: None)
-    result = None
-    for _ in range(warmup):
-        result = func()
-    sync()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        sync()
-        times.append(time.perf_counter() - start)
-    return Timing(tuple(times)), result
-
-
-def cpu_model_name(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> str:
-    """Return the CPU model name.
-
-    Parameters
-    ----------
-    cpuinfo : `str` or `os.PathLike`, optional
-        File in the format of Linux's ``/proc/cpuinfo``.
-
-    Returns
-    -------
-    name : `str`
-        The first ``model name`` (x86) or ``Model`` / ``Hardware`` / ``CPU part`` (ARM) entry;
-        `platform.processor` or ``"unknown"`` where the file is missing or has none.
-
-    """
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        text = ""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() not in fields and value.strip():
-            fields[key.strip()] = value.strip()
-    for key in ("model name", "Model", "Hardware", "CPU part"):
-        if key in fields:
-            return fields[key]
-    return platform.processor() or "unknown"
-
-
-def hardware_info() -> dict[str, Any]:
-    """Describe the machine and software the benchmark runs on.
-
-    Returns
-    -------
-    info : `dict` [`str`, `~typing.Any`]
-        ``cpu_model``, ``cpu_count`` (logical CPUs of the machine), ``cpu_count_usable`` (those
-        this process may run on), ``torch_version``, ``torch_threads``, ``torch_interop_threads``,
-        ``omp_num_threads`` (the environment variable, or `None`), ``cuda_available``,
-        ``gpu_name`` (`None` without a GPU), ``gpu_count``, ``cuda_version``, ``cudnn_version``,
-        ``python_version``, ``numpy_version`` and ``platform``.
-
-    """
-    import torch
-
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cuda = bool(torch.cuda.is_available())
-    cudnn = torch.backends.cudnn.version() if cuda and torch.backends.cudnn.is_available() else None
-    return {
-        "cpu_model": cpu_model_name(),
-        "cpu_count": os.cpu_count(),
-        "cpu_count_usable": usable,
-        "torch_version": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "cuda_available": cuda,
-        "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
-        "gpu_count": torch.cuda.device_count() if cuda else 0,
-        "cuda_version": torch.version.cuda,
-        "cudnn_version": cudnn,
-        "python_version": platform.python_version(),
-        "numpy_version": np.__version__,
-        "platform": platform.platform(),
-    }
-
-
-@dataclasses.dataclass
-class BenchExposure:
-    """The exposure and source table every measurement of `run_benchmark` uses."""
-
-    calexp: VisitImage
-    """The image as the Butler stores it (`lsst.images.VisitImage`, electrons)."""
-
-    src: Table
-    """The sources to classify (`astropy.table.Table`, the simulator's ``src`` columns)."""
-
-    truth: Table
-    """True properties of the sources (`astropy.table.Table`); written to the Butler beside ``src``."""
-
-    wcs: WCS
-    """WCS of the detector (`astropy.wcs.WCS`), needed to register the visit."""
-
-    description: dict[str, Any]
-    """How the exposure was made: ``kind``, ``size``, ``n_sources``, ``seconds`` (to make it), ..."""
-
-
-def _simulated_exposure(size: int, sources: int, rng: np.random.Generator) -> dict[str, Any]:
-    """Simulate an exposure with about 20% more detections than needed, then keep ``sources``."""
-    from .sim.exposure import (
-        DETECTIONS_PER_FULL_DETECTOR,
-        FULL_DETECTOR_SIZE,
-        SimulationConfig,
-        simulate_exposure,
-    )
-    from .sim.repo import LEGACY_MASK_PLANE_NAMES, MASK_PLANES
-
-    per_unit = DETECTIONS_PER_FULL_DETECTOR * (size / FULL_DETECTOR_SIZE) ** 2
-    config = SimulationConfig(band=_BAND, size=size, density_scale=1.2 * sources / per_unit)
-    seed = int(rng.integers(0, 2**31))
-    sim = simulate_exposure(config, _VISIT, _DETECTOR, seed)
-    src = sim.src
-    if len(src) > sources:
-        keep = np.sort(rng.choice(len(src), size=sources, replace=False))
-        src = src[keep]
-    truth = sim.truth.copy()
-    dropped = ~np.isin(truth["sourceId"], src["sourceId"]) & (truth["sourceId"] >= 0)
-    truth["sourceId"][dropped] = -1
-    masks = {
-        name: (sim.mask & (1 << bit)) != 0
-        for name, bit in sim.mask_planes.items()
-        if name in MASK_PLANES or name in LEGACY_MASK_PLANE_NAMES
-    }
-    return {
-        "image": sim.image,
-        "variance": sim.variance,
-        "masks": masks,
-        "wcs": sim.wcs,
-        "psf": sim.psf_field.to_piff(),
-        "src": src,
-        "truth": truth,
-        "details": {
-            "simulator": "lsst.meas.contextnet.sim.exposure.simulate_exposure",
-            "simulation_seed": seed,
-            "n_detected": len(sim.src),
-            "psf_fwhm_mean_arcsec": float(sim.psf_field.mean_fwhm()),
-            "noise_sigma": float(sim.noise_sigma),
-            "config": config.to_dict(),
-        },
-    }
-
-
-def _synthetic_exposure(size: int, sources: int, rng: np.random.Generator) -> dict[str, Any]:
-    """Sky noise plus ``sources`` circular Gaussian sources (40% PSF-like stars, 60% wider galaxies)."""
-    from astropy.table import Table
-
-    from .sim.psf import PsfField
-    from .sim.repo import make_tan_wcs
-
-    sky = 1200.0  # electrons per pixel, about an LSST r-band 30 s sky
-    fwhm_arcsec, pixel_scale = 0.8, 0.2
-    psf_sigma = fwhm_arcsec / pixel_scale / 2.3548
-    x = rng.uniform(0.0, size - 1.0, sources)
-    y = rng.uniform(0.0, size - 1.0, sources)
-    is_galaxy = rng.random(sources) >= 0.4
-    sigma = np.where(is_galaxy, psf_sigma * rng.uniform(1.2, 2.5, sources), psf_sigma)
-    flux = 10.0 ** rng.uniform(3.0, 5.5, sources)
-
-    model = np.zeros((size, size), dtype=np.float64)
-    half = 12
-    offsets = np.arange(-half, half + 1)
-    for chunk in np.array_split(np.arange(sources), max(1, sources // 256)):
-        col = np.floor(x[chunk] + 0.5).astype(np.int64)[:, None] + offsets
-        row = np.floor(y[chunk] + 0.5).astype(np.int64)[:, None] + offsets
-        dx = col - x[chunk, None]
-        dy = row - y[chunk, None]
-        s2 = 2.0 * sigma[chunk, None, None] ** 2
-        stamps = np.exp(-(dy[:, :, None] ** 2 + dx[:, None, :] ** 2) / s2)
-        stamps *= (flux[chunk] / (np.pi * s2[:, 0, 0]))[:, None, None]
-        rows = np.broadcast_to(row[:, :, None], stamps.shape)
-        cols = np.broadcast_to(col[:, None, :], stamps.shape)
-        inside = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size)
-        np.add.at(model, (rows[inside], cols[inside]), stamps[inside])
-    variance = sky + model
-    image = (model + rng.normal(0.0, 1.0, model.shape) * np.sqrt(variance)).astype(np.float32)
-    edge = np.zeros((size, size), dtype=bool)
-    edge[:8, :] = edge[-8:, :] = edge[:, :8] = edge[:, -8:] = True
-    masks = {"EDGE": edge, "SAT": (model + sky) > 1.0e5}
-
-    wcs = make_tan_wcs(150.0, 2.0, size, size)
-    x_meas = x + rng.normal(0.0, 0.05, sources)
-    y_meas = y + rng.normal(0.0, 0.05, sources)
-    ra, dec = wcs.pixel_to_world_values(x_meas, y_meas)
-    ids = np.arange(1, sources + 1, dtype=np.int64)
-    flux_err = np.sqrt(flux + 4.0 * np.pi * sigma**2 * sky)
-    ratio = (psf_sigma / sigma) ** 2
-    src = Table(
-        {
-            "sourceId": ids,
-            "coord_ra": np.asarray(ra, dtype=np.float64),
-            "coord_dec": np.asarray(dec, dtype=np.float64),
-            "x": x_meas,
-            "y": y_meas,
-            "psfFlux": flux * 2.0 * ratio / (1.0 + ratio),
-            "psfFluxErr": flux_err,
-            "gaussianFlux": flux,
-            "gaussianFluxErr": flux_err,
-            "extendedness": is_galaxy.astype(np.float64),
-            "sizeExtendedness": 1.0 - np.exp(-0.5 * ((sigma / psf_sigma) ** 2 - 1.0) ** 2 * 25.0),
-            "extendedness_flag": np.zeros(sources, dtype=bool),
-            "sizeExtendedness_flag": np.zeros(sources, dtype=bool),
-        }
-    )
-    truth = Table({"sourceId": ids, "is_galaxy": is_galaxy, "x_true": x, "y_true": y, "flux": flux})
-    coeffs = np.array([fwhm_arcsec, 0.0, 0.0, 0.0, 0.0, 0.0])
-    psf = PsfField(size, size, coeffs, np.zeros(6), np.zeros(6), pixel_scale=pixel_scale).to_piff()
-    return {
-        "image": image,
-        "variance": variance.astype(np.float32),
-        "masks": masks,
-        "wcs": wcs,
-        "psf": psf,
-        "src": src,
-        "truth": truth,
-        "details": {
-            "generator": "noise plus circular Gaussian sources at uniform random positions",
-            "sky_electrons": sky,
-            "psf_fwhm_arcsec": fwhm_arcsec,
-            "noise_sigma": math.sqrt(sky),
-        },
-    }
-
-
-def make_bench_exposure(size: int, sources: int, kind: str, seed: int) -> BenchExposure:
-    """Make the exposure and source table the benchmark classifies.
-
-    Parameters
-    ----------
-    size : `int`
-        Side of the square detector in pixels.
-    sources : `int`
-        Sources wanted. A simulated exposure is drawn with about 20% more expected detections
-        and a random subset of ``sources`` detections is kept (all of them when fewer were
-        detected); a synthetic one has exactly ``sources``.
-    kind : `str`
-        ``"simulated"`` (`lsst.meas.contextnet.sim.exposure.simulate_exposure`: GalSim
-        galaxies and stars, varying PSF, detection and measurement) or ``"synthetic"`` (sky
-        noise plus Gaussian sources at random positions, a constant Moffat PSF model attached).
-    seed : `int`
-        Seed of every random draw.
-
-    Returns
-    -------
-    exposure : `BenchExposure`
-        The `~lsst.images.VisitImage` (visit 0, detector 0 of ``SimCam``, band r), ``src``,
-        ``truth``, WCS and a description (kind, size, number of sources, seconds to make it).
-
-    Raises
-    ------
-    ValueError
-        If ``kind`` is unknown or a size is out of range.
-
-    """
-    from astropy.time import Time
-
-    from .sim.repo import make_visit_image
-
-    if kind not in ("simulated", "synthetic"):
-        raise ValueError(f"kind must be 'simulated' or 'synthetic', got {kind!r}")
-    if size < 64 or sources < 1:
-        raise ValueError(f"need size >= 64 and sources >= 1, got size={size}, sources={sources}")
-    rng = np.random.default_rng([seed, 17])
-    start = time.perf_counter()
-    made = (_simulated_exposure if kind == "simulated" else _synthetic_exposure)(size, sources, rng)
-    calexp = make_visit_image(
-        made["image"],
-        made["variance"],
-        made["masks"],
-        made["wcs"],
-        made["psf"],
-        visit=_VISIT,
-        detector=_DETECTOR,
-        band=_BAND,
-        exposure_time_s=_EXPOSURE_TIME_S,
-        begin=Time(_BEGIN, scale="tai"),
-    )
-    seconds = time.perf_counter() - start
-    description = {
-        "kind": kind,
-        "size": size,
-        "n_sources": len(made["src"]),
-        "n_sources_requested": sources,
-        "band": _BAND,
-        "seconds_to_make": seconds,
-        **made["details"],
-    }
-    return BenchExposure(calexp, made["src"], made["truth"], made["wcs"], description)
-
-
-def _synchronizer(device: Any) -> Callable[[], None] | None:
-    """Return `torch.cuda.synchronize` for a CUDA device, `None` otherwise."""
-    import torch
-
-    if device.type != "cuda":
-        return None
-    return lambda: torch.cuda.synchronize(device)
-
-
-def _pixel_planes(calexp: VisitImage) -> dict[str, Any]:
-    """Variance, mask and bad-plane bits as the classifier passes them to the cutout extraction."""
-    schema = calexp.mask.schema
-    planes = [name for name in _bad_mask_planes() if name in schema.names]
-    return {
-        "variance": calexp.variance.array,
-        "mask": calexp.mask.array if planes else None,
-        "bad_mask_bits": schema.bitmask(*planes) if planes else None,
-    }
-
-
-def _task_inputs(exposure: BenchExposure, model_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs and positions of the classifiable sources, from the task's own preprocessing."""
-    from .classifier import ContextNetClassifierTask
-
-    task = ContextNetClassifierTask(config=_classifier_config(model_path, "cpu", 1))
-    prepared = task.prepare_inputs(exposure.calexp, exposure.src, task.load_model())
-    return prepared.inputs, prepared.positions
-
-
 def _bench_psf_inputs(
     exposure: BenchExposure, model_path: Path, settings: BenchSettings, log: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -559,9 +160,14 @@ def _bench_psf_inputs(
     PSF's peak) and, for a PSF-aware model, the largest change of P(galaxy) when the task's
     images are replaced by per-source ones.
     """
-    from .classifier import ContextNetClassifierTask
-    from .ensemble import ensemble_predict
-    from .psfinputs import DEFAULT_PSF_GRID, embed_kernel, evaluate_psf_grid, interpolate_psf
+    from lsst.meas.contextnet.classifier import ContextNetClassifierTask
+    from lsst.meas.contextnet.ensemble import ensemble_predict
+    from lsst.meas.contextnet.psfinputs import (
+        DEFAULT_PSF_GRID,
+        embed_kernel,
+        evaluate_psf_grid,
+        interpolate_psf,
+    )
 
     calexp = exposure.calexp
     psf = calexp.psf
@@ -602,7 +208,7 @@ def _bench_psf_inputs(
     if "psf" in loaded.inputs and len(x):
         prepared = task.prepare_inputs(calexp, exposure.src, loaded)
         valid = prepared.valid
-        from .psfinputs import model_inputs, subpixel_offsets
+        from lsst.meas.contextnet.psfinputs import model_inputs, subpixel_offsets
 
         dx, dy = subpixel_offsets(np.asarray(exposure.src["x"])[valid], np.asarray(exposure.src["y"])[valid])
         swapped = model_inputs(
@@ -633,16 +239,6 @@ def _ensemble_flops(flops: dict[str, float], n: int, m: int, n_p: int, method: s
     return n_local * flops["local_per_cutout"] + n_sets * per_set
 
 
-def _classifier_config(model_path: Path, device: str, n_ensemble: int) -> Any:
-    from .classifier import ContextNetClassifierConfig
-
-    config = ContextNetClassifierConfig()
-    config.modelPath = str(model_path)
-    config.device = device
-    config.nEnsemble = n_ensemble
-    return config
-
-
 def _bench_classification(
     exposure: BenchExposure,
     model_path: Path,
@@ -651,7 +247,7 @@ def _bench_classification(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Time the task's run() on every device, on the same inputs."""
-    from .classifier import ContextNetClassifierTask
+    from lsst.meas.contextnet.classifier import ContextNetClassifierTask
 
     out: dict[str, Any] = {"method": "ContextNetClassifierTask.run(calexp, src, seed)"}
     probabilities = {}
@@ -699,8 +295,7 @@ def _bench_ensemble(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Time cached vs recomputed ensembling and the local network alone, on every device."""
     import torch
-
-    from .ensemble import ensemble_predict
+    from lsst.meas.contextnet.ensemble import ensemble_predict
 
     normalized, positions = inputs
     n = len(normalized)
@@ -767,7 +362,7 @@ def _bench_cutouts(
     exposure: BenchExposure, size: int, settings: BenchSettings, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """Time vectorized and looped cutout extraction with the task's variance and mask handling."""
-    from .cutouts import extract_cutouts, extract_cutouts_loop
+    from lsst.meas.contextnet.cutouts import extract_cutouts, extract_cutouts_loop
 
     calexp = exposure.calexp
     x = np.asarray(exposure.src["x"], dtype=np.float64)
@@ -817,10 +412,9 @@ def _bench_quantum(
     """Put the exposure in a temporary repository and time reads against a full quantum."""
     from astropy.time import Time
     from lsst.daf.butler import Butler
+    from lsst.meas.contextnet.classifier import ContextNetClassifierTask
+    from lsst.meas.contextnet.sim.repo import create_or_open_repo, put_visit_datasets, register_visit
     from lsst.pipe.base.simple_pipeline_executor import SimplePipelineExecutor
-
-    from .classifier import ContextNetClassifierTask
-    from .sim.repo import create_or_open_repo, put_visit_datasets, register_visit
 
     size = exposure.description["size"]
     data_id = {"instrument": "SimCam", "visit": _VISIT, "detector": _DETECTOR}
@@ -912,11 +506,12 @@ def _bench_training(
     """Time optimizer steps of train_model on sets from the training-data generator.
 
     The sets are written and read back with the package's one training-data writer and reader
-    (`~lsst.meas.contextnet.sim.training.write_training_data`,
-    `~lsst.meas.contextnet.train.load_training_data`), so the inputs are those training builds.
+    (`~lsst.meas.contextnet.sim.generator.write_training_data`,
+    `~lsst.meas.contextnet.training.data.load_training_data`), so the inputs are those training builds.
     """
-    from .sim.training import TrainingDataConfig, write_training_data
-    from .train import TrainingData, TrainingOptions, load_training_data, train_model
+    from lsst.meas.contextnet.sim.generator import TrainingDataConfig, write_training_data
+    from lsst.meas.contextnet.training.data import TrainingData, load_training_data
+    from lsst.meas.contextnet.training.trainer import TrainingOptions, train_model
 
     m, size = model_config.m, model_config.cutout_size
     generator = TrainingDataConfig(m=m, cutout_size=size, sets_per_shard=64)
@@ -952,9 +547,9 @@ def _bench_training(
     rate = n_sets * m / timing.median
     return {
         "device": str(device),
-        "method": "lsst.meas.contextnet.train.train_model, one epoch with no validation: "
+        "method": "lsst.meas.contextnet.training.trainer.train_model, one epoch with no validation: "
         "set gathering, augmentation, forward, BCE loss, backward and Adam step",
-        "data": "sets from lsst.meas.contextnet.sim.training.generate_set (default generator "
+        "data": "sets from lsst.meas.contextnet.sim.generator.generate_set (default generator "
         "configuration, the model's m and cutout size), normalized as load_training_data does",
         "generate_s": generate_s,
         "architecture": model_config.architecture,
@@ -1023,9 +618,8 @@ def run_benchmark(
 
     """
     import torch
-
-    from .model import ContextNetConfig, count_flops, count_parameters
-    from .modelio import load_model, resolve_device
+    from lsst.meas.contextnet.model import ContextNetConfig, count_flops, count_parameters
+    from lsst.meas.contextnet.modelio import load_model, resolve_device
 
     settings = settings if settings is not None else BenchSettings()
     emit = log if log is not None else _default_log
@@ -1185,97 +779,3 @@ def format_summary(results: dict[str, Any]) -> str:
         )
         lines.append(f"FLOPs per source: {flops['per_source'] / 1e6:.2f} M; {achieved}")
     return "\n".join(lines)
-
-
-def _run(args: argparse.Namespace) -> int:
-    """Run ``contextnet bench`` with parsed arguments."""
-    from .classifier import default_model_path
-
-    if args.model is None:
-        model = default_model_path()
-        if not model.is_file():
-            raise FileNotFoundError(
-                f"the shipped model {str(model)!r} does not exist (this checkout has no trained "
-                "model); pass --model PATH with a model written by 'contextnet train' or "
-                "lsst.meas.contextnet.modelio.export_model"
-            )
-    else:
-        model = Path(args.model)
-        if not model.is_file():
-            raise FileNotFoundError(f"--model {str(model)!r} does not exist")
-    explicit = {
-        "size": args.size,
-        "sources": args.sources,
-        "n_ensemble": args.n_ensemble,
-        "repeat": args.repeat,
-        "warmup": args.warmup,
-        "train_steps": args.train_steps,
-        "train_batch_sets": args.train_batch_sets,
-    }
-    explicit = {key: value for key, value in explicit.items() if value is not None}
-    common = {"device": args.device, "exposure": args.exposure, "seed": args.seed, **explicit}
-    settings = BenchSettings.quick_settings(**common) if args.quick else BenchSettings(**common)
-    results = run_benchmark(model, settings)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
-    for line in format_summary(results).splitlines():
-        _default_log(line)
-    _default_log(f"wrote {output}")
-    return 0
-
-
-def add_subcommand(subparsers: Any) -> None:
-    """Add the ``bench`` subcommand to the ``contextnet`` command.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The subparsers of the top-level parser.
-
-    """
-    parser = subparsers.add_parser(
-        "bench",
-        help="time classification (CPU/GPU), ensembling, cutouts, Butler I/O and training",
-        description=(
-            "Measure ContextNet inference and training on this machine and write the absolute "
-            "times, labelled with the hardware, to a JSON file. Each measurement is warmed up "
-            "once and reports the median of --repeat timed runs."
-        ),
-    )
-    parser.add_argument("--output", type=Path, required=True, help="JSON file to write")
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=None,
-        help="model file (default: the shipped lsst/meas/contextnet/data/contextnet.pt)",
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="auto (CPU, and the GPU when PyTorch sees one), cpu, cuda or cuda:N (default auto)",
-    )
-    parser.add_argument("--size", type=int, default=None, help="detector side in pixels (default 4096)")
-    parser.add_argument("--sources", type=int, default=None, help="sources to classify (default 2000)")
-    parser.add_argument("--n-ensemble", type=int, default=None, help="sets per source, n_p (default 5)")
-    parser.add_argument("--repeat", type=int, default=None, help="timed runs per measurement (default 3)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 1)")
-    parser.add_argument(
-        "--exposure",
-        choices=("simulated", "synthetic"),
-        default="simulated",
-        help="simulated with the package's GalSim simulator, or synthetic Gaussian sources "
-        "(default simulated)",
-    )
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument(
-        "--train-steps", type=int, default=None, help="optimizer steps per timed run (default 5)"
-    )
-    parser.add_argument("--train-batch-sets", type=int, default=None, help="sets per step (default 8)")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="small and fast: 1024x1024, 300 sources, 1 timed run, 2 training steps of 2 sets "
-        "(explicit options still apply)",
-    )
-    parser.set_defaults(func=_run)

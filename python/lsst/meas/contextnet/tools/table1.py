@@ -7,7 +7,7 @@ wide PSF can look more extended than a galaxy under a narrow one. ContextNet (se
 the PSF from the other sources of the exposure and recovers.
 
 `reproduce_table1` trains and tests four models on data from the fast training-data generator
-(`lsst.meas.contextnet.sim.training`):
+(`lsst.meas.contextnet.sim.generator`):
 
 ===  ==================  ====================  =====================  ==========================
 row  model               PSF across detector   PSF between visits     generator ``psf_variation``
@@ -26,11 +26,11 @@ Every row's training data come from the generator with that variation and the tr
 ``2 * seed``; its test data from the same generator with the test seed ``2 * seed + 1`` (sets
 never seen in training). Rows c and d share their training and test data. Every row uses the
 same architecture family (the light local CNN by default), the same set size ``m``, optimizer,
-epochs and time limit (`lsst.meas.contextnet.train.train_model`). Test predictions come from
+epochs and time limit (`lsst.meas.contextnet.training.trainer.train_model`). Test predictions come from
 `lsst.meas.contextnet.ensemble.ensemble_predict` on each test set (one simulated visit):
 ContextNet averages ``n_p`` random orderings of the visit's sources, the local-only model is
 run once per object (its prediction does not depend on the other objects). Metrics come from
-`lsst.meas.contextnet.metrics` (accuracy, balanced accuracy, AUC, accuracy in magnitude bins),
+`lsst.meas.contextnet.evaluation.metrics` (accuracy, balanced accuracy, AUC, accuracy in magnitude bins),
 with a standard error from the spread of the per-visit accuracies (objects of one visit share a
 PSF, so they are not independent).
 
@@ -49,14 +49,9 @@ __all__ = [
     "ROWS",
     "Table1Row",
     "Table1Settings",
-    "add_subcommand",
-    "format_markdown",
-    "format_rst",
     "reproduce_table1",
 ]
 
-import argparse
-import csv
 import dataclasses
 import json
 import math
@@ -70,12 +65,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from .serialization import json_compatible
+from lsst.meas.contextnet.serialization import json_compatible
+from lsst.meas.contextnet.tools.table1report import (
+    _fmt,
+    _format_number,
+    _join,
+    _write_csv,
+    format_markdown,
+    format_rst,
+)
 
 if TYPE_CHECKING:
-    from .model import ContextNetConfig
-    from .sim.training import TrainingDataConfig
+    from lsst.meas.contextnet.model import ContextNetConfig
+    from lsst.meas.contextnet.sim.generator import TrainingDataConfig
 
 DEFAULT_MAG_EDGES: tuple[float, ...] = (22.0, 23.0, 24.0)
 """Inner edges of the magnitude bins of the table: < 22, 22-23, 23-24, >= 24."""
@@ -285,10 +287,10 @@ class Table1Settings:
 
         Returns
         -------
-        config : `~lsst.meas.contextnet.sim.training.TrainingDataConfig`
+        config : `~lsst.meas.contextnet.sim.generator.TrainingDataConfig`
             The generator's defaults with this ``m``, detector size and variation.
         """
-        from .sim.training import TrainingDataConfig
+        from lsst.meas.contextnet.sim.generator import TrainingDataConfig
 
         return TrainingDataConfig(m=self.m, detector_size=self.detector_size, psf_variation=psf_variation)
 
@@ -306,7 +308,7 @@ class Table1Settings:
             ContextNet (``arch`` preset) or the local-only network with the same local CNN and
             prediction network; ``m`` is the set size of the data.
         """
-        from .model import ContextNetConfig
+        from lsst.meas.contextnet.model import ContextNetConfig
 
         overrides = dict(self.model_overrides)
         if row.model == "contextnet":
@@ -373,16 +375,6 @@ class Table1Settings:
         return data
 
 
-def _format_number(value: float | None) -> str:
-    if value is None:
-        return "none"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-def _join(values: Sequence[Any]) -> str:
-    return ",".join(_format_number(v) if isinstance(v, float) else str(v) for v in values)
-
-
 @dataclasses.dataclass
 class _TestData:
     """Test sets of one PSF variation, pixels normalized as in training."""
@@ -430,7 +422,8 @@ def _ensure_data(
 
     Returns whether existing data were reused.
     """
-    from .sim.training import MANIFEST_NAME, read_manifest, write_training_data
+    from lsst.meas.contextnet.sim.generator import write_training_data
+    from lsst.meas.contextnet.training.shards import MANIFEST_NAME, read_manifest
 
     if (directory / MANIFEST_NAME).is_file():
         try:
@@ -452,8 +445,8 @@ def _ensure_data(
 
 def _load_test_data(directory: Path) -> _TestData:
     """Read test sets with their magnitudes and normalize the pixels as training does."""
-    from .cutouts import DEFAULT_NORMALIZATION, normalize_cutouts
-    from .sim.training import iter_training_shards
+    from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION, normalize_cutouts
+    from lsst.meas.contextnet.training.shards import iter_training_shards
 
     softening = float(DEFAULT_NORMALIZATION["softening"])  # type: ignore[arg-type]
     parts: dict[str, list[np.ndarray]] = {key: [] for key in ("cutouts", "positions", "labels", "mag", "psf")}
@@ -476,7 +469,7 @@ def _predict(
     model: Any, test: _TestData, n_p: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ensembled predictions per test visit; returns (mean, std), each of shape (V, m)."""
-    from .ensemble import ensemble_predict
+    from lsst.meas.contextnet.ensemble import ensemble_predict
 
     means = np.empty(test.labels.shape, dtype=np.float32)
     stds = np.empty(test.labels.shape, dtype=np.float32)
@@ -511,7 +504,7 @@ def _evaluate(
     settings: Table1Settings,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Metrics of one row's test predictions; also returns the per-visit accuracies."""
-    from .metrics import compare_classifiers, compute_metrics
+    from lsst.meas.contextnet.evaluation.metrics import compare_classifiers, compute_metrics
 
     labels = test.labels.ravel()
     overall = compute_metrics(labels, score.ravel()).as_dict()
@@ -572,250 +565,6 @@ def _pattern(rows: list[dict[str, Any]], per_visit: dict[str, np.ndarray]) -> di
     }
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{value:.{digits}f}"
-
-
-def _table_cells(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and body cells of the main table."""
-    mag_labels = [spec["label"] for spec in result["mag_bins"]]
-    header = [
-        "Row",
-        "Model",
-        "PSF spatial",
-        "PSF temporal",
-        "Train sets x m",
-        "Test n",
-        "Accuracy",
-        "Bal. acc.",
-        "AUC",
-        *[f"Acc. {label}" for label in mag_labels],
-    ]
-    body = []
-    for row in result["rows"]:
-        metrics = row["metrics"]
-        acc = f"{_fmt(metrics['accuracy'])} ± {_fmt(metrics['accuracy_se'])}"
-        body.append(
-            [
-                row["key"],
-                row["model_name"],
-                row["psf_spatial"],
-                row["psf_temporal"],
-                f"{row['train']['n_sets']} x {row['train']['m']}",
-                str(metrics["n"]),
-                acc,
-                _fmt(metrics["balanced_accuracy"]),
-                _fmt(metrics["auc"]),
-                *[f"{_fmt(b['accuracy'])} ({b['n']})" for b in row["by_mag"]],
-            ]
-        )
-    return header, body
-
-
-def _psf_cells(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and body cells of the accuracy-by-PSF-FWHM table."""
-    labels = [spec["label"] for spec in result["psf_fwhm_bins"]]
-    header = ["Row", "Model", "PSF variation", *[f"Acc. FWHM {label}" for label in labels]]
-    body = [
-        [
-            row["key"],
-            row["model_name"],
-            row["psf_variation"],
-            *[f"{_fmt(b['accuracy'])} ({b['n']})" for b in row["by_psf_fwhm"]],
-        ]
-        for row in result["rows"]
-    ]
-    return header, body
-
-
-def _markdown_table(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    return "\n".join(lines)
-
-
-def _settings_lines(result: dict[str, Any]) -> list[str]:
-    s = result["settings"]
-    env = result["environment"]
-    limit = s["max_minutes_per_model"]
-    return [
-        f"- data: fast training-data generator (`lsst.meas.contextnet.sim.training`), band r, "
-        f"m = {s['m']} detected sources per set (one simulated visit), detector "
-        f"{s['detector_size']} px; per PSF variation {s['train_sets']} training sets (seed "
-        f"{s['train_seed']}, 10% held out for early stopping) and {s['test_sets']} test sets "
-        f"(seed {s['test_seed']}); rows c and d share their data",
-        f"- models: architecture family `{s['arch']}`; local-only rows "
-        f"`{result['rows'][0]['architecture']}`, ContextNet `{result['rows'][3]['architecture']}`"
-        + (f", overrides {s['model_overrides']}" if s["model_overrides"] else ""),
-        f"- training (every row): Adam lr {s['lr']}, {s['batch_sets']} sets per step, at most "
-        f"{s['epochs']} epochs and {'no' if limit is None else limit} minutes, patience "
-        f"{s['patience']}, symmetry augmentation, weight seed {s['seed']}",
-        f"- test predictions: ContextNet averaged over n_p = {s['n_p']} random sets per visit; "
-        "local-only once per object",
-        "- accuracy ± standard error from the spread of per-visit accuracies; bins show accuracy (n)",
-        f"- run: {env['device']}, {env['torch_threads']} torch threads, torch {env['torch_version']}, "
-        f"{env['code_version']}, wall time {result['wall_seconds'] / 60:.1f} min",
-    ]
-
-
-def _pattern_line(pattern: dict[str, Any]) -> str:
-    return (
-        f"Local-only accuracy drops by {_fmt(pattern['local_only_drop_a_to_c'])} "
-        f"(± {_fmt(pattern['local_only_drop_a_to_c_se'])}) from (a) to (c); ContextNet on (c) gains "
-        f"{_fmt(pattern['contextnet_gain_over_c'])} (± {_fmt(pattern['contextnet_gain_over_c_se'])}) "
-        f"over the local-only CNN, {_fmt(pattern['contextnet_minus_a'])} relative to (a). "
-        f"The paper's pattern {'holds' if pattern['holds'] else 'does not hold'} "
-        f"(criterion: {pattern['definition']})."
-    )
-
-
-def format_markdown(result: dict[str, Any]) -> str:
-    """Render a result of `reproduce_table1` as Markdown.
-
-    Parameters
-    ----------
-    result : `dict` [`str`, `typing.Any`]
-        The result (the content of ``table1.json``).
-
-    Returns
-    -------
-    text : `str`
-        A title, the main table, the accuracy by PSF FWHM, the pattern summary, the command and
-        the settings.
-    """
-    header, body = _table_cells(result)
-    psf_header, psf_body = _psf_cells(result)
-    parts = [
-        "# Table 1 (Kennamer et al. 2018) reproduced on the meas_contextnet simulator",
-        "",
-        _markdown_table(header, body),
-        "",
-        _pattern_line(result["pattern"]),
-        "",
-        "Accuracy by PSF FWHM at the source (arcsec):",
-        "",
-        _markdown_table(psf_header, psf_body),
-        "",
-        "Command:",
-        "",
-        "```",
-        result["command"],
-        "```",
-        "",
-        "Settings:",
-        "",
-        *_settings_lines(result),
-        "",
-    ]
-    return "\n".join(parts)
-
-
-def _rst_grid(header: list[str], body: list[list[str]]) -> str:
-    widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
-
-    def line(char: str) -> str:
-        return "+" + "+".join(char * (w + 2) for w in widths) + "+"
-
-    def cells(values: list[str]) -> str:
-        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
-
-    out = [line("-"), cells(header), line("=")]
-    for values in body:
-        out += [cells(values), line("-")]
-    return "\n".join(out)
-
-
-def format_rst(result: dict[str, Any]) -> str:
-    """Render the main table of a result of `reproduce_table1` as reStructuredText.
-
-    Parameters
-    ----------
-    result : `dict` [`str`, `typing.Any`]
-        The result (the content of ``table1.json``).
-
-    Returns
-    -------
-    text : `str`
-        A grid table followed by the pattern summary and the command.
-    """
-    header, body = _table_cells(result)
-    return "\n".join(
-        [
-            _rst_grid(header, body),
-            "",
-            _pattern_line(result["pattern"]),
-            "",
-            ".. code-block:: bash",
-            "",
-            "   " + result["command"],
-            "",
-        ]
-    )
-
-
-_CSV_FIXED = (
-    "row",
-    "model",
-    "architecture",
-    "psf_variation",
-    "psf_spatial",
-    "psf_temporal",
-    "train_sets",
-    "m",
-    "train_objects",
-    "test_sets",
-    "n",
-    "n_galaxy",
-    "n_star",
-    "accuracy",
-    "accuracy_se",
-    "balanced_accuracy",
-    "auc",
-    "galaxy_precision",
-    "galaxy_recall",
-    "star_precision",
-    "star_recall",
-    "ece",
-)
-
-
-def _write_csv(path: Path, result: dict[str, Any]) -> None:
-    mag_keys = [spec["key"] for spec in result["mag_bins"]]
-    columns = [*_CSV_FIXED]
-    for key in mag_keys:
-        columns += [f"accuracy_mag_{key}", f"n_mag_{key}"]
-    columns += ["epochs_run", "best_epoch", "stopped", "train_seconds", "val_accuracy"]
-    with open(path, "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(columns)
-        for row in result["rows"]:
-            metrics = row["metrics"]
-            values: dict[str, Any] = {
-                "row": row["key"],
-                "model": row["model"],
-                "architecture": row["architecture"],
-                "psf_variation": row["psf_variation"],
-                "psf_spatial": row["psf_spatial"],
-                "psf_temporal": row["psf_temporal"],
-                "train_sets": row["train"]["n_sets"],
-                "m": row["train"]["m"],
-                "train_objects": row["train"]["n_objects"],
-                "test_sets": row["test"]["n_sets"],
-                **{key: metrics[key] for key in _CSV_FIXED[10:]},
-                "epochs_run": row["training"]["epochs_run"],
-                "best_epoch": row["training"]["best_epoch"],
-                "stopped": row["training"]["stopped"],
-                "train_seconds": row["training"]["seconds"],
-                "val_accuracy": row["training"]["val_accuracy"],
-            }
-            for entry in row["by_mag"]:
-                values[f"accuracy_mag_{entry['key']}"] = entry["accuracy"]
-                values[f"n_mag_{entry['key']}"] = entry["n"]
-            writer.writerow(["" if values[c] is None else values[c] for c in columns])
-
-
 def reproduce_table1(
     output: str | Path,
     settings: Table1Settings,
@@ -851,9 +600,9 @@ def reproduce_table1(
         If ``output`` already holds ``table1.json`` and ``overwrite`` is false.
     """
     import torch
-
-    from .modelio import code_version, export_model, file_sha256
-    from .train import TrainingOptions, load_training_data, train_model
+    from lsst.meas.contextnet.modelio import code_version, export_model, file_sha256
+    from lsst.meas.contextnet.training.data import load_training_data
+    from lsst.meas.contextnet.training.trainer import TrainingOptions, train_model
 
     t_start = time.monotonic()
     emit = log if log is not None else (lambda text: print(text, file=sys.stderr, flush=True))
@@ -999,7 +748,7 @@ def reproduce_table1(
         "wall_seconds": time.monotonic() - t_start,
     }
     # NaN (e.g. an AUC with one class only) and infinities become null: strict JSON.
-    result_doc = json.loads(json.dumps(result_doc, default=_to_json), parse_constant=lambda _: None)
+    result_doc = json_compatible(result_doc)
     np.savez_compressed(root / "predictions.npz", **predictions)
     _write_csv(root / "table1.csv", result_doc)
     (root / "table1.md").write_text(format_markdown(result_doc))
@@ -1007,204 +756,3 @@ def reproduce_table1(
     json_path.write_text(json.dumps(result_doc, indent=2, allow_nan=False) + "\n")
     stage(f"wrote {json_path}, table1.csv, table1.md, table1.rst and predictions.npz")
     return result_doc
-
-
-def _to_json(value: Any) -> Any:
-    """Convert numpy scalars and arrays for `json.dumps`."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot serialize {type(value).__name__} to JSON")
-
-
-def _positive_int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(item) for item in text.split(",") if item.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-    if not values or any(value <= 0 for value in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def _float_list(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(item) for item in text.split(",") if item.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
-    return values
-
-
-def _minutes(text: str) -> float | None:
-    if text.strip().lower() in ("none", "inf"):
-        return None
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number of minutes or 'none', got {text!r}") from exc
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {text!r}")
-    return value
-
-
-def _settings_from_args(args: argparse.Namespace) -> Table1Settings:
-    overrides: dict[str, Any] = {}
-    for name in ("conv_channels", "n_local", "global_widths", "predict_widths"):
-        value = getattr(args, name)
-        if value is not None:
-            overrides[name] = value
-    return Table1Settings(
-        train_sets=args.train_sets,
-        test_sets=args.test_sets,
-        m=args.m,
-        epochs=args.epochs,
-        max_minutes_per_model=args.max_minutes_per_model,
-        seed=args.seed,
-        processes=args.processes,
-        arch=args.arch,
-        n_p=args.n_p,
-        batch_sets=args.batch_sets,
-        lr=args.lr,
-        patience=args.patience,
-        mag_edges=args.mag_edges,
-        psf_fwhm_edges=args.psf_fwhm_edges,
-        device=args.device,
-        threads=args.threads,
-        model_overrides=overrides,
-        detector_size=args.detector_size,
-        save_models=not args.no_save_models,
-        keep_data=args.keep_data,
-        progress=not args.no_progress,
-    )
-
-
-def _run(args: argparse.Namespace) -> int:
-    """Run ``contextnet reproduce-table1`` from parsed arguments."""
-    settings = _settings_from_args(args)
-    result = reproduce_table1(args.output, settings, overwrite=args.overwrite)
-    print(format_markdown(result))
-    return 0
-
-
-def add_subcommand(subparsers: Any) -> None:
-    """Add the ``reproduce-table1`` subcommand to the ``contextnet`` command.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The subparsers of the top-level parser.
-    """
-    defaults = Table1Settings.__dataclass_fields__
-    parser = subparsers.add_parser(
-        "reproduce-table1",
-        help="reproduce the paper's Table 1 (local-only CNN vs PSF variation, and ContextNet)",
-        description=(
-            "Train and test a local-only CNN with one PSF (a), a PSF varying across the detector "
-            "(b), and a PSF varying across the detector and between visits (c), and ContextNet on "
-            "(c) (d), on data from the fast training-data generator; write table1.json, "
-            "table1.csv, table1.md and table1.rst to --output and print the table."
-        ),
-    )
-
-    def default(name: str) -> Any:
-        return defaults[name].default
-
-    parser.add_argument("--output", type=Path, required=True, help="output directory")
-    parser.add_argument(
-        "--train-sets",
-        type=int,
-        default=default("train_sets"),
-        help="training sets (visits) per PSF variation (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--test-sets",
-        type=int,
-        default=default("test_sets"),
-        help="test sets (visits) per PSF variation (default: %(default)s)",
-    )
-    parser.add_argument("--m", type=int, default=default("m"), help="sources per set (default: %(default)s)")
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=default("epochs"),
-        help="maximum epochs per model (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-minutes-per-model",
-        type=_minutes,
-        default=default("max_minutes_per_model"),
-        help="training time limit per model in minutes, or 'none' (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=default("seed"), help="master seed (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=default("processes"),
-        help="data generator processes (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--arch",
-        choices=_ARCHS,
-        default=default("arch"),
-        help="local CNN of every model: light or the paper's (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--n-p",
-        type=int,
-        default=default("n_p"),
-        help="ContextNet test sets per object (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--batch-sets", type=int, default=default("batch_sets"), help="sets per step (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--lr", type=float, default=default("lr"), help="learning rate (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--patience",
-        type=int,
-        default=default("patience"),
-        help="early-stopping patience in epochs (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--mag-edges",
-        type=_float_list,
-        default=default("mag_edges"),
-        help="inner magnitude bin edges (default: 22,23,24)",
-    )
-    parser.add_argument(
-        "--psf-fwhm-edges",
-        type=_float_list,
-        default=default("psf_fwhm_edges"),
-        help="inner PSF FWHM bin edges in arcsec (default: 0.7,0.9,1.1)",
-    )
-    parser.add_argument(
-        "--device", default=default("device"), help="auto, cpu, cuda or cuda:N (default: %(default)s)"
-    )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument(
-        "--detector-size",
-        type=int,
-        default=default("detector_size"),
-        help="detector side in pixels (default: %(default)s)",
-    )
-    parser.add_argument("--conv-channels", type=_positive_int_list, default=None, help="override, e.g. 16,32")
-    parser.add_argument("--n-local", type=int, default=None, help="override the local feature count")
-    parser.add_argument(
-        "--global-widths", type=_positive_int_list, default=None, help="override, e.g. 256,256"
-    )
-    parser.add_argument(
-        "--predict-widths", type=_positive_int_list, default=None, help="override, e.g. 64,64"
-    )
-    parser.add_argument("--no-save-models", action="store_true", help="do not export the trained models")
-    parser.add_argument(
-        "--keep-data", action="store_true", help="keep (and reuse) the generated data in OUTPUT/data"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing table1.json")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.set_defaults(func=_run)

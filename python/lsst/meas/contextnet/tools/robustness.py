@@ -5,7 +5,7 @@
 beyond its range, star-rich and star-poor fields, a PSF family and a galaxy family never used
 in training, ...) with seeds never used for training, classifies each with the real
 ``pipetask run`` (one output collection per world and model), trains the catalog-feature peer
-(`~lsst.meas.contextnet.peer`) on simulated visits of the training world, and scores every
+(`~lsst.meas.contextnet.evaluation.peer`) on simulated visits of the training world, and scores every
 model, ``extendedness``, ``sizeExtendedness`` and the peer per world and magnitude bin
 (accuracy, star and galaxy recall, AUC, ECE).  Existing collections are reused, so a rerun only
 does what is missing.
@@ -13,9 +13,16 @@ does what is missing.
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_TEST_WORLDS", "ROBUSTNESS_MAG_BINS", "run_robustness", "add_subcommand"]
+__all__ = [
+    "BAND_POOL_WORLDS",
+    "DEFAULT_TEST_WORLDS",
+    "PEER_SEED",
+    "ROBUSTNESS_MAG_BINS",
+    "TEST_SEED_BASE",
+    "format_table",
+    "run_robustness",
+]
 
-import argparse
 import json
 import logging
 import shlex
@@ -26,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from astropy.table import Table, vstack
+from lsst.meas.contextnet.tools.demo import find_pipeline
 
 _LOG = logging.getLogger(__name__)
 
@@ -52,15 +60,6 @@ TEST_SEED_BASE = 9000
 PEER_SEED = 4242
 """Seed of the simulated training-world visits the peer is trained on."""
 
-_PIPELINE = Path(__file__).resolve().parent / "pipelines" / "ContextNet.yaml"
-
-
-def _pipeline_path() -> Path:
-    """The ContextNet pipeline: installed beside the package, or in the source tree."""
-    if _PIPELINE.is_file():
-        return _PIPELINE
-    return Path(__file__).resolve().parents[4] / "pipelines" / "ContextNet.yaml"
-
 
 def _has_collection(butler: Any, name: str) -> bool:
     from lsst.daf.butler import MissingCollectionError
@@ -73,7 +72,7 @@ def _has_collection(butler: Any, name: str) -> bool:
 
 
 def _world_index(world: str) -> int:
-    from .sim.world import world_names
+    from lsst.meas.contextnet.sim.world import world_names
 
     names = list(DEFAULT_TEST_WORLDS) + [w for w in world_names() if w not in DEFAULT_TEST_WORLDS]
     return names.index(world) + 1
@@ -120,11 +119,11 @@ def run_robustness(
         One row per world, classifier and magnitude bin (``bin == -1``: all objects).
     """
     from lsst.daf.butler import Butler
-
-    from .evaluate import evaluate_catalog, load_from_butler
-    from .peer import train_peer_from_butler
-    from .sim.exposure import SimulationConfig
-    from .sim.simulate import simulate_repo
+    from lsst.meas.contextnet.evaluation.butler import load_from_butler
+    from lsst.meas.contextnet.evaluation.peer import train_peer_from_butler
+    from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog
+    from lsst.meas.contextnet.sim.exposure import SimulationConfig
+    from lsst.meas.contextnet.sim.simulate import simulate_repo
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -187,7 +186,7 @@ def run_robustness(
                     "-o",
                     run,
                     "-p",
-                    str(_pipeline_path()),
+                    str(find_pipeline()),
                     "-j",
                     str(jobs),
                     "--register-dataset-types",
@@ -228,7 +227,7 @@ def run_robustness(
 
 
 def _plain_rows(table: Table) -> list[dict[str, Any]]:
-    from .serialization import json_compatible
+    from lsst.meas.contextnet.serialization import json_compatible
 
     return [{name: json_compatible(row[name]) for name in table.colnames} for row in table]
 
@@ -279,78 +278,3 @@ def format_table(table: Table) -> str:
             )
         lines.append("")
     return "\n".join(lines)
-
-
-def _model_pair(text: str) -> tuple[str, str | None, tuple[str, ...]]:
-    label, _, rest = text.partition("=")
-    path, *overrides = rest.split(",")
-    if not label or not path or any("=" not in item for item in overrides):
-        raise argparse.ArgumentTypeError(
-            f"expected LABEL=PATH[,FIELD=VALUE...] (PATH 'shipped' for the shipped model), got {text!r}"
-        )
-    return label, None if path == "shipped" else path, tuple(overrides)
-
-
-def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    table = run_robustness(
-        args.repo,
-        args.output,
-        models=args.model or [("contextnet", None)],
-        worlds=args.worlds,
-        visits=args.visits,
-        size=args.size,
-        processes=args.processes,
-        jobs=args.jobs,
-        peer_visits=args.peer_visits,
-    )
-    print(format_table(table))
-    print(f"wrote {Path(args.output) / 'robustness.csv'}, robustness.md, robustness.json")
-    return 0
-
-
-def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``contextnet robustness`` to the command-line parser.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        Subparsers of the ``contextnet`` parser.
-    """
-    from .sim.world import world_names
-
-    parser = subparsers.add_parser(
-        "robustness",
-        help="score ContextNet, extendedness and the catalog peer on held-out test worlds (one table)",
-        description="Simulate each test world with seeds never used for training, classify it with "
-        "pipetask run, train the catalog-feature peer on training-world visits, and write one table of "
-        "accuracy, star and galaxy recall, AUC and ECE per world and magnitude bin.",
-    )
-    parser.add_argument("--repo", required=True, help="Butler repository (created if missing)")
-    parser.add_argument("--output", required=True, help="output directory")
-    parser.add_argument(
-        "--model",
-        type=_model_pair,
-        action="append",
-        help="LABEL=PATH[,FIELD=VALUE...] of a model to score (repeatable; PATH 'shipped' is the shipped "
-        "model; FIELD=VALUE set the classifier's configuration, e.g. poolSetSize=250; default: "
-        "contextnet=shipped)",
-    )
-    parser.add_argument(
-        "--worlds", nargs="+", default=list(DEFAULT_TEST_WORLDS), choices=world_names(), help="test worlds"
-    )
-    parser.add_argument("--visits", type=int, default=16, help="visits per world (default: %(default)s)")
-    parser.add_argument(
-        "--size", type=int, default=2048, help="detector side in pixels (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--processes", type=int, default=1, help="simulation processes (default: %(default)s)"
-    )
-    parser.add_argument("--jobs", type=int, default=2, help="pipetask run -j (default: %(default)s)")
-    parser.add_argument(
-        "--peer-visits",
-        type=int,
-        default=16,
-        help="training-world visits for the peer (default: %(default)s)",
-    )
-    parser.set_defaults(func=_run)

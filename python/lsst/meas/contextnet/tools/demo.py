@@ -7,7 +7,7 @@ The demo runs, on a small simulated data set, what a user of the package does wi
 2. classify every source with the real ``pipetask run`` command and
    ``pipelines/ContextNet.yaml`` (output CHAINED collection ``demo/contextnet``);
 3. evaluate the classifications against the simulation truth with
-   `lsst.meas.contextnet.evaluate` (ContextNet against the DM ``extendedness`` baseline, overall
+   `lsst.meas.contextnet.evaluation.scoring` (ContextNet against the DM ``extendedness`` baseline, overall
    as in Table 2 of Kennamer et al. 2018 and per magnitude bin as in their Figure 5), writing
    ``OUTPUT/eval/`` (``metrics.csv``, ``metrics.json``, ``summary.txt`` and PNG figures).
 
@@ -26,17 +26,14 @@ __all__ = [
     "DemoSettings",
     "SIM_COLLECTION",
     "TASK_LABEL",
-    "add_subcommand",
     "build_pipetask_command",
     "find_pipeline",
     "find_pipetask",
     "format_table2",
     "resolve_model",
     "run_demo",
-    "settings_from_args",
 ]
 
-import argparse
 import dataclasses
 import json
 import os
@@ -50,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from .evaluate import EvaluationResult
+    from lsst.meas.contextnet.evaluation.scoring import EvaluationResult
 
 DEMO_COLLECTION = "demo/contextnet"
 """Output CHAINED collection of the demo's ``pipetask run``."""
@@ -197,7 +194,7 @@ class DemoResult:
 
 def _checkout_root() -> Path:
     """Return the directory that holds ``python/lsst/meas/contextnet`` (a source checkout's root)."""
-    return Path(__file__).resolve().parents[4]
+    return Path(__file__).resolve().parents[5]
 
 
 def find_pipeline(
@@ -303,7 +300,7 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
         Raised, naming the path, if the file does not exist.
     """
     if model is None:
-        from .classifier import default_model_path
+        from lsst.meas.contextnet.classifier import default_model_path
 
         path = default_model_path()
         if not path.is_file():
@@ -374,8 +371,8 @@ def format_table2(
 
     Parameters
     ----------
-    result : `lsst.meas.contextnet.evaluate.EvaluationResult`
-        Output of `lsst.meas.contextnet.evaluate.evaluate_catalog`.
+    result : `lsst.meas.contextnet.evaluation.scoring.EvaluationResult`
+        Output of `lsst.meas.contextnet.evaluation.scoring.evaluate_catalog`.
     classifiers : `~collections.abc.Sequence` [`str`], optional
         Classifiers to show, in order; those the result lacks are skipped.
 
@@ -542,7 +539,7 @@ def run_demo(settings: DemoSettings, *, stream: TextIO | None = None, progress: 
     model_path = resolve_model(settings.model)
     pipeline = find_pipeline()
     pipetask = find_pipetask()
-    from .modelio import file_sha256, load_model
+    from lsst.meas.contextnet.modelio import file_sha256, load_model
 
     loaded = load_model(model_path, "cpu")
     model_m = loaded.m
@@ -574,8 +571,8 @@ def run_demo(settings: DemoSettings, *, stream: TextIO | None = None, progress: 
             f"{settings.size}x{settings.size} pixels (seed {settings.seed}) into {settings.repo} "
             f"collection {SIM_COLLECTION!r} ...",
         )
-        from .sim.exposure import SimulationConfig
-        from .sim.simulate import simulate_repo
+        from lsst.meas.contextnet.sim.exposure import SimulationConfig
+        from lsst.meas.contextnet.sim.simulate import simulate_repo
 
         start = time.perf_counter()
         summary = simulate_repo(
@@ -676,10 +673,11 @@ def run_demo(settings: DemoSettings, *, stream: TextIO | None = None, progress: 
 def _evaluate(settings: DemoSettings) -> tuple[EvaluationResult, list[Path]]:
     """Evaluate the demo's classifications and write ``eval/``."""
     from lsst.daf.butler import Butler
-
-    from .evaluate import ContextNetEvaluationConfig, evaluate_catalog, load_from_butler, make_figures
-    from .evaluate import write_outputs as write_evaluation
-    from .peer import CatalogPeer
+    from lsst.meas.contextnet.evaluation.butler import load_from_butler
+    from lsst.meas.contextnet.evaluation.peer import CatalogPeer
+    from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog, make_figures
+    from lsst.meas.contextnet.evaluation.scoring import write_outputs as write_evaluation
+    from lsst.meas.contextnet.evaluation.task import ContextNetEvaluationConfig
 
     defaults = ContextNetEvaluationConfig()
     collections = [DEMO_COLLECTION, SIM_COLLECTION]
@@ -770,101 +768,3 @@ def _report(demo: DemoResult, stream: TextIO) -> None:
         f"butler = Butler('{settings.repo}', collections='{DEMO_COLLECTION}'); "
         "print(butler.get('contextnet_classification', instrument='SimCam', visit=0, detector=0))\"",
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------------
-
-
-def settings_from_args(args: argparse.Namespace) -> DemoSettings:
-    """Build `DemoSettings` from parsed ``contextnet demo`` arguments.
-
-    Parameters
-    ----------
-    args : `argparse.Namespace`
-        Parsed arguments.
-
-    Returns
-    -------
-    settings : `DemoSettings`
-        Validated settings.
-
-    Raises
-    ------
-    ValueError
-        Raised if a setting is out of range.
-    """
-    settings = DemoSettings(
-        output=Path(args.output),
-        size=args.size,
-        visits=args.visits,
-        detectors=args.detectors,
-        seed=args.seed,
-        model=None if args.model is None else Path(args.model),
-        processes=args.processes,
-        keep=args.keep,
-    )
-    settings.validate()
-    return settings
-
-
-def _run(args: argparse.Namespace) -> int:
-    run_demo(settings_from_args(args), progress=not args.no_progress)
-    return 0
-
-
-def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``contextnet demo`` to the command-line parser.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        Subparsers of the ``contextnet`` parser.
-    """
-    defaults = DemoSettings(output=Path("."))
-    parser = subparsers.add_parser(
-        "demo",
-        help="simulate a small repository, classify it with pipetask, evaluate against truth",
-        description=(
-            "End-to-end demonstration: simulate LSST-like visits into OUTPUT/repo (collection 'sim'), "
-            f"run 'pipetask run' with pipelines/{DEMO_PIPELINE} (output collection '{DEMO_COLLECTION}'), "
-            "evaluate ContextNet and the DM extendedness baseline against truth, print the comparison "
-            "and write metrics and figures to OUTPUT/eval. An OUTPUT/repo left by an earlier demo is "
-            "replaced (or reused with --keep)."
-        ),
-    )
-    parser.add_argument("--output", required=True, help="output directory (created if needed)")
-    parser.add_argument(
-        "--size", type=int, default=defaults.size, help="detector side in pixels (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--visits", type=int, default=defaults.visits, help="number of visits (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--detectors",
-        type=int,
-        default=defaults.detectors,
-        help="detectors per visit, 1-9 (default: %(default)s)",
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default: %(default)s)")
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="model file (default: the shipped lsst/meas/contextnet/data/contextnet.pt)",
-    )
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=defaults.processes,
-        help="processes for the simulation and pipetask -j (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="reuse the simulated repository of an earlier demo in OUTPUT (same --size, --visits, "
-        "--detectors, --seed) instead of replacing it; the new classifications are added to "
-        f"'{DEMO_COLLECTION}'",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="do not show the simulation progress bar")
-    parser.set_defaults(func=_run)

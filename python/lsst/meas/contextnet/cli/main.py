@@ -9,19 +9,32 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# Modules that each add one subcommand through ``add_subcommand(subparsers)``; heavy imports
-# (torch, galsim) happen inside the subcommand's function, so ``--help`` stays fast.
-_SUBCOMMAND_MODULES = (
-    "lsst.meas.contextnet.sim.simulate",
-    "lsst.meas.contextnet.sim.training",
-    "lsst.meas.contextnet.train",
-    "lsst.meas.contextnet.evaluate",
-    "lsst.meas.contextnet.peer",
-    "lsst.meas.contextnet.robustness",
-    "lsst.meas.contextnet.bench",
-    "lsst.meas.contextnet.demo",
-    "lsst.meas.contextnet.experiments",
+# One module per subcommand, each adding itself through ``add_subcommand(subparsers)``, with the
+# optional dependency group ("extra") its library code needs.
+_SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("simulate", "lsst.meas.contextnet.cli.simulate", "sim"),
+    ("make-training-data", "lsst.meas.contextnet.cli.make_training_data", "sim"),
+    ("train", "lsst.meas.contextnet.cli.train", "train"),
+    ("evaluate", "lsst.meas.contextnet.cli.evaluate", "eval"),
+    ("train-peer", "lsst.meas.contextnet.cli.train_peer", "eval"),
+    ("robustness", "lsst.meas.contextnet.cli.robustness", "all"),
+    ("bench", "lsst.meas.contextnet.cli.bench", "all"),
+    ("demo", "lsst.meas.contextnet.cli.demo", "all"),
+    ("reproduce-table1", "lsst.meas.contextnet.cli.table1", "all"),
 )
+
+
+def _add_unavailable(subparsers: argparse._SubParsersAction, command: str, extra: str, missing: str) -> None:
+    """Register ``command`` as a subcommand that explains which extra to install."""
+
+    def _fail(args: argparse.Namespace) -> int:
+        raise RuntimeError(
+            f"needs the Python package {missing!r}, which is not installed; "
+            f"install it with: pip install 'lsst-meas-contextnet[{extra}]'"
+        )
+
+    parser = subparsers.add_parser(command, help=f"(unavailable: install the [{extra}] extra)")
+    parser.set_defaults(func=_fail)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,12 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="ContextNet star/galaxy classification for LSST-like exposures.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _SUBCOMMAND_MODULES:
+    for command, name, extra in _SUBCOMMANDS:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != name:
+            if exc.name is None or exc.name.startswith("lsst.meas.contextnet"):
                 raise
+            _add_unavailable(subparsers, command, extra, exc.name)
             continue
         module.add_subcommand(subparsers)
     return parser

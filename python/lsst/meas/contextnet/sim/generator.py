@@ -32,59 +32,33 @@ processes or on the shard size.
 
 from __future__ import annotations
 
-__all__ = [
-    "TrainingDataConfig",
-    "generate_set",
-    "write_training_data",
-    "read_manifest",
-    "iter_training_shards",
-    "iter_training_sets",
-    "add_subcommand",
-    "MANIFEST_NAME",
-    "FORMAT_VERSION",
-]
+__all__ = ["TrainingDataConfig", "generate_set", "write_training_data"]
 
-import argparse
 import dataclasses
 import json
 import os
-import shlex
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lsst.meas.contextnet.cutouts import scale_positions
+from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
+from lsst.meas.contextnet.serialization import dataclass_from_dict, dataclass_to_dict
+from lsst.meas.contextnet.sim import survey
+from lsst.meas.contextnet.sim.population import (
+    PopulationConfig,
+    detection_kernel,
+    draw_candidates,
+    point_source_depth,
+)
+from lsst.meas.contextnet.sim.psf import PSF_MODEL_STAMP_SIZE, PSF_VARIATIONS, PsfField, visit_psf_fields
+from lsst.meas.contextnet.sim.render import add_cosmic_rays
+from lsst.meas.contextnet.sim.stamps import StampRenderer, matched_filter_snr
+from lsst.meas.contextnet.sim.world import World, resolve_config_world
+from lsst.meas.contextnet.training.shards import FORMAT_VERSION, MANIFEST_NAME, SHARD_DATASETS
 
-from ..cutouts import scale_positions
-from ..psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
-from ..serialization import dataclass_from_dict, dataclass_to_dict
-from . import survey
-from .population import PopulationConfig, detection_kernel, draw_candidates, point_source_depth
-from .psf import PSF_MODEL_STAMP_SIZE, PSF_VARIATIONS, PsfField, visit_psf_fields
-from .render import add_cosmic_rays
-from .stamps import StampRenderer, matched_filter_snr
-from .world import TRAINING_WORLDS, World, resolve_config_world
-
-MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 2
 _SEARCH_RADIUS = 2
 _ALL_SOURCES_PER_DETECTION = 2.5  # drawn sources (detected or not) per detected source
-_DATASETS = (
-    "cutouts",
-    "bad",
-    "noise_sigma",
-    "positions",
-    "pixel_xy",
-    "offsets",
-    "psf_grid",
-    "labels",
-    "mag",
-    "hlr_arcsec",
-    "ellipticity",
-    "psf_fwhm",
-    "snr",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -451,7 +425,7 @@ def _write_shard(args: tuple[str, int, int, int, int, dict[str, Any]]) -> dict[s
     path = _shard_path(Path(directory), shard_index)
     tmp = path.with_suffix(".h5.tmp")
     with h5py.File(tmp, "w") as f:
-        for key in _DATASETS:
+        for key in SHARD_DATASETS:
             data = np.stack([s[key] for s in sets])
             chunks = (1,) + data.shape[1:] if data.ndim > 1 else None
             f.create_dataset(key, data=data, chunks=chunks, compression="lzf" if key == "bad" else None)
@@ -563,7 +537,7 @@ def write_training_data(
     results.sort(key=lambda r: r["first_set"])
     manifest = {
         "format_version": FORMAT_VERSION,
-        "generator": "lsst.meas.contextnet.sim.training",
+        "generator": "lsst.meas.contextnet.sim.generator",
         "seed": int(seed),
         "n_sets": int(n_sets),
         "m": config.m,
@@ -580,181 +554,3 @@ def write_training_data(
     path = directory / MANIFEST_NAME
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
-
-
-def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check a training-data manifest.
-
-    Parameters
-    ----------
-    directory : `str` or `os.PathLike`
-        Directory written by `write_training_data`.
-
-    Returns
-    -------
-    manifest : `dict`
-        The manifest.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the manifest or a shard it lists is missing.
-    ValueError
-        If the manifest's format version is not supported.
-    """
-    directory = Path(directory)
-    path = directory / MANIFEST_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no training-data manifest at {path}")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported format_version {manifest.get('format_version')!r}")
-    for shard in manifest["shards"]:
-        if not (directory / shard["file"]).is_file():
-            raise FileNotFoundError(f"{path} lists {shard['file']}, which is missing")
-    return manifest
-
-
-def iter_training_shards(directory: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Iterate over the shards of a training data set, loading each whole.
-
-    Parameters
-    ----------
-    directory : `str` or `os.PathLike`
-        Directory written by `write_training_data`.
-
-    Yields
-    ------
-    shard : `dict` [`str`, `typing.Any`]
-        The shard's arrays (``cutouts`` (S, m, size, size), ``noise_sigma`` (S,),
-        ``positions`` (S, m, 2), ``labels``, ``mag``, ``hlr_arcsec``, ``ellipticity``,
-        ``psf_fwhm``, ``snr`` (S, m)) and ``attrs`` (a `dict` of the file attributes).
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        See `read_manifest`; `ValueError` also if a shard's shapes disagree with the manifest.
-    """
-    import h5py
-
-    directory = Path(directory)
-    manifest = read_manifest(directory)
-    m, size = manifest["m"], manifest["cutout_size"]
-    for shard in manifest["shards"]:
-        path = directory / shard["file"]
-        with h5py.File(path, "r") as f:
-            data: dict[str, Any] = {key: f[key][()] for key in _DATASETS if key in f}
-            data["attrs"] = dict(f.attrs)
-        expected = (shard["n_sets"], m, size, size)
-        if data["cutouts"].shape != expected:
-            raise ValueError(f"{path}: cutouts have shape {data['cutouts'].shape}, expected {expected}")
-        yield data
-
-
-def iter_training_sets(directory: str | os.PathLike[str]) -> Iterator[dict[str, np.ndarray]]:
-    """Iterate over single sets, reading one set at a time.
-
-    Parameters
-    ----------
-    directory : `str` or `os.PathLike`
-        Directory written by `write_training_data`.
-
-    Yields
-    ------
-    data : `dict` [`str`, `numpy.ndarray`]
-        One set: ``cutouts`` (m, size, size), ``noise_sigma`` (scalar array), ``positions``
-        (m, 2), ``labels``, ``mag``, ``hlr_arcsec``, ``ellipticity``, ``psf_fwhm``, ``snr``
-        (m,).
-    """
-    import h5py
-
-    directory = Path(directory)
-    manifest = read_manifest(directory)
-    for shard in manifest["shards"]:
-        with h5py.File(directory / shard["file"], "r") as f:
-            keys = [key for key in _DATASETS if key in f]
-            for index in range(shard["n_sets"]):
-                yield {key: f[key][index] for key in keys}
-
-
-def _run(args: argparse.Namespace) -> int:
-    config = TrainingDataConfig(
-        world=args.world,
-        band=args.band,
-        m=args.m,
-        cutout_size=args.cutout_size,
-        detector_size=args.detector_size,
-        psf_variation=args.psf_variation,
-        star_fraction=args.star_fraction,
-        sets_per_shard=args.sets_per_shard,
-    )
-    path = write_training_data(
-        args.output,
-        args.sets,
-        config,
-        args.seed,
-        processes=args.processes,
-        progress=not args.no_progress,
-        overwrite=args.overwrite,
-        command=shlex.join(["contextnet", *sys.argv[1:]]),
-    )
-    manifest = json.loads(path.read_text())
-    print(
-        f"wrote {manifest['n_sets']} sets of {manifest['m']} cutouts "
-        f"({manifest['n_stars']} stars, {manifest['n_galaxies']} galaxies) to {path.parent}"
-    )
-    return 0
-
-
-def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``make-training-data`` subcommand.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The ``contextnet`` parser's subparsers.
-    """
-    parser = subparsers.add_parser(
-        "make-training-data",
-        help="simulate training sets of source cutouts (HDF5 shards)",
-        description=(
-            "Simulate sets of detected-source cutouts, one simulated visit per set, without "
-            "rendering full images, and write them as HDF5 shards with a manifest."
-        ),
-    )
-    parser.add_argument("--output", required=True, help="output directory")
-    parser.add_argument("--sets", type=int, required=True, help="number of sets (visits)")
-    parser.add_argument("--m", type=int, default=1000, help="sources per set (default: %(default)s)")
-    parser.add_argument(
-        "--world",
-        default="narrow",
-        choices=TRAINING_WORLDS,
-        help="world the sets are drawn from (default: %(default)s)",
-    )
-    parser.add_argument("--band", default=None, help="LSST band (default: the world's; narrow: r)")
-    parser.add_argument(
-        "--psf-variation",
-        default="full",
-        choices=PSF_VARIATIONS,
-        help="PSF variation across visits and the detector (default: %(default)s)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="master seed (default: %(default)s)")
-    parser.add_argument("--processes", type=int, default=1, help="worker processes (default: %(default)s)")
-    parser.add_argument(
-        "--cutout-size", type=int, default=28, help="cutout side in pixels (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--detector-size", type=int, default=4096, help="detector side in pixels (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--star-fraction",
-        type=float,
-        default=None,
-        help="expected fraction of stars (default: the world's; narrow: 0.4)",
-    )
-    parser.add_argument(
-        "--sets-per-shard", type=int, default=16, help="sets per shard (default: %(default)s)"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace existing data in --output")
-    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    parser.set_defaults(func=_run)

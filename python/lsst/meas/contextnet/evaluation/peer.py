@@ -10,12 +10,12 @@ What a user would pick instead of a CNN: scikit-learn's `HistGradientBoostingCla
 trained on the sources of simulated visits of the training world, never on a test set.  Missing
 or non-finite values are passed as NaN, which the trees handle natively.  Every evaluation shows
 it beside ContextNet, ``extendedness`` and ``sizeExtendedness``
-(`lsst.meas.contextnet.evaluate.evaluate_catalog`).
+(`lsst.meas.contextnet.evaluation.scoring.evaluate_catalog`).
 """
 
 from __future__ import annotations
 
-__all__ = ["PEER_FEATURES", "CatalogPeer", "catalog_features", "default_peer_path"]
+__all__ = ["CatalogPeer", "PEER_FEATURES", "catalog_features", "default_peer_path", "train_peer_from_butler"]
 
 import dataclasses
 import importlib.resources
@@ -230,8 +230,7 @@ def train_peer_from_butler(repo: str, collections: list[str], *, seed: int = 0) 
         The trained peer; its card names the repository, collections and counts.
     """
     from lsst.daf.butler import Butler
-
-    from .evaluate import load_from_butler
+    from lsst.meas.contextnet.evaluation.butler import load_from_butler
 
     butler = Butler.from_config(repo, writeable=False)
     joined, bands = load_from_butler(butler, collections, classification_type="src", src_type=None)
@@ -243,34 +242,3 @@ def train_peer_from_butler(repo: str, collections: list[str], *, seed: int = 0) 
         "n_exposures": int(len(set(zip(catalog["visit"], catalog["detector"], strict=True)))),
     }
     return CatalogPeer.fit(catalog, np.asarray(catalog["is_galaxy"], dtype=bool), seed=seed, card=card)
-
-
-def _run(args: Any) -> int:
-    peer = train_peer_from_butler(args.repo, args.collections, seed=args.seed)
-    path = peer.save(args.output)
-    print(
-        f"wrote {path}: gradient-boosted trees on {', '.join(PEER_FEATURES)}; "
-        f"{peer.card['n_train']} sources of {peer.card['n_exposures']} exposures, {peer.card['n_iter']} trees"
-    )
-    return 0
-
-
-def add_subcommand(subparsers: Any) -> None:
-    """Add ``contextnet train-peer`` to the command-line parser.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        Subparsers of the ``contextnet`` parser.
-    """
-    parser = subparsers.add_parser(
-        "train-peer",
-        help="train the catalog-feature peer (gradient-boosted trees on src columns)",
-        description="Train gradient-boosted trees on four src columns of simulated training visits "
-        "(src and truth in a Butler repository) and write the peer that 'contextnet evaluate' scores.",
-    )
-    parser.add_argument("--repo", required=True, help="Butler repository")
-    parser.add_argument("--collections", nargs="+", required=True, help="collections with src and truth")
-    parser.add_argument("--output", required=True, help="peer file to write (.pkl)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the trees (default: %(default)s)")
-    parser.set_defaults(func=_run)

@@ -1,0 +1,147 @@
+"""``contextnet evaluate``: score a repository's classifications against truth."""
+
+from __future__ import annotations
+
+__all__ = ["add_subcommand", "run_evaluate_command"]
+
+import argparse
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` subcommand to the ``contextnet`` command.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        Subparsers of the top-level parser.
+
+    """
+    from lsst.meas.contextnet.evaluation.task import ContextNetEvaluationConfig
+
+    defaults = ContextNetEvaluationConfig()
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="compare ContextNet with the DM extendedness baselines against simulation truth",
+        description=(
+            "Join every contextnet_classification in the collections with its truth (by sourceId) and "
+            "write metrics.csv, metrics.json, summary.txt and PNG figures to --output; print the "
+            "comparison. Truth objects that were not detected are counted, not scored."
+        ),
+    )
+    parser.add_argument("--repo", required=True, help="Butler repository (path or URI).")
+    parser.add_argument(
+        "--collections",
+        required=True,
+        nargs="+",
+        metavar="C",
+        help="collections holding the classifications and the truth, searched in order.",
+    )
+    parser.add_argument("--output", required=True, help="output directory (created if needed).")
+    parser.add_argument(
+        "--mag-bins",
+        nargs="+",
+        metavar="EDGE",
+        default=None,
+        help=(
+            "magnitude bin edges, e.g. '18 19 20 21' or a range '16:26:0.5' "
+            f"(default {defaults.magBins[0]:g}:{defaults.magBins[-1]:g}:"
+            f"{defaults.magBins[1] - defaults.magBins[0]:g})."
+        ),
+    )
+    parser.add_argument("--where", default="", help='Butler query expression, e.g. "visit IN (1, 2)".')
+    parser.add_argument(
+        "--instrument",
+        default=None,
+        help="instrument constraint (default: the repository's only instrument when --where is given).",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=defaults.threshold,
+        help="ContextNet galaxy when P(galaxy) >= this (default %(default)s).",
+    )
+    parser.add_argument(
+        "--exclude-flagged",
+        action="store_true",
+        help="treat ContextNet probabilities with classification_flag set as missing.",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="seed of the trivial predictors' folds (default %(default)s).",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="do not write the PNG figures.")
+    parser.add_argument(
+        "--peer",
+        default=None,
+        help="catalog-feature peer file written by 'contextnet train-peer' (default: the shipped one).",
+    )
+    parser.add_argument("--no-peer", action="store_true", help="do not score the catalog-feature peer.")
+    parser.set_defaults(func=run_evaluate_command)
+
+
+def run_evaluate_command(args: argparse.Namespace) -> int:
+    """Run ``contextnet evaluate`` with parsed arguments.
+
+    Parameters
+    ----------
+    args : `argparse.Namespace`
+        Parsed arguments of the subcommand.
+
+    Returns
+    -------
+    status : `int`
+        0 on success.
+
+    """
+    from lsst.daf.butler import Butler
+    from lsst.meas.contextnet.evaluation.butler import load_from_butler
+    from lsst.meas.contextnet.evaluation.peer import CatalogPeer
+    from lsst.meas.contextnet.evaluation.scoring import (
+        evaluate_catalog,
+        make_figures,
+        parse_mag_bins,
+        write_outputs,
+    )
+    from lsst.meas.contextnet.evaluation.task import ContextNetEvaluationConfig
+
+    defaults = ContextNetEvaluationConfig()
+    mag_bins = parse_mag_bins(args.mag_bins) if args.mag_bins else list(defaults.magBins)
+    if not 0.0 < args.threshold < 1.0:
+        raise ValueError(f"--threshold must be in (0, 1); got {args.threshold}.")
+    butler = Butler.from_config(args.repo, writeable=False)
+    joined, bands = load_from_butler(butler, args.collections, where=args.where, instrument=args.instrument)
+    result = evaluate_catalog(
+        joined.catalog,
+        counts=joined.counts,
+        mag_bins=mag_bins,
+        threshold=args.threshold,
+        baseline_threshold=defaults.baselineThreshold,
+        n_calibration_bins=defaults.nCalibrationBins,
+        exclude_flagged=args.exclude_flagged,
+        n_folds=defaults.nFolds,
+        seed=args.seed,
+        peer=None if args.no_peer else CatalogPeer.load(args.peer),
+    )
+    result.settings["repo"] = str(args.repo)
+    result.settings["collections"] = list(args.collections)
+    result.settings["where"] = args.where
+    result.settings["bands"] = bands
+    figures = None
+    if not args.no_plots:
+        figures = make_figures(
+            result,
+            band=bands[0] if len(bands) == 1 else None,
+            max_points=defaults.maxPlotPoints,
+            seed=args.seed,
+        )
+    paths = write_outputs(result, args.output, figures)
+    print(result.format_counts())
+    print()
+    print(result.format_summary())
+    print()
+    print(result.format_by_magnitude())
+    print()
+    print("wrote " + ", ".join(str(path) for path in paths))
+    return 0

@@ -1,0 +1,165 @@
+"""``contextnet train``: train a ContextNet on generated training data."""
+
+from __future__ import annotations
+
+__all__ = ["add_subcommand"]
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(item) for item in text.split(",") if item.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+    if not values or any(value <= 0 for value in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run ``contextnet train`` from parsed arguments."""
+    from lsst.meas.contextnet.model import ContextNetConfig
+    from lsst.meas.contextnet.training.trainer import TrainingOptions, run_training
+
+    if args.output.exists() and not args.overwrite:
+        raise FileExistsError(f"{str(args.output)!r} exists; pass --overwrite to replace it")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    overrides: dict[str, Any] = {}
+    for name in ("conv_channels", "global_widths", "predict_widths", "n_local"):
+        value = getattr(args, name)
+        if value is not None:
+            overrides[name] = value
+    data_m, cutout_size = _peek_shape(args.data)
+    preset_m = ContextNetConfig.preset(args.arch).m
+    config = ContextNetConfig.preset(
+        args.arch,
+        m=args.m if args.m is not None else min(preset_m, data_m),
+        cutout_size=cutout_size,
+        **overrides,
+    )
+    options = TrainingOptions(
+        epochs=args.epochs,
+        batch_sets=args.batch_sets,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        val_fraction=args.val_fraction,
+        patience=args.patience,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
+        max_minutes=args.max_minutes,
+        augment=not args.no_augment,
+        progress=not args.no_progress,
+    )
+    metadata = run_training(
+        args.data, args.output, config, options, softening=args.softening, weights_dtype=args.weights_dtype
+    )
+    validation = metadata["metrics"].get("validation", {})
+    print(
+        f"wrote {args.output}: {metadata['architecture']} m={metadata['m']}, "
+        f"{metadata['training']['epochs_run']} epochs, best epoch {metadata['training']['best_epoch']}, "
+        f"validation accuracy {validation.get('accuracy')}"
+    )
+    return 0
+
+
+def _peek_shape(directory: Path) -> tuple[int, int]:
+    """Read the set size and cutout size of the first shard without loading it."""
+    import h5py
+
+    shards = sorted(Path(directory).glob("shard_*.h5"))
+    if not shards:
+        raise FileNotFoundError(f"no shard_*.h5 files in training data directory {str(directory)!r}")
+    with h5py.File(shards[0], "r") as h5:
+        if "cutouts" not in h5 or h5["cutouts"].ndim != 4:
+            raise ValueError(f"shard {str(shards[0])!r} has no 4-d 'cutouts' dataset")
+        shape = h5["cutouts"].shape
+    return int(shape[1]), int(shape[2])
+
+
+def add_subcommand(subparsers: Any) -> None:
+    """Add the ``train`` subcommand to the ``contextnet`` command.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The subparsers of the top-level parser.
+
+    """
+    from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION
+    from lsst.meas.contextnet.model import ARCHITECTURES
+
+    parser = subparsers.add_parser(
+        "train",
+        help="train ContextNet on simulated cutout sets and export the TorchScript model",
+        description=(
+            "Train ContextNet (or the local-only baseline) on training-data shards and write a "
+            "TorchScript model file with its model card."
+        ),
+    )
+    parser.add_argument("--data", type=Path, required=True, help="directory of shard_*.h5 training files")
+    parser.add_argument("--output", type=Path, required=True, help="model file to write (MODEL.pt)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument(
+        "--arch",
+        choices=ARCHITECTURES,
+        default="paper",
+        help="architecture (lsst.meas.contextnet.model.ContextNetConfig.preset): the paper's, the paper's "
+        "with a light local CNN, local-only (no context), light-pool (pooling context), psf-concat and "
+        "psf-pool (PSF-aware inputs; psf-pool is the shipped model's)",
+    )
+    parser.add_argument(
+        "--m",
+        type=int,
+        default=None,
+        help="objects per set (default: the preset's, at most the shards' m; a pooling network "
+        "accepts any number at inference)",
+    )
+    parser.add_argument("--conv-channels", type=_int_list, default=None, help="override, e.g. 16,32")
+    parser.add_argument("--n-local", type=int, default=None, help="override the local feature count (20)")
+    parser.add_argument("--global-widths", type=_int_list, default=None, help="override, e.g. 1000,1000,1000")
+    parser.add_argument("--predict-widths", type=_int_list, default=None, help="override, e.g. 100,100")
+    parser.add_argument("--epochs", type=int, default=30, help="maximum number of epochs (default 30)")
+    parser.add_argument("--batch-sets", type=int, default=8, help="sets per optimizer step (default 8)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.1, help="fraction of sets held out (default 0.1)"
+    )
+    parser.add_argument(
+        "--patience", type=int, default=5, help="early-stopping patience in epochs (default 5)"
+    )
+    parser.add_argument(
+        "--checkpoint-dir", type=Path, default=None, help="write checkpoint.pt here each epoch"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir"
+    )
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop training after this many minutes"
+    )
+    parser.add_argument(
+        "--softening",
+        type=float,
+        default=float(DEFAULT_NORMALIZATION["softening"]),
+        help="pixel normalization: arcsinh(pixel / (noise * softening)) (default 3)",
+    )
+    parser.add_argument(
+        "--weights-dtype",
+        choices=("float32", "float16"),
+        default="float32",
+        help="storage precision of the weights in the model file (default float32)",
+    )
+    parser.add_argument("--no-augment", action="store_true", help="disable the symmetry augmentation")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=_run)

@@ -1,0 +1,40 @@
+"""``contextnet train-peer``: train the catalog-feature peer on a repository."""
+
+from __future__ import annotations
+
+__all__ = ["add_subcommand"]
+
+from typing import Any
+
+
+def _run(args: Any) -> int:
+    from lsst.meas.contextnet.evaluation.peer import PEER_FEATURES, train_peer_from_butler
+
+    peer = train_peer_from_butler(args.repo, args.collections, seed=args.seed)
+    path = peer.save(args.output)
+    print(
+        f"wrote {path}: gradient-boosted trees on {', '.join(PEER_FEATURES)}; "
+        f"{peer.card['n_train']} sources of {peer.card['n_exposures']} exposures, {peer.card['n_iter']} trees"
+    )
+    return 0
+
+
+def add_subcommand(subparsers: Any) -> None:
+    """Add ``contextnet train-peer`` to the command-line parser.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        Subparsers of the ``contextnet`` parser.
+    """
+    parser = subparsers.add_parser(
+        "train-peer",
+        help="train the catalog-feature peer (gradient-boosted trees on src columns)",
+        description="Train gradient-boosted trees on four src columns of simulated training visits "
+        "(src and truth in a Butler repository) and write the peer that 'contextnet evaluate' scores.",
+    )
+    parser.add_argument("--repo", required=True, help="Butler repository")
+    parser.add_argument("--collections", nargs="+", required=True, help="collections with src and truth")
+    parser.add_argument("--output", required=True, help="peer file to write (.pkl)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the trees (default: %(default)s)")
+    parser.set_defaults(func=_run)

@@ -1,0 +1,80 @@
+"""The model the classifier task runs: loaded once per process, checked against the task's inputs."""
+
+from __future__ import annotations
+
+__all__ = ["SUPPORTED_NORMALIZATIONS", "SUPPORTED_POSITION_FEATURES", "check_model", "load_checked_model"]
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lsst.meas.contextnet.modelio import LoadedModel
+
+SUPPORTED_NORMALIZATIONS: tuple[str, ...] = ("asinh_noise",)
+"""Pixel normalizations the task applies (``normalization.kind`` of a model card)."""
+
+SUPPORTED_POSITION_FEATURES: tuple[str, ...] = ("scaled_xy",)
+"""Position features the task computes (``position_features.kind`` of a model card)."""
+
+
+def check_model(loaded: LoadedModel, path: Path) -> None:
+    """Check that the network accepts what its metadata declares; raise `ModelFileError`."""
+    import torch
+    from lsst.meas.contextnet.modelio import ModelFileError
+
+    metadata = loaded.metadata
+    kind = metadata["normalization"].get("kind")
+    if kind not in SUPPORTED_NORMALIZATIONS:
+        raise ModelFileError(
+            f"{path}: pixel normalization {kind!r} is not supported (this task applies "
+            f"{SUPPORTED_NORMALIZATIONS})"
+        )
+    softening = metadata["normalization"].get("softening")
+    if isinstance(softening, bool) or not isinstance(softening, int | float) or not softening > 0:
+        raise ModelFileError(f"{path}: normalization softening must be positive, got {softening!r}")
+    positions = metadata.get("position_features", {})
+    position_kind = positions.get("kind") if isinstance(positions, Mapping) else positions
+    if position_kind not in SUPPORTED_POSITION_FEATURES:
+        raise ModelFileError(
+            f"{path}: position features {position_kind!r} are not supported (this task computes "
+            f"{SUPPORTED_POSITION_FEATURES})"
+        )
+    size, m = loaded.cutout_size, loaded.m
+    # One blank cutout and one set through the network: a network built for another cutout
+    # size, set size, number of channels or of position features fails here with a clear
+    # message rather than in the middle of a run.
+    with torch.inference_mode():
+        try:
+            features = loaded.module.local_features(
+                torch.zeros((1, len(loaded.inputs), size, size), device=loaded.device),
+                torch.zeros((1, 2), device=loaded.device),
+            )
+            probabilities = loaded.module.predict_sets(features.unsqueeze(0).expand(1, m, -1))
+        except (RuntimeError, torch.jit.Error) as exc:  # a scripted raise is a torch.jit.Error
+            message = str(exc).strip().splitlines()
+            raise ModelFileError(
+                f"{path}: the network rejects inputs of the size its metadata declares "
+                f"(cutout_size={size}, m={m}, inputs {list(loaded.inputs)}, 2 position features): "
+                f"{message[-1] if message else type(exc).__name__}"
+            ) from exc
+    if tuple(probabilities.shape) != (1, m):
+        raise ModelFileError(
+            f"{path}: predict_sets returned shape {tuple(probabilities.shape)} for one set of m={m}"
+        )
+
+
+@functools.lru_cache(maxsize=2)
+def load_checked_model(path: str, mtime_ns: int, size: int, device: str) -> LoadedModel:
+    """Load and check a model, cached per process.
+
+    ``pipetask`` builds a new task for every quantum; the cache (keyed by the file's path,
+    modification time and size, and the requested device) lets the quanta of one process share
+    one loaded model.
+    """
+    from lsst.meas.contextnet.modelio import load_model
+
+    loaded = load_model(path, device)
+    check_model(loaded, Path(path))
+    return loaded

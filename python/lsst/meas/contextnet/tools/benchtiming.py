@@ -1,0 +1,164 @@
+"""Timing helpers and hardware description for the benchmarks."""
+
+from __future__ import annotations
+
+__all__ = ["Timing", "cpu_model_name", "hardware_info", "time_call"]
+
+import dataclasses
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Wall-clock times of repeated calls of one function."""
+
+    seconds: tuple[float, ...]
+    """Time of every timed call, in seconds."""
+
+    @property
+    def median(self) -> float:
+        """Median time in seconds (`float`)."""
+        return float(np.median(self.seconds))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the median and every time, for JSON.
+
+        Returns
+        -------
+        timing : `dict` [`str`, `~typing.Any`]
+            ``median_s`` and ``seconds`` (the list of times).
+
+        """
+        return {"median_s": self.median, "seconds": list(self.seconds)}
+
+
+def time_call(
+    func: Callable[[], Any],
+    repeat: int,
+    warmup: int = 1,
+    synchronize: Callable[[], None] | None = None,
+) -> tuple[Timing, Any]:
+    """Time a function: ``warmup`` untimed calls, then ``repeat`` timed ones.
+
+    Parameters
+    ----------
+    func : callable
+        Function of no arguments.
+    repeat : `int`
+        Number of timed calls (at least 1).
+    warmup : `int`, optional
+        Number of untimed calls first.
+    synchronize : callable, optional
+        Called before starting and before stopping the clock (e.g. `torch.cuda.synchronize`,
+        so that queued GPU work is counted in the call that queued it).
+
+    Returns
+    -------
+    timing : `Timing`
+        The times of the timed calls.
+    result : `~typing.Any`
+        What the last call returned.
+
+    Raises
+    ------
+    ValueError
+        If ``repeat < 1`` or ``warmup < 0``.
+
+    """
+    if repeat < 1 or warmup < 0:
+        raise ValueError(f"need repeat >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
+    sync = synchronize if synchronize is not None else (lambda: None)
+    result = None
+    for _ in range(warmup):
+        result = func()
+    sync()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = func()
+        sync()
+        times.append(time.perf_counter() - start)
+    return Timing(tuple(times)), result
+
+
+def cpu_model_name(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> str:
+    """Return the CPU model name.
+
+    Parameters
+    ----------
+    cpuinfo : `str` or `os.PathLike`, optional
+        File in the format of Linux's ``/proc/cpuinfo``.
+
+    Returns
+    -------
+    name : `str`
+        The first ``model name`` (x86) or ``Model`` / ``Hardware`` / ``CPU part`` (ARM) entry;
+        `platform.processor` or ``"unknown"`` where the file is missing or has none.
+
+    """
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        text = ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields and value.strip():
+            fields[key.strip()] = value.strip()
+    for key in ("model name", "Model", "Hardware", "CPU part"):
+        if key in fields:
+            return fields[key]
+    return platform.processor() or "unknown"
+
+
+def hardware_info() -> dict[str, Any]:
+    """Describe the machine and software the benchmark runs on.
+
+    Returns
+    -------
+    info : `dict` [`str`, `~typing.Any`]
+        ``cpu_model``, ``cpu_count`` (logical CPUs of the machine), ``cpu_count_usable`` (those
+        this process may run on), ``torch_version``, ``torch_threads``, ``torch_interop_threads``,
+        ``omp_num_threads`` (the environment variable, or `None`), ``cuda_available``,
+        ``gpu_name`` (`None` without a GPU), ``gpu_count``, ``cuda_version``, ``cudnn_version``,
+        ``python_version``, ``numpy_version`` and ``platform``.
+
+    """
+    import torch
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cuda = bool(torch.cuda.is_available())
+    cudnn = torch.backends.cudnn.version() if cuda and torch.backends.cudnn.is_available() else None
+    return {
+        "cpu_model": cpu_model_name(),
+        "cpu_count": os.cpu_count(),
+        "cpu_count_usable": usable,
+        "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "cuda_available": cuda,
+        "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
+        "cuda_version": torch.version.cuda,
+        "cudnn_version": cudnn,
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _synchronizer(device: Any) -> Callable[[], None] | None:
+    """Return `torch.cuda.synchronize` for a CUDA device, `None` otherwise."""
+    import torch
+
+    if device.type != "cuda":
+        return None
+    return lambda: torch.cuda.synchronize(device)

@@ -1,0 +1,56 @@
+"""Augmentation of training sets by the symmetries of the square."""
+
+from __future__ import annotations
+
+__all__ = ["apply_symmetry"]
+
+import numpy as np
+
+
+def apply_symmetry(cutouts: np.ndarray, positions: np.ndarray, code: int) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one of the 8 symmetries of the square to cutouts and their positions.
+
+    Parameters
+    ----------
+    cutouts : `numpy.ndarray`
+        Cutouts, shape ``(..., S, S)`` indexed ``[y, x]``, source at pixel ``(S // 2, S // 2)``.
+    positions : `numpy.ndarray`
+        Position features ``(x, y)`` in ``[-1, 1]``, shape ``(..., 2)``.
+    code : `int`
+        Symmetry, 0 to 7: bit 0 transposes (swaps x and y), bit 1 flips x, bit 2 flips y, applied
+        in that order. 0 is the identity; the 8 codes are the 8 distinct symmetries.
+
+    Returns
+    -------
+    cutouts, positions : `tuple` [`numpy.ndarray`, `numpy.ndarray`]
+        Transformed copies.
+
+    Raises
+    ------
+    ValueError
+        If ``code`` is not in 0-7.
+
+    Notes
+    -----
+    Flips mirror the cutout about its centre pixel ``c = S // 2`` (pixel ``i`` goes to
+    ``2c - i``), the pixel the source was centred on, and ``x -> -x`` in the position features,
+    as if the whole detector were mirrored. For even ``S`` the row or column at ``2c - 0 = S``
+    falls outside the cutout; it is taken from pixel 0 (wrapping), a one-pixel border of sky.
+
+    """
+    if code not in range(8):
+        raise ValueError(f"symmetry code must be an integer from 0 to 7, got {code!r}")
+    out = np.asarray(cutouts)
+    pos = np.array(positions, copy=True)
+    size = out.shape[-1]
+    mirror = (2 * (size // 2) - np.arange(size)) % size
+    if code & 1:
+        out = np.swapaxes(out, -1, -2)
+        pos = pos[..., ::-1].copy()
+    if code & 2:
+        out = out[..., :, mirror]
+        pos[..., 0] = -pos[..., 0]
+    if code & 4:
+        out = out[..., mirror, :]
+        pos[..., 1] = -pos[..., 1]
+    return np.ascontiguousarray(out), pos

@@ -1,0 +1,214 @@
+"""Training data as the model sees them: the generator's sets turned into model inputs."""
+
+from __future__ import annotations
+
+__all__ = ["TrainingData", "load_training_data"]
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION
+from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, interpolate_psf, model_inputs
+
+_REQUIRED_DATASETS = ("cutouts", "noise_sigma", "positions", "labels")
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """Training sets held in memory, pixels already normalized."""
+
+    cutouts: np.ndarray
+    """Model inputs, float32, shape ``(V, M, C, S, S)`` (``V`` visits of ``M`` sources, ``C``
+    channels built by `lsst.meas.contextnet.psfinputs.model_inputs`)."""
+
+    positions: np.ndarray
+    """Position features in ``[-1, 1]``, float32, shape ``(V, M, 2)``."""
+
+    labels: np.ndarray
+    """1 for galaxies, 0 for stars, float32, shape ``(V, M)``."""
+
+    description: dict[str, Any]
+    """JSON-serializable description of the source (directory, shards, manifest, counts)."""
+
+    @property
+    def n_visits(self) -> int:
+        """Number of sets (visits)."""
+        return int(self.cutouts.shape[0])
+
+    @property
+    def m(self) -> int:
+        """Sources per stored set."""
+        return int(self.cutouts.shape[1])
+
+    @property
+    def cutout_size(self) -> int:
+        """Side of the cutouts in pixels."""
+        return int(self.cutouts.shape[-1])
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels per source."""
+        return int(self.cutouts.shape[2])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _json_attr(value: Any) -> Any:
+    """Convert an HDF5 attribute to a JSON-serializable value."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def load_training_data(
+    directory: str | os.PathLike[str],
+    softening: float = float(DEFAULT_NORMALIZATION["softening"]),
+    inputs: tuple[str, ...] = ("image",),
+) -> TrainingData:
+    """Read every shard of a training-data directory and build the model's inputs.
+
+    The inputs are made by `lsst.meas.contextnet.psfinputs.model_inputs`, the function the
+    classifier task uses, from the stored cutouts, bad-pixel masks, PSF-model grids and
+    positions.
+
+    Parameters
+    ----------
+    directory : `str` or `os.PathLike`
+        Directory with ``shard_*.h5`` files (and normally ``manifest.json``) as written by
+        `lsst.meas.contextnet.sim.generator`.
+    softening : `float`, optional
+        Softening of `~lsst.meas.contextnet.cutouts.normalize_cutouts`.
+    inputs : `tuple` [`str`, ...], optional
+        Channels of the model (``("image",)`` or ``("image", "psf")``).
+
+    Returns
+    -------
+    data : `TrainingData`
+        All sets of all shards, in shard order.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory does not exist or holds no shard.
+    ValueError
+        If a shard lacks a dataset, has inconsistent shapes, or shards disagree on the cutout size
+        or set size.
+
+    """
+    import h5py
+
+    root = Path(directory)
+    if not root.is_dir():
+        raise FileNotFoundError(f"training data directory {str(root)!r} does not exist")
+    shards = sorted(root.glob("shard_*.h5"))
+    if not shards:
+        raise FileNotFoundError(f"no shard_*.h5 files in training data directory {str(root)!r}")
+    manifest_path = root / "manifest.json"
+    manifest: Any = None
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+
+    cutouts, positions, labels = [], [], []
+    psf_grid = DEFAULT_PSF_GRID
+    shape: tuple[int, int] | None = None
+    attrs: dict[str, Any] = {}
+    for shard in shards:
+        with h5py.File(shard, "r") as h5:
+            missing = [name for name in _REQUIRED_DATASETS if name not in h5]
+            if missing:
+                raise ValueError(f"shard {str(shard)!r} lacks the datasets {missing}")
+            raw = np.asarray(h5["cutouts"][...], dtype=np.float32)
+            sigma = np.asarray(h5["noise_sigma"][...], dtype=np.float32)
+            pos = np.asarray(h5["positions"][...], dtype=np.float32)
+            lab = np.asarray(h5["labels"][...])
+            if "psf" in inputs:
+                missing = [name for name in ("bad", "psf_grid", "pixel_xy", "offsets") if name not in h5]
+                if missing:
+                    raise ValueError(f"shard {str(shard)!r} lacks {missing}, needed by a PSF-aware model")
+                psf_data = {name: h5[name][...] for name in ("bad", "psf_grid", "pixel_xy", "offsets")}
+                psf_grid = int(psf_data["psf_grid"].shape[1])
+                detector_size = int(h5.attrs["detector_size"])
+            if shard == shards[0]:
+                attrs = {key: _json_attr(value) for key, value in h5.attrs.items() if key != "config"}
+        n_sets = raw.shape[0]
+        if (
+            raw.ndim != 4
+            or raw.shape[2] != raw.shape[3]
+            or sigma.shape != (n_sets,)
+            or pos.shape != raw.shape[:2] + (2,)
+            or lab.shape != raw.shape[:2]
+        ):
+            raise ValueError(
+                f"shard {str(shard)!r} has inconsistent shapes: cutouts {raw.shape}, noise_sigma "
+                f"{sigma.shape}, positions {pos.shape}, labels {lab.shape}"
+            )
+        if shape is None:
+            shape = (raw.shape[1], raw.shape[2])
+        elif (raw.shape[1], raw.shape[2]) != shape:
+            raise ValueError(
+                f"shard {str(shard)!r} has sets of {raw.shape[1]} cutouts of {raw.shape[2]} pixels, "
+                f"earlier shards {shape[0]} of {shape[1]}"
+            )
+        if not np.isin(lab, (0, 1)).all():
+            raise ValueError(f"shard {str(shard)!r} has labels other than 0 and 1")
+        normalization = {**DEFAULT_NORMALIZATION, "softening": softening}
+        per_set = []
+        for index in range(n_sets):
+            if "psf" in inputs:
+                xy = psf_data["pixel_xy"][index]
+                psf = interpolate_psf(
+                    psf_data["psf_grid"][index], xy[:, 0], xy[:, 1], detector_size, detector_size
+                )
+                per_set.append(
+                    model_inputs(
+                        raw[index],
+                        float(sigma[index]),
+                        normalization,
+                        inputs,
+                        bad=psf_data["bad"][index].astype(bool),
+                        psf=psf,
+                        dx=psf_data["offsets"][index, :, 0],
+                        dy=psf_data["offsets"][index, :, 1],
+                    )
+                )
+            else:
+                per_set.append(model_inputs(raw[index], float(sigma[index]), normalization, inputs))
+        cutouts.append(np.stack(per_set))
+        positions.append(pos)
+        labels.append(lab.astype(np.float32))
+    all_labels = np.concatenate(labels)
+    description = {
+        "directory": str(root.resolve()),
+        "shards": [shard.name for shard in shards],
+        "manifest": manifest,
+        "manifest_sha256": _sha256(manifest_path) if manifest is not None else None,
+        "attrs": attrs,
+        "n_sets": int(all_labels.shape[0]),
+        "m": int(all_labels.shape[1]),
+        "n_objects": int(all_labels.size),
+        "galaxy_fraction": float(all_labels.mean()) if all_labels.size else math.nan,
+        "psf_grid": psf_grid,
+        "inputs": list(inputs),
+    }
+    return TrainingData(
+        cutouts=np.concatenate(cutouts),
+        positions=np.concatenate(positions),
+        labels=all_labels,
+        description=description,
+    )

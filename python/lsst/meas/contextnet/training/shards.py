@@ -1,0 +1,138 @@
+"""The one reader of training-data directories: manifest check and shard iteration."""
+
+from __future__ import annotations
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "SHARD_DATASETS",
+    "iter_training_sets",
+    "iter_training_shards",
+    "read_manifest",
+]
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST_NAME = "manifest.json"
+"""File name of the manifest of a training-data directory."""
+
+FORMAT_VERSION = 2
+"""Version of the training-data format this package writes and reads."""
+
+SHARD_DATASETS: tuple[str, ...] = (
+    "cutouts",
+    "bad",
+    "noise_sigma",
+    "positions",
+    "pixel_xy",
+    "offsets",
+    "psf_grid",
+    "labels",
+    "mag",
+    "hlr_arcsec",
+    "ellipticity",
+    "psf_fwhm",
+    "snr",
+)
+"""HDF5 datasets of every shard, one row per set."""
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a training-data manifest.
+
+    Parameters
+    ----------
+    directory : `str` or `os.PathLike`
+        Directory written by `write_training_data`.
+
+    Returns
+    -------
+    manifest : `dict`
+        The manifest.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the manifest or a shard it lists is missing.
+    ValueError
+        If the manifest's format version is not supported.
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no training-data manifest at {path}")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported format_version {manifest.get('format_version')!r}")
+    for shard in manifest["shards"]:
+        if not (directory / shard["file"]).is_file():
+            raise FileNotFoundError(f"{path} lists {shard['file']}, which is missing")
+    return manifest
+
+
+def iter_training_shards(directory: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Iterate over the shards of a training data set, loading each whole.
+
+    Parameters
+    ----------
+    directory : `str` or `os.PathLike`
+        Directory written by `write_training_data`.
+
+    Yields
+    ------
+    shard : `dict` [`str`, `typing.Any`]
+        The shard's arrays (``cutouts`` (S, m, size, size), ``noise_sigma`` (S,),
+        ``positions`` (S, m, 2), ``labels``, ``mag``, ``hlr_arcsec``, ``ellipticity``,
+        ``psf_fwhm``, ``snr`` (S, m)) and ``attrs`` (a `dict` of the file attributes).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        See `read_manifest`; `ValueError` also if a shard's shapes disagree with the manifest.
+    """
+    import h5py
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    m, size = manifest["m"], manifest["cutout_size"]
+    for shard in manifest["shards"]:
+        path = directory / shard["file"]
+        with h5py.File(path, "r") as f:
+            data: dict[str, Any] = {key: f[key][()] for key in SHARD_DATASETS if key in f}
+            data["attrs"] = dict(f.attrs)
+        expected = (shard["n_sets"], m, size, size)
+        if data["cutouts"].shape != expected:
+            raise ValueError(f"{path}: cutouts have shape {data['cutouts'].shape}, expected {expected}")
+        yield data
+
+
+def iter_training_sets(directory: str | os.PathLike[str]) -> Iterator[dict[str, np.ndarray]]:
+    """Iterate over single sets, reading one set at a time.
+
+    Parameters
+    ----------
+    directory : `str` or `os.PathLike`
+        Directory written by `write_training_data`.
+
+    Yields
+    ------
+    data : `dict` [`str`, `numpy.ndarray`]
+        One set: ``cutouts`` (m, size, size), ``noise_sigma`` (scalar array), ``positions``
+        (m, 2), ``labels``, ``mag``, ``hlr_arcsec``, ``ellipticity``, ``psf_fwhm``, ``snr``
+        (m,).
+    """
+    import h5py
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    for shard in manifest["shards"]:
+        with h5py.File(directory / shard["file"], "r") as f:
+            keys = [key for key in SHARD_DATASETS if key in f]
+            for index in range(shard["n_sets"]):
+                yield {key: f[key][index] for key in keys}
