@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import lsst.pipe.base.connectionTypes as cT
 import numpy as np
 from astropy.table import Column, Table
-from lsst.meas.contextnet.cutouts import extract_cutouts, scale_positions
+from lsst.meas.contextnet.cutouts import background_noise, extract_cutouts, scale_positions
 from lsst.meas.contextnet.errors import (
     MissingPsfError,
     ModelOutputError,
@@ -328,7 +328,7 @@ class ContextNetClassifierTask(PipelineTask):
     """Classify every source of a single-visit image as star or galaxy with ContextNet.
 
     For each source a ``cutout_size`` x ``cutout_size`` cutout centred on its centroid is cut
-    from the image, divided by the background noise ``sqrt(nanmedian(variance))`` and stretched as
+    from the image, divided by the background noise ``sqrt(median(variance))`` and stretched as
     the model's metadata says; the model runs over ``ceil(nEnsemble * N / m)`` random sets of
     ``m`` sources (every source in at least ``nEnsemble``), with the local network computed once
     per source; each source's probability is the mean over its sets.
@@ -632,7 +632,7 @@ class ContextNetClassifierTask(PipelineTask):
             mask=mask_array,
             bad_mask_bits=mask_bits,
         )
-        noise_sigma = float(np.sqrt(np.nanmedian(exposure.variance.array)))
+        noise_sigma = background_noise(exposure.variance.array)
         if not (math.isfinite(noise_sigma) and noise_sigma > 0):
             raise NoiseEstimateError(noise_sigma)
         size = loaded.cutout_size

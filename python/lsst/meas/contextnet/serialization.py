@@ -4,7 +4,7 @@ frozen dataclasses of configurations (tuples as lists and back).
 
 from __future__ import annotations
 
-__all__ = ["json_compatible", "dataclass_to_dict", "dataclass_from_dict"]
+__all__ = ["DictRoundTrip", "dataclass_from_dict", "dataclass_to_dict", "json_compatible"]
 
 import dataclasses
 import math
@@ -71,3 +71,21 @@ def dataclass_from_dict(cls: type, data: Mapping[str, Any]) -> Any:
         The instance (its own validation applies).
     """
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+class DictRoundTrip:
+    """Mixin giving a dataclass of scalars and tuples ``to_dict`` and ``from_dict``.
+
+    ``to_dict`` returns the fields as a JSON-compatible dictionary (tuples as lists, see
+    `dataclass_to_dict`); ``from_dict`` rebuilds the instance from it (`dataclass_from_dict`),
+    running the dataclass's own validation.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-compatible dictionary (tuples as lists)."""
+        return dataclass_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        """Rebuild an instance written by `to_dict`."""
+        return dataclass_from_dict(cls, data)

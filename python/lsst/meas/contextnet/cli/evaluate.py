@@ -95,48 +95,23 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
         0 on success.
 
     """
-    from lsst.daf.butler import Butler
-    from lsst.meas.contextnet.evaluation.butler import load_from_butler
-    from lsst.meas.contextnet.evaluation.peer import CatalogPeer
-    from lsst.meas.contextnet.evaluation.scoring import (
-        evaluate_catalog,
-        make_figures,
-        parse_mag_bins,
-        write_outputs,
-    )
-    from lsst.meas.contextnet.evaluation.task import ContextNetEvaluationConfig
+    from lsst.meas.contextnet.evaluation.butler import evaluate_repository
+    from lsst.meas.contextnet.evaluation.scoring import parse_mag_bins
 
-    defaults = ContextNetEvaluationConfig()
-    mag_bins = parse_mag_bins(args.mag_bins) if args.mag_bins else list(defaults.magBins)
-    if not 0.0 < args.threshold < 1.0:
-        raise ValueError(f"--threshold must be in (0, 1); got {args.threshold}.")
-    butler = Butler.from_config(args.repo, writeable=False)
-    joined, bands = load_from_butler(butler, args.collections, where=args.where, instrument=args.instrument)
-    result = evaluate_catalog(
-        joined.catalog,
-        counts=joined.counts,
-        mag_bins=mag_bins,
+    result, paths = evaluate_repository(
+        args.repo,
+        args.collections,
+        args.output,
+        where=args.where,
+        instrument=args.instrument,
+        mag_bins=parse_mag_bins(args.mag_bins) if args.mag_bins else None,
         threshold=args.threshold,
-        baseline_threshold=defaults.baselineThreshold,
-        n_calibration_bins=defaults.nCalibrationBins,
         exclude_flagged=args.exclude_flagged,
-        n_folds=defaults.nFolds,
         seed=args.seed,
-        peer=None if args.no_peer else CatalogPeer.load(args.peer),
+        peer=not args.no_peer,
+        peer_path=args.peer,
+        plots=not args.no_plots,
     )
-    result.settings["repo"] = str(args.repo)
-    result.settings["collections"] = list(args.collections)
-    result.settings["where"] = args.where
-    result.settings["bands"] = bands
-    figures = None
-    if not args.no_plots:
-        figures = make_figures(
-            result,
-            band=bands[0] if len(bands) == 1 else None,
-            max_points=defaults.maxPlotPoints,
-            seed=args.seed,
-        )
-    paths = write_outputs(result, args.output, figures)
     print(result.format_counts())
     print()
     print(result.format_summary())

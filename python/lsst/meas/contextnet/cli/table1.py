@@ -5,44 +5,13 @@ from __future__ import annotations
 __all__ = ["add_subcommand"]
 
 import argparse
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lsst.meas.contextnet.cli.arguments import float_list, minutes, positive_int_list
+
 if TYPE_CHECKING:
     from lsst.meas.contextnet.tools.table1 import Table1Settings
-
-
-def _positive_int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(item) for item in text.split(",") if item.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-    if not values or any(value <= 0 for value in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def _float_list(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(item) for item in text.split(",") if item.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
-    return values
-
-
-def _minutes(text: str) -> float | None:
-    if text.strip().lower() in ("none", "inf"):
-        return None
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number of minutes or 'none', got {text!r}") from exc
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {text!r}")
-    return value
 
 
 def _settings_from_args(args: argparse.Namespace) -> Table1Settings:
@@ -136,7 +105,7 @@ def add_subcommand(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--max-minutes-per-model",
-        type=_minutes,
+        type=minutes,
         default=default("max_minutes_per_model"),
         help="training time limit per model in minutes, or 'none' (default: %(default)s)",
     )
@@ -175,13 +144,13 @@ def add_subcommand(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--mag-edges",
-        type=_float_list,
+        type=float_list,
         default=default("mag_edges"),
         help="inner magnitude bin edges (default: 22,23,24)",
     )
     parser.add_argument(
         "--psf-fwhm-edges",
-        type=_float_list,
+        type=float_list,
         default=default("psf_fwhm_edges"),
         help="inner PSF FWHM bin edges in arcsec (default: 0.7,0.9,1.1)",
     )
@@ -195,14 +164,12 @@ def add_subcommand(subparsers: Any) -> None:
         default=default("detector_size"),
         help="detector side in pixels (default: %(default)s)",
     )
-    parser.add_argument("--conv-channels", type=_positive_int_list, default=None, help="override, e.g. 16,32")
+    parser.add_argument("--conv-channels", type=positive_int_list, default=None, help="override, e.g. 16,32")
     parser.add_argument("--n-local", type=int, default=None, help="override the local feature count")
     parser.add_argument(
-        "--global-widths", type=_positive_int_list, default=None, help="override, e.g. 256,256"
+        "--global-widths", type=positive_int_list, default=None, help="override, e.g. 256,256"
     )
-    parser.add_argument(
-        "--predict-widths", type=_positive_int_list, default=None, help="override, e.g. 64,64"
-    )
+    parser.add_argument("--predict-widths", type=positive_int_list, default=None, help="override, e.g. 64,64")
     parser.add_argument("--no-save-models", action="store_true", help="do not export the trained models")
     parser.add_argument(
         "--keep-data", action="store_true", help="keep (and reuse) the generated data in OUTPUT/data"

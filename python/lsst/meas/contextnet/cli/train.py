@@ -9,15 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(item) for item in text.split(",") if item.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-    if not values or any(value <= 0 for value in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
+from lsst.meas.contextnet.cli.arguments import positive_int_list
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -123,10 +115,14 @@ def add_subcommand(subparsers: Any) -> None:
         help="objects per set (default: the preset's, at most the shards' m; a pooling network "
         "accepts any number at inference)",
     )
-    parser.add_argument("--conv-channels", type=_int_list, default=None, help="override, e.g. 16,32")
+    parser.add_argument("--conv-channels", type=positive_int_list, default=None, help="override, e.g. 16,32")
     parser.add_argument("--n-local", type=int, default=None, help="override the local feature count (20)")
-    parser.add_argument("--global-widths", type=_int_list, default=None, help="override, e.g. 1000,1000,1000")
-    parser.add_argument("--predict-widths", type=_int_list, default=None, help="override, e.g. 100,100")
+    parser.add_argument(
+        "--global-widths", type=positive_int_list, default=None, help="override, e.g. 1000,1000,1000"
+    )
+    parser.add_argument(
+        "--predict-widths", type=positive_int_list, default=None, help="override, e.g. 100,100"
+    )
     parser.add_argument("--epochs", type=int, default=30, help="maximum number of epochs (default 30)")
     parser.add_argument("--batch-sets", type=int, default=8, help="sets per optimizer step (default 8)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-__all__ = ["load_from_butler"]
+__all__ = ["evaluate_repository", "load_from_butler"]
 
 import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsst.meas.contextnet.evaluation.matching import JoinResult, concatenate_joins, join_classification_truth
 
 if TYPE_CHECKING:
     from lsst.daf.butler import Butler
+    from lsst.meas.contextnet.evaluation.scoring import EvaluationResult
 
 _LOG = logging.getLogger(__name__)
 
@@ -142,3 +145,105 @@ def load_from_butler(
     joined = concatenate_joins(joins)
     joined.counts["n_exposures_without_truth"] = without_truth
     return joined, sorted(bands)
+
+
+def evaluate_repository(
+    repo: str | os.PathLike[str],
+    collections: Sequence[str],
+    output: str | os.PathLike[str],
+    *,
+    where: str = "",
+    instrument: str | None = None,
+    mag_bins: Sequence[float] | None = None,
+    threshold: float | None = None,
+    exclude_flagged: bool = False,
+    seed: int = 0,
+    peer: bool = True,
+    peer_path: str | None = None,
+    plots: bool = True,
+    progress: bool = True,
+) -> tuple[EvaluationResult, list[Path]]:
+    """Read a repository's classifications and truth, score them, and write tables and figures.
+
+    The one "read, evaluate, plot, write" sequence of ``contextnet evaluate`` and the demo;
+    every default is that of `~lsst.meas.contextnet.evaluation.task.ContextNetEvaluationConfig`.
+
+    Parameters
+    ----------
+    repo : `str` or `os.PathLike`
+        Butler repository.
+    collections : `~collections.abc.Sequence` [`str`]
+        Collections holding ``contextnet_classification``, ``truth`` and ``src``.
+    output : `str` or `os.PathLike`
+        Directory for ``metrics.csv``, ``metrics.json``, ``summary.txt`` and the figures.
+    where : `str`, optional
+        Butler query restricting the data IDs.
+    instrument : `str`, optional
+        Instrument name, when the repository has several.
+    mag_bins : `~collections.abc.Sequence` [`float`], optional
+        Magnitude bin edges (default: the evaluation task's).
+    threshold : `float`, optional
+        P(galaxy) threshold (default: the evaluation task's).
+    exclude_flagged : `bool`, optional
+        Leave flagged classifications out of ContextNet's scores.
+    seed : `int`, optional
+        Seed of the cross-fitted trivial predictors and the plotted subsample.
+    peer : `bool`, optional
+        Score the catalog-feature peer beside ContextNet.
+    peer_path : `str`, optional
+        Peer file written by ``contextnet train-peer`` (default: the shipped one).
+    plots : `bool`, optional
+        Write the figures.
+    progress : `bool`, optional
+        Show a progress bar while reading.
+
+    Returns
+    -------
+    result : `~lsst.meas.contextnet.evaluation.scoring.EvaluationResult`
+        The scores.
+    written : `list` [`pathlib.Path`]
+        Files written.
+    """
+    from lsst.daf.butler import Butler
+    from lsst.meas.contextnet.evaluation.peer import CatalogPeer
+    from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog, make_figures, write_outputs
+    from lsst.meas.contextnet.evaluation.task import ContextNetEvaluationConfig
+
+    defaults = ContextNetEvaluationConfig()
+    threshold = defaults.threshold if threshold is None else threshold
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be in (0, 1); got {threshold}.")
+    butler = Butler.from_config(str(repo), writeable=False)
+    try:
+        joined, bands = load_from_butler(
+            butler, collections, where=where, instrument=instrument, progress=progress
+        )
+    finally:
+        butler.close()
+    result = evaluate_catalog(
+        joined.catalog,
+        counts=joined.counts,
+        mag_bins=list(defaults.magBins if mag_bins is None else mag_bins),
+        threshold=threshold,
+        baseline_threshold=defaults.baselineThreshold,
+        n_calibration_bins=defaults.nCalibrationBins,
+        exclude_flagged=exclude_flagged,
+        n_folds=defaults.nFolds,
+        seed=seed,
+        peer=CatalogPeer.load(peer_path or defaults.peerPath or None) if peer else None,
+    )
+    result.settings.update(repo=str(repo), collections=list(collections), where=where, bands=bands)
+    figures = None
+    if plots:
+        figures = make_figures(
+            result, band=bands[0] if len(bands) == 1 else None, max_points=defaults.maxPlotPoints, seed=seed
+        )
+    try:
+        written = write_outputs(result, output, figures)
+    finally:
+        if figures:
+            import matplotlib.pyplot as plt
+
+            for figure in figures.values():
+                plt.close(figure)
+    return result, written

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from lsst.meas.contextnet.cutouts import scale_positions
 from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
-from lsst.meas.contextnet.serialization import dataclass_from_dict, dataclass_to_dict
+from lsst.meas.contextnet.serialization import DictRoundTrip
 from lsst.meas.contextnet.sim import survey
 from lsst.meas.contextnet.sim.population import (
     PopulationConfig,
@@ -62,7 +62,7 @@ _ALL_SOURCES_PER_DETECTION = 2.5  # drawn sources (detected or not) per detected
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingDataConfig:
+class TrainingDataConfig(DictRoundTrip):
     """Parameters of the training-data generator.
 
     Visits are drawn from the world ``world``; the scalar options, when given, fix one of its
@@ -159,32 +159,6 @@ class TrainingDataConfig:
             raise ValueError(f"psf_grid must be an integer >= 2, got {self.psf_grid!r}")
         if not (self.detection_threshold > 0):
             raise ValueError(f"detection_threshold must be positive, got {self.detection_threshold!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the configuration as a JSON-compatible dictionary.
-
-        Returns
-        -------
-        config : `dict`
-            Field name to value (tuples as lists).
-        """
-        return dataclass_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainingDataConfig:
-        """Rebuild a configuration written by `to_dict`.
-
-        Parameters
-        ----------
-        data : `dict`
-            Field name to value.
-
-        Returns
-        -------
-        config : `TrainingDataConfig`
-            The configuration.
-        """
-        return dataclass_from_dict(cls, data)
 
 
 def _set_rng(seed: int, index: int) -> np.random.Generator:

@@ -70,7 +70,7 @@ import math
 from typing import Any
 
 import numpy as np
-from lsst.meas.contextnet.serialization import dataclass_from_dict, dataclass_to_dict
+from lsst.meas.contextnet.serialization import DictRoundTrip
 from lsst.meas.contextnet.sim import survey
 
 PSF_FAMILIES: tuple[str, ...] = ("moffat", "kolmogorov", "kolmogorov_optical")
@@ -103,7 +103,7 @@ def _pair(name: str, value: Any, low: float = -math.inf, high: float = math.inf)
 
 
 @dataclasses.dataclass(frozen=True)
-class VisitConditions:
+class VisitConditions(DictRoundTrip):
     """Observing conditions and population parameters of one simulated visit.
 
     Drawn by `World.draw_visit`; every detector of a visit shares them.
@@ -143,19 +143,9 @@ class VisitConditions:
     bad_column_rate: float
     """Bad columns per 4096 columns."""
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the conditions as a JSON-compatible dictionary.
-
-        Returns
-        -------
-        conditions : `dict`
-            Field name to value (tuples as lists).
-        """
-        return dataclass_to_dict(self)
-
 
 @dataclasses.dataclass(frozen=True)
-class World:
+class World(DictRoundTrip):
     """Distributions of the observing conditions and populations of simulated visits.
 
     Ranges are ``(low, high)``; equal ends fix a value.  See the module documentation for the
@@ -292,32 +282,6 @@ class World:
             The changed world.
         """
         return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the world as a JSON-compatible dictionary.
-
-        Returns
-        -------
-        world : `dict`
-            Field name to value (tuples as lists).
-        """
-        return dataclass_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> World:
-        """Rebuild a world written by `to_dict`.
-
-        Parameters
-        ----------
-        data : `dict`
-            Field name to value.
-
-        Returns
-        -------
-        world : `World`
-            The world.
-        """
-        return dataclass_from_dict(cls, data)
 
     def draw_visit(self, rng: np.random.Generator) -> VisitConditions:
         """Draw the conditions of one visit.

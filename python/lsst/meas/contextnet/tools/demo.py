@@ -672,46 +672,15 @@ def run_demo(settings: DemoSettings, *, stream: TextIO | None = None, progress: 
 
 def _evaluate(settings: DemoSettings) -> tuple[EvaluationResult, list[Path]]:
     """Evaluate the demo's classifications and write ``eval/``."""
-    from lsst.daf.butler import Butler
-    from lsst.meas.contextnet.evaluation.butler import load_from_butler
-    from lsst.meas.contextnet.evaluation.peer import CatalogPeer
-    from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog, make_figures
-    from lsst.meas.contextnet.evaluation.scoring import write_outputs as write_evaluation
-    from lsst.meas.contextnet.evaluation.task import ContextNetEvaluationConfig
+    from lsst.meas.contextnet.evaluation.butler import evaluate_repository
 
-    defaults = ContextNetEvaluationConfig()
-    collections = [DEMO_COLLECTION, SIM_COLLECTION]
-    butler = Butler.from_config(str(settings.repo), writeable=False)
-    try:
-        joined, bands = load_from_butler(butler, collections, progress=False)
-    finally:
-        butler.close()
-    result = evaluate_catalog(
-        joined.catalog,
-        counts=joined.counts,
-        mag_bins=list(defaults.magBins),
-        threshold=defaults.threshold,
-        baseline_threshold=defaults.baselineThreshold,
-        n_calibration_bins=defaults.nCalibrationBins,
-        n_folds=defaults.nFolds,
+    return evaluate_repository(
+        settings.repo,
+        [DEMO_COLLECTION, SIM_COLLECTION],
+        settings.eval_dir,
         seed=settings.seed,
-        peer=CatalogPeer.load(defaults.peerPath),
+        progress=False,
     )
-    result.settings.update(repo=str(settings.repo), collections=collections, where="", bands=bands)
-    figures = make_figures(
-        result,
-        band=bands[0] if len(bands) == 1 else None,
-        max_points=defaults.maxPlotPoints,
-        seed=settings.seed,
-    )
-    try:
-        written = write_evaluation(result, settings.eval_dir, figures)
-    finally:
-        import matplotlib.pyplot as plt
-
-        for figure in figures.values():
-            plt.close(figure)
-    return result, written
 
 
 def _report(demo: DemoResult, stream: TextIO) -> None:
