@@ -409,3 +409,32 @@ def test_create_refuses_non_repo_directory(tmp_path):
     (tmp_path / "notes.txt").write_text("not a repository")
     with pytest.raises(ValueError, match="without a butler.yaml"):
         simrepo.create_or_open_repo(tmp_path)
+
+
+PLAIN_READ = """
+import sys
+from lsst.daf.butler import Butler
+
+assert not any(name.startswith("lsst.meas.contextnet") for name in sys.modules)
+butler = Butler.from_config(sys.argv[1], collections=[sys.argv[2]])
+ref = butler.query_datasets("calexp")[0]
+calexp = butler.get(ref)
+first = butler.get(ref.makeComponentRef("psf"))
+second = butler.get(ref.makeComponentRef("psf"))
+kernel = first.compute_kernel_image(x=20.0, y=20.0).array
+assert (kernel == second.compute_kernel_image(x=20.0, y=20.0).array).all()
+assert (kernel == calexp.psf.compute_kernel_image(x=20.0, y=20.0).array).all()
+print(type(calexp).__name__, type(first).__name__, calexp.image.array.shape)
+"""
+
+
+def test_plain_butler_reads_in_a_fresh_process(sim) -> None:
+    """``Butler.get`` of calexp, then calexp.psf twice, in a process that never imports us."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", PLAIN_READ, sim["root"], RUN], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["VisitImage", "PiffWrapper", f"({HEIGHT},", f"{WIDTH})"]

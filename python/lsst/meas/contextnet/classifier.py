@@ -41,7 +41,6 @@ from lsst.meas.contextnet.errors import (
     NoUsablePixelsError,
 )
 from lsst.meas.contextnet.modelcheck import load_checked_model
-from lsst.meas.contextnet.piff_compat import install_piff_reader_fixes
 from lsst.meas.contextnet.psfinputs import evaluate_psf_grid, interpolate_psf, model_inputs, subpixel_offsets
 from lsst.pex.config import ChoiceField, Field, FieldValidationError, ListField, RangeField
 from lsst.pipe.base import (
@@ -441,8 +440,6 @@ class ContextNetClassifierTask(PipelineTask):
             Output dataset references.
 
         """
-        # lsst-images 30.2026.4300 cannot read an image with a Piff PSF without these repairs.
-        install_piff_reader_fixes()
         start = time.perf_counter()
         inputs = butlerQC.get(inputRefs)
         read = time.perf_counter() - start

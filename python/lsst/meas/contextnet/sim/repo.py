@@ -41,7 +41,6 @@ from astropy.table import Table
 from astropy.time import Time, TimeDelta
 from astropy.wcs import WCS
 from lsst.meas.contextnet.instrument import DEFAULT_N_DETECTORS, SimCam, physical_filter_for_band
-from lsst.meas.contextnet.piff_compat import install_piff_reader_fixes
 from lsst.meas.contextnet.sim.psf import PSF_MODEL_STAMP_SIZE
 from lsst.meas.contextnet.sim.wcs import DEFAULT_PIXEL_SCALE_ARCSEC, make_tan_wcs
 
@@ -93,10 +92,6 @@ LEGACY_MASK_PLANE_NAMES: dict[str, str] = _legacy_mask_plane_names()
 """
 
 
-# Reading back the Piff PSFs written here needs these repairs (see piff_compat).
-install_piff_reader_fixes()
-
-
 class DatasetsExistError(RuntimeError):
     """Raised when a RUN collection already holds simulator datasets that would be written again."""
 
@@ -113,6 +108,13 @@ class VisitDatasets:
 
     truth: Table
     """True properties of every simulated object (`astropy.table.Table`)."""
+
+
+REPO_SEED_CONFIG: dict[str, Any] = {
+    "datastore": {"formatters": {"calexp": "lsst.meas.contextnet.formatters.VisitImageFormatter"}}
+}
+"""Configuration every new repository starts from: ``calexp`` files are written and read by
+`lsst.meas.contextnet.formatters.VisitImageFormatter` (Piff read repairs, fast-reading planes)."""
 
 
 def register_dataset_types(butler: Butler) -> None:
@@ -167,7 +169,7 @@ def create_or_open_repo(
         ``butler.yaml``.
 
     """
-    from lsst.daf.butler import Butler
+    from lsst.daf.butler import Butler, Config
 
     path = Path(root)
     if path.is_file():
@@ -178,7 +180,7 @@ def create_or_open_repo(
                 f"Repository root {str(path)!r} is a non-empty directory without a butler.yaml; "
                 "refusing to create a repository there."
             )
-        Butler.makeRepo(str(path))
+        Butler.makeRepo(str(path), config=Config(REPO_SEED_CONFIG))
     butler = Butler.from_config(str(path), writeable=True, run=run)
     SimCam(n_detectors=n_detectors).register(butler.registry)
     register_dataset_types(butler)
