@@ -13,9 +13,12 @@ taken on:
    (`~lsst.meas.contextnet.cutouts.extract_cutouts` / ``extract_cutouts_loop``), checked equal;
 4. ``quantum``: one classifier quantum run by `lsst.pipe.base.SimplePipelineExecutor` on a
    temporary Butler repository, against the time to read its ``calexp`` and ``src``, with the
-   read / cutouts / model / write split the task stores in its metadata;
+   read / cutouts / model / write split the task stores in its metadata, and a profile of the
+   ``calexp`` read (each component alone, plain astropy reads of the pixel planes, and the same
+   image written with ``lsst.images``' default compression);
 5. ``training``: `~lsst.meas.contextnet.training.trainer.train_model` throughput in cutouts per second;
-6. ``flops``: model FLOPs per source (`~lsst.meas.contextnet.model.count_flops`) and the FLOP/s
+6. ``scaling``: run() time and peak memory for 500, 2000, 8000 and 20000 sources on one detector;
+7. ``flops``: model FLOPs per source (`~lsst.meas.contextnet.model.count_flops`) and the FLOP/s
    achieved by the local network and by the whole ensemble classification.
 
 Every timing runs the measured call once untimed (warm-up) and reports the median of
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from lsst.meas.contextnet.serialization import json_compatible
 from lsst.meas.contextnet.tools.benchinputs import (
     _BAND,
     _BEGIN,
@@ -59,7 +63,13 @@ if TYPE_CHECKING:
 BENCH_FORMAT_VERSION = 1
 """Version of the layout of the JSON document `run_benchmark` returns."""
 _TASK_LABEL = "contextnetClassifier"
-_TIMING_KEYS = ("read", "cutouts", "model", "write")
+_TIMING_KEYS = ("read", "cutouts", "psf", "inputs", "model", "write")
+_ENSEMBLE_TOLERANCE = 1e-5  # float32 sums in another order may differ in the last bits
+_RUN_STAGES = ("cutouts", "psf", "inputs", "model")  # run()'s stages in the task metadata
+
+
+class BenchmarkCheckError(RuntimeError):
+    """Raised when a benchmark's own check fails (e.g. two methods that must agree do not)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +101,8 @@ class BenchSettings:
         Optimizer steps per timed training run.
     train_batch_sets : `int`
         Sets per optimizer step.
+    scaling_sources : `tuple` [`int`, ...]
+        Source counts of the scaling table (one synthetic detector of ``size`` each).
     quick : `bool`
         Whether these are the ``--quick`` settings (recorded in the output).
 
@@ -111,6 +123,7 @@ class BenchSettings:
     seed: int = 1
     train_steps: int = 5
     train_batch_sets: int = 8
+    scaling_sources: tuple[int, ...] = (500, 2000, 8000, 20000)
     quick: bool = False
 
     def __post_init__(self) -> None:
@@ -120,6 +133,8 @@ class BenchSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
                 raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+        if not self.scaling_sources or any(n < 1 for n in self.scaling_sources):
+            raise ValueError(f"scaling_sources must be positive counts, got {self.scaling_sources!r}")
         if self.exposure not in ("simulated", "synthetic"):
             raise ValueError(f"exposure must be 'simulated' or 'synthetic', got {self.exposure!r}")
 
@@ -146,6 +161,7 @@ class BenchSettings:
             "warmup": 1,
             "train_steps": 2,
             "train_batch_sets": 2,
+            "scaling_sources": (50, 200),
             "quick": True,
         }
         return cls(**(base | overrides))
@@ -256,25 +272,27 @@ def _bench_classification(
         task = ContextNetClassifierTask(
             config=_classifier_config(model_path, str(device), settings.n_ensemble)
         )
-        splits: dict[str, list[float]] = {"cutouts": [], "model": []}
+        splits: dict[str, list[float]] = {key: [] for key in _RUN_STAGES}
 
         def run_once(task: Any = task, splits: dict[str, list[float]] = splits) -> Any:
             result = task.run(exposure.calexp, exposure.src, seed=settings.seed)
             for key in splits:
-                splits[key].append(float(task.metadata[f"timing.{key}"]))
+                splits[key].append(float(task.metadata.get(f"timing.{key}", 0.0)))
             return result
 
         timing, result = time_call(run_once, settings.repeat, settings.warmup, _synchronizer(device))
         table = result.classification
         probabilities[device.type] = np.asarray(table["classification_galaxyProb"], dtype=np.float64)
         n = len(table)
+        split = {key: float(np.median(values[settings.warmup :])) for key, values in splits.items()}
+        prepare = split["cutouts"] + split["psf"] + split["inputs"]
         out[device.type] = {
             "device": str(device),
             **timing.to_dict(),
             "sources_per_s": n / timing.median,
-            "split_median_s": {
-                key: float(np.median(values[settings.warmup :])) for key, values in splits.items()
-            },
+            "split_median_s": split,
+            "prepare_inputs_s": prepare,
+            "prepare_inputs_over_model": prepare / split["model"] if split["model"] > 0 else None,
             "n_sources": n,
             "n_classified": int(task.metadata["n_classified"]),
             "n_sets": int(task.metadata["n_sets"]),
@@ -335,6 +353,12 @@ def _bench_ensemble(
             and np.array_equal(cached.n_sets, recompute.n_sets)
         )
         entry["same_n_sets"] = bool(np.array_equal(cached.n_sets, recompute.n_sets))
+        worst = max(entry["max_abs_diff_mean"], entry["max_abs_diff_std"])
+        if not entry["same_n_sets"] or not worst <= _ENSEMBLE_TOLERANCE:
+            raise BenchmarkCheckError(
+                f"cached and recomputed ensembles differ on {name} (max |diff| {worst}, same sets: "
+                f"{entry['same_n_sets']})"
+            )
         ensemble[name] = entry
 
         log(f"local network forward on {loaded.device}")
@@ -389,6 +413,11 @@ def _bench_cutouts(
     out["max_abs_diff"] = float(
         np.max(np.abs(results["vectorized"].cutouts - results["loop"].cutouts), initial=0.0)
     )
+    if not out["identical"]:
+        raise BenchmarkCheckError(
+            f"vectorized and looped cutouts differ (max |diff| {out['max_abs_diff']}); "
+            "not reporting the timing of a wrong result"
+        )
     return out
 
 
@@ -402,6 +431,136 @@ def _metadata_value(metadata: Any, key: str) -> float | None:
     return None
 
 
+_DEFAULT_FORMAT_TYPE = "calexp_lsst_images_default"
+_PLANES = ("image", "mask", "variance")
+
+
+def _plain_planes(path: str) -> dict[str, Any]:
+    """Read a visit image file's three pixel planes with astropy alone (decompressed copies)."""
+    import astropy.io.fits
+
+    with astropy.io.fits.open(path) as hdus:
+        return {name: np.array(hdus[name.upper()].data, copy=True) for name in _PLANES}
+
+
+def _read_profile(
+    reader: Any, data_id: dict[str, Any], settings: BenchSettings, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Split a ``calexp`` read into its components and compare it with plain reads of its planes.
+
+    For the repository's own ``calexp`` (the simulated repositories' formatter) and for the same
+    image written by ``lsst.images``' default formatter: the whole ``butler.get``, each component
+    read alone (image, mask, variance, psf, detector), and astropy reading the three pixel planes of
+    the same file, the floor a Butler read can be compared with.
+    """
+    out: dict[str, Any] = {}
+    for label, dataset_type in (("calexp", "calexp"), ("lsst_images_default", _DEFAULT_FORMAT_TYPE)):
+        ref = reader.find_dataset(dataset_type, data_id)
+        path = reader.getURI(ref).ospath
+        entry: dict[str, Any] = {"file_bytes": Path(path).stat().st_size}
+        log(f"read profile: {label}")
+        timing, _ = time_call(lambda ref=ref: reader.get(ref), settings.repeat, settings.warmup)
+        entry["butler_get"] = timing.to_dict()
+        entry["components"] = {}
+        for component in (*_PLANES, "psf", "detector"):
+            timing, _ = time_call(
+                lambda ref=ref, c=component: reader.get(ref.makeComponentRef(c)),
+                settings.repeat,
+                settings.warmup,
+            )
+            entry["components"][component] = timing.median
+        timing, _ = time_call(lambda path=path: _plain_planes(path), settings.repeat, settings.warmup)
+        entry["plain_read_planes"] = timing.to_dict()
+        entry["butler_over_plain"] = entry["butler_get"]["median_s"] / timing.median
+        out[label] = entry
+    out["default_over_ours"] = (
+        out["lsst_images_default"]["butler_get"]["median_s"] / out["calexp"]["butler_get"]["median_s"]
+    )
+    out["method"] = (
+        "butler.get of the whole dataset and of each component alone (median of repeats, file in "
+        "the page cache); plain = astropy.io.fits opening the file and copying IMAGE, MASK, VARIANCE"
+    )
+    return out
+
+
+def _rss_bytes() -> int:
+    """Resident set size of this process (Linux ``/proc``), 0 where unavailable."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _peak_rss_during(func: Callable[[], Any]) -> tuple[Any, int, float]:
+    """Call ``func``; return its result, the peak RSS above the starting RSS, and the seconds."""
+    import threading
+
+    base = _rss_bytes()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.002):
+            peak[0] = max(peak[0], _rss_bytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    try:
+        result = func()
+    finally:
+        elapsed = time.perf_counter() - start
+        done.set()
+        sampler.join()
+    peak[0] = max(peak[0], _rss_bytes())
+    return result, peak[0] - base, elapsed
+
+
+def _bench_scaling(
+    model_path: Path, device: Any, settings: BenchSettings, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Time and peak memory of the task's run() for growing numbers of sources on one detector."""
+    from lsst.meas.contextnet.classifier import ContextNetClassifierTask
+
+    task = ContextNetClassifierTask(config=_classifier_config(model_path, str(device), settings.n_ensemble))
+    config = task.config
+    rows = []
+    for n in settings.scaling_sources:
+        log(f"scaling: {n} sources on a {settings.size}x{settings.size} synthetic detector")
+        exposure = make_bench_exposure(settings.size, n, "synthetic", settings.seed + n)
+        task.run(exposure.calexp, exposure.src, seed=settings.seed)  # warm-up (model loaded)
+        seconds, peaks = [], []
+        for _ in range(settings.repeat):
+            _, peak, elapsed = _peak_rss_during(
+                lambda exposure=exposure: task.run(exposure.calexp, exposure.src, seed=settings.seed)
+            )
+            seconds.append(elapsed)
+            peaks.append(peak)
+        timing = Timing(tuple(seconds))
+        split = {key: float(task.metadata.get(f"timing.{key}", 0.0)) for key in _RUN_STAGES}
+        rows.append(
+            {
+                "n_sources": n,
+                **timing.to_dict(),
+                "ms_per_source": 1e3 * timing.median / n,
+                "peak_rss_increase_bytes": int(max(peaks)),
+                "split_last_s": split,
+                "n_sets": int(task.metadata["n_sets"]),
+            }
+        )
+        del exposure
+    return {
+        "device": str(device),
+        "detector_size": settings.size,
+        "method": "ContextNetClassifierTask.run on a synthetic detector held in memory (the read, the "
+        "same for every source count, is in 'quantum'); peak RSS above the RSS before the call, "
+        "sampled every 2 ms",
+        "batch_settings": {"batchSize": config.batchSize, "setBatchSize": config.setBatchSize},
+        "rows": rows,
+    }
+
+
 def _bench_quantum(
     exposure: BenchExposure,
     model_path: Path,
@@ -411,7 +570,7 @@ def _bench_quantum(
 ) -> dict[str, Any]:
     """Put the exposure in a temporary repository and time reads against a full quantum."""
     from astropy.time import Time
-    from lsst.daf.butler import Butler
+    from lsst.daf.butler import Butler, DatasetType
     from lsst.meas.contextnet.classifier import ContextNetClassifierTask
     from lsst.meas.contextnet.sim.repo import create_or_open_repo, put_visit_datasets, register_visit
     from lsst.pipe.base.simple_pipeline_executor import SimplePipelineExecutor
@@ -439,6 +598,19 @@ def _bench_quantum(
         out["calexp_file_bytes"] = (
             Path(butler.getURI("calexp", data_id, collections=_RUN).ospath).stat().st_size
         )
+        # The same image as lsst.images' own formatter writes it (its default compression), to
+        # compare with the simulated repositories' formatter.
+        butler.registry.registerDatasetType(
+            DatasetType(
+                _DEFAULT_FORMAT_TYPE,
+                ("instrument", "visit", "detector"),
+                "VisitImage",
+                universe=butler.dimensions,
+            )
+        )
+        start = time.perf_counter()
+        butler.put(exposure.calexp, _DEFAULT_FORMAT_TYPE, data_id, run=_RUN)
+        out["write_calexp_default_compression_s"] = time.perf_counter() - start
         butler.close()
 
         reader = Butler.from_config(root, collections=[_RUN])
@@ -449,6 +621,7 @@ def _bench_quantum(
                     lambda name=name: reader.get(name, data_id), settings.repeat, settings.warmup
                 )
                 out[f"read_{name}"] = timing.to_dict()
+            out["read_profile"] = _read_profile(reader, data_id, settings, log)
         finally:
             reader.close()
         out["read_s"] = out["read_calexp"]["median_s"] + out["read_src"]["median_s"]
@@ -538,12 +711,16 @@ def _bench_training(
     if settings.warmup:
         log(f"training: warm-up step on {device}")
         train_model(make_data(settings.train_batch_sets, n_sets), model_config, options, log=quiet)
-    seconds = []
+    seconds, data_s, step_s = [], [], []
     for i in range(settings.repeat):
         log(f"training: {settings.train_steps} steps on {device} ({i + 1} of {settings.repeat})")
         result = train_model(data, model_config, options, log=quiet)
-        seconds.append(float(result.history[0]["seconds"]))
+        record = result.history[0]
+        seconds.append(float(record["seconds"]))
+        data_s.append(float(record["data_s"]))
+        step_s.append(float(record["step_s"]))
     timing = Timing(tuple(seconds))
+    batches_s, optimizer_s = float(np.median(data_s)), float(np.median(step_s))
     rate = n_sets * m / timing.median
     return {
         "device": str(device),
@@ -560,22 +737,14 @@ def _bench_training(
         **timing.to_dict(),
         "cutouts_per_s": rate,
         "steps_per_s": settings.train_steps / timing.median,
+        "batch_building_s": batches_s,
+        "optimizer_step_s": optimizer_s,
+        "batch_building_share": batches_s / (batches_s + optimizer_s),
+        "batch_building_note": "gathering the sets' cutouts, their symmetries and the copy to the "
+        "device, against forward + loss + backward + Adam (the trainer's own per-epoch split)",
         "approx_flops_per_s": 3.0 * flops["per_source"] * rate,
         "approx_flops_note": "forward FLOPs per source x 3 (backward counted as twice the forward)",
     }
-
-
-def _json_ready(value: Any) -> Any:
-    """Convert numpy scalars and non-finite floats (to `None`) recursively for strict JSON."""
-    if isinstance(value, dict):
-        return {str(key): _json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _default_log(message: str) -> None:
@@ -679,6 +848,7 @@ def run_benchmark(
     results["cutouts"] = _bench_cutouts(exposure, model_info["cutout_size"], settings, progress)
     results["psf_inputs"] = _bench_psf_inputs(exposure, path, settings, progress)
     results["quantum"] = _bench_quantum(exposure, path, primary, settings, progress)
+    results["scaling"] = _bench_scaling(path, primary, settings, progress)
     if model_config is not None and flops is not None:
         softening = float(metadata["normalization"]["softening"])
         results["training"] = _bench_training(model_config, softening, primary, flops, settings, progress)
@@ -712,7 +882,7 @@ def run_benchmark(
         results["flops"] = {"skipped": reason}
     results["seconds_total"] = time.perf_counter() - t_start
     progress("done")
-    return _json_ready(results)
+    return json_compatible(results)
 
 
 def format_summary(results: dict[str, Any]) -> str:
@@ -744,7 +914,9 @@ def format_summary(results: dict[str, Any]) -> str:
             entry = classification[name]
             lines.append(
                 f"classification run() on {entry['device']}: {entry['median_s']:.3f} s "
-                f"({entry['sources_per_s']:.0f} sources/s)"
+                f"({entry['sources_per_s']:.0f} sources/s); preparing the inputs "
+                f"{entry['prepare_inputs_s']:.3f} s = {entry['prepare_inputs_over_model']:.2f}x the model's "
+                f"{entry['split_median_s']['model']:.3f} s"
             )
     if "cpu_over_gpu" in classification:
         lines.append(f"classification CPU / GPU: {classification['cpu_over_gpu']:.1f}x")
@@ -768,9 +940,31 @@ def format_summary(results: dict[str, Any]) -> str:
         f"{quantum['read_calexp']['median_s']:.3f} s + src {quantum['read_src']['median_s']:.3f} s "
         f"({quantum['quantum_over_read']:.2f}x); split (s): {split}"
     )
+    profile = quantum["read_profile"]
+    for label in ("calexp", "lsst_images_default"):
+        entry = profile[label]
+        parts = ", ".join(f"{key} {value:.3f}" for key, value in entry["components"].items())
+        lines.append(
+            f"read {label} ({entry['file_bytes'] / 1e6:.0f} MB): butler.get "
+            f"{entry['butler_get']['median_s']:.3f} s vs plain planes "
+            f"{entry['plain_read_planes']['median_s']:.3f} s "
+            f"({entry['butler_over_plain']:.1f}x); components (s): {parts}"
+        )
+    scaling = results["scaling"]
+    lines.append(
+        "scaling run(): "
+        + "; ".join(
+            f"{row['n_sources']} sources {row['median_s']:.2f} s, "
+            f"+{row['peak_rss_increase_bytes'] / 2**20:.0f} MiB"
+            for row in scaling["rows"]
+        )
+    )
     training = results["training"]
     if "cutouts_per_s" in training:
-        lines.append(f"training on {training['device']}: {training['cutouts_per_s']:.0f} cutouts/s")
+        lines.append(
+            f"training on {training['device']}: {training['cutouts_per_s']:.0f} cutouts/s; building batches "
+            f"{100 * training['batch_building_share']:.0f}% of the step time"
+        )
     flops = results["flops"]
     if "per_source" in flops:
         achieved = ", ".join(
