@@ -1,3 +1,21 @@
+# This file is part of meas_contextnet.
+#
+# See the COPYRIGHT file at the top-level directory of this distribution
+# for details of code ownership.
+#
+# This program is free software: you can redistribute it and/or modify
+# it under the terms of the GNU General Public License as published by
+# the Free Software Foundation, either version 3 of the License, or
+# (at your option) any later version.
+#
+# This program is distributed in the hope that it will be useful,
+# but WITHOUT ANY WARRANTY; without even the implied warranty of
+# MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+# GNU General Public License for more details.
+#
+# You should have received a copy of the GNU General Public License
+# along with this program.  If not, see <https://www.gnu.org/licenses/>.
+
 """Tests of ContextNetClassifierTask: run() on in-memory data, a Butler quantum, and pipetask."""
 
 import os
@@ -18,9 +36,15 @@ from lsst.meas.contextnet.classifier import (
     ContextNetClassifierConnections,
     ContextNetClassifierTask,
     default_model_path,
+    model_file,
     seed_from_data_id,
 )
-from lsst.meas.contextnet.errors import ModelOutputError, NoiseEstimateError, NoUsablePixelsError
+from lsst.meas.contextnet.errors import (
+    ModelOutputError,
+    NoiseEstimateError,
+    NoUsablePixelsError,
+    PedestalError,
+)
 from lsst.meas.contextnet.model import ContextNetConfig, build_model
 from lsst.meas.contextnet.modelio import ModelFileError, export_model, file_sha256
 from lsst.pex.config import FieldValidationError
@@ -132,7 +156,12 @@ def test_connections_lint_and_dataset_types() -> None:
 def test_config_accepts_devices(device: str) -> None:
     config = ContextNetClassifierConfig()
     config.device = device
-    config.validate()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        # A well-formed request for a GPU this machine lacks fails, naming the reason.
+        with pytest.raises(FieldValidationError, match="CUDA is not available"):
+            config.validate()
+    else:
+        config.validate()
 
 
 @pytest.mark.parametrize("device", ["gpu", "CUDA", "cuda:", "cuda:x", "mps", ""])
@@ -330,9 +359,8 @@ def test_bad_variance_is_an_algorithm_error(model_path: Path) -> None:
 
 def test_missing_model_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope" / "model.pt"
-    task = make_task(missing)
-    with pytest.raises(FileNotFoundError, match=str(missing)):
-        task.run(make_exposure(), make_catalog([20.0], [20.0]))
+    with pytest.raises(FieldValidationError, match=f"{missing}.*does not exist"):
+        make_task(missing)
 
 
 def test_default_model_is_the_shipped_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -341,23 +369,17 @@ def test_default_model_is_the_shipped_one(tmp_path: Path, monkeypatch: pytest.Mo
     task = ContextNetClassifierTask(config=config)
     assert task.model_path == default_model_path()
     assert task.model_path.parts[-4:] == ("meas", "contextnet", "data", "contextnet.pt")
-    if task.model_path.is_file():
-        assert task.load_model().sha256 == file_sha256(task.model_path)
-    else:
-        with pytest.raises(FileNotFoundError, match="contextnet.pt"):
-            task.load_model()
+    assert task.load_model().sha256 == file_sha256(task.model_path)
     # Environment variables are expanded.
     monkeypatch.setenv("CONTEXTNET_TEST_DIR", str(tmp_path))
-    config = ContextNetClassifierConfig()
-    config.modelPath = "$CONTEXTNET_TEST_DIR/model.pt"
-    assert ContextNetClassifierTask(config=config).model_path == tmp_path / "model.pt"
+    assert model_file("$CONTEXTNET_TEST_DIR/model.pt") == tmp_path / "model.pt"
 
 
 def test_corrupt_model_file(tmp_path: Path) -> None:
     path = tmp_path / "corrupt.pt"
     path.write_bytes(b"this is not a TorchScript archive" * 10)
-    with pytest.raises(ModelFileError, match=str(path)):
-        make_task(path).load_model()
+    with pytest.raises(FieldValidationError, match=str(path)):
+        make_task(path)
 
 
 @pytest.mark.parametrize(
@@ -372,19 +394,70 @@ def test_corrupt_model_file(tmp_path: Path) -> None:
 )
 def test_model_that_disagrees_with_its_metadata(tmp_path: Path, metadata: dict, match: str) -> None:
     path = export_tiny(tmp_path / "mismatch.pt", metadata=metadata)
-    task = make_task(path)
-    with pytest.raises(ModelFileError, match=match) as info:
-        task.run(make_exposure(), make_catalog([20.0], [20.0]))
+    with pytest.raises(FieldValidationError, match=match) as info:
+        make_task(path)
     assert str(path) in str(info.value)
+    assert isinstance(info.value.__cause__, ModelFileError)
 
 
 def test_cuda_requested_without_gpu(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    task = make_task(model_path, device="cuda")
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
-        task.run(make_exposure(), make_catalog([20.0], [20.0]))
+    with pytest.raises(FieldValidationError, match="CUDA is not available"):
+        make_task(model_path, device="cuda")
     # 'auto' falls back to the CPU.
     assert str(make_task(model_path, device="auto").load_model().device) == "cpu"
+
+
+def test_model_and_device_are_checked_when_the_pipeline_is_built(
+    tmp_path: Path, model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validate() (run by pipetask once, before the graph and any read) checks model and device."""
+    config = ContextNetClassifierConfig()
+    config.modelPath = str(tmp_path / "missing.pt")
+    with pytest.raises(FieldValidationError, match="missing.pt.*does not exist"):
+        config.validate()
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a model" * 50)
+    config.modelPath = str(corrupt)
+    with pytest.raises(FieldValidationError, match="corrupt.pt"):
+        config.validate()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config.modelPath, config.device = str(model_path), "cuda"
+    with pytest.raises(FieldValidationError, match="CUDA is not available"):
+        config.validate()
+    config.device = "cpu"
+    config.validate()
+    # A Butler model is checked when it is read, not here.
+    config.modelPath, config.useButlerModel = str(tmp_path / "missing.pt"), True
+    config.validate()
+
+
+def test_image_that_is_not_sky_subtracted(model_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    exposure = make_exposure()
+    exposure.image.array[...] += 50.0  # a pedestal of 12.5 noise units
+    x, y = random_positions(10)
+    task = make_task(model_path)
+    with caplog.at_level("WARNING"):
+        result = task.run(exposure, make_catalog(x, y))
+    assert "does not look sky-subtracted" in caplog.text
+    assert task.metadata["pedestal_sigma"] == pytest.approx(12.5, abs=0.5)
+    assert len(result.classification) == 10
+    with pytest.raises(PedestalError, match="not look sky-subtracted"):
+        make_task(model_path, pedestalAction="raise").run(exposure, make_catalog(x, y))
+    task = make_task(model_path, pedestalAction="raise")
+    task.run(make_exposure(), make_catalog(x, y))  # a sky-subtracted image passes
+    assert abs(task.metadata["pedestal_sigma"]) < 1.0
+
+
+def test_output_columns_carry_units(model_path: Path) -> None:
+    x, y = random_positions(5)
+    catalog = make_catalog(x, y)
+    table = make_task(model_path).run(make_exposure(), catalog).classification
+    assert str(table["coord_ra"].unit) == "deg" and str(table["x"].unit) == "pix"
+    catalog["coord_ra"].unit = catalog["coord_dec"].unit = None
+    table = make_task(model_path, coordUnit="rad").run(make_exposure(), catalog).classification
+    assert str(table["coord_dec"].unit) == "rad"
+    assert all(table[name].description for name in table.colnames)
 
 
 def test_seed_from_data_id_is_stable() -> None:
@@ -544,3 +617,53 @@ def test_pipetask_end_to_end(tmp_path: Path) -> None:
         assert np.all((prob[ok] >= 0) & (prob[ok] <= 1))
         assert np.all(np.asarray(first["classification_flag"])[~ok])
         np.testing.assert_array_equal(prob, np.asarray(second["classification_galaxyProb"]))
+
+    # Provenance and units survive a default butler.get (the repository's own table formatter).
+    table = butler.get("contextnet_classification", src_refs[0].dataId, collections="out1")
+    assert table.meta["contextnet_model_sha256"] == file_sha256(model)
+    assert table.meta["contextnet_nEnsemble"] == 5 and "contextnet_seed" in table.meta
+    assert str(table["coord_ra"].unit) == "deg" and str(table["x"].unit) == "pix"
+    butler.close()
+
+    # The model as a Butler dataset: ingest it, run with useButlerModel, same probabilities.
+    _run([str(bin_dir / "contextnet"), "ingest-model", "--repo", str(repo), "--model", str(model)], tmp_path)
+    pipeline = ["-p", str(REPO_ROOT / "pipelines" / "ContextNet.yaml")]
+    butler_model = ["-c", "contextnetClassifier:useButlerModel=True", "-c", "contextnetClassifier:device=cpu"]
+    inputs = ["-i", "sim,pretrained_models/contextnet"]
+    graph = _run(
+        [str(bin_dir / "pipetask"), "qgraph", "-b", str(repo), *inputs, *pipeline, *butler_model]
+        + ["--show", "graph"],
+        tmp_path,
+    )
+    assert "contextnet_model" in graph.stdout
+    _run(
+        [str(bin_dir / "pipetask"), "run", "-b", str(repo), *inputs, "-o", "out3", *pipeline, *butler_model]
+        + ["--register-dataset-types"],
+        tmp_path,
+    )
+    butler = Butler.from_config(str(repo))
+    for ref in src_refs:
+        first = butler.get("contextnet_classification", ref.dataId, collections="out1")
+        third = butler.get("contextnet_classification", ref.dataId, collections="out3")
+        np.testing.assert_array_equal(
+            np.asarray(first["classification_galaxyProb"]), np.asarray(third["classification_galaxyProb"])
+        )
+        assert third.meta["contextnet_model_sha256"] == file_sha256(model)
+        metadata = butler.get("contextnetClassifier_metadata", ref.dataId, collections="out3")
+        assert metadata["contextnetClassifier"]["model.sha256"] == file_sha256(model)
+
+    # Resuming an interrupted run: one quantum done, another with its log written but no output.
+    file_model = ["-c", f"contextnetClassifier:modelPath={model}", "-c", "contextnetClassifier:device=cpu"]
+    command = [str(bin_dir / "pipetask"), "run", "-b", str(repo), "-i", "sim", "-o", "out4", *pipeline]
+    _run(command + file_model + ["-d", "visit = 0"], tmp_path)
+    done = butler.query_datasets("contextnet_classification", collections="out4")
+    butler.close()
+    writer = Butler.from_config(str(repo), writeable=True)
+    writer.pruneDatasets(done[1:], disassociate=True, unstore=True, purge=True)  # as if killed mid-write
+    writer.close()
+    _run(command + file_model + ["--extend-run", "--skip-existing", "--clobber-outputs"], tmp_path)
+    butler = Butler.from_config(str(repo))
+    resumed = butler.query_datasets("contextnet_classification", collections="out4")
+    assert {ref.dataId for ref in resumed} == {ref.dataId for ref in src_refs}
+    assert done[0].id in {ref.id for ref in resumed}  # the finished quantum was not rerun
+    butler.close()

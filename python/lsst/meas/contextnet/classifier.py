@@ -1,3 +1,21 @@
+# This file is part of meas_contextnet.
+#
+# See the COPYRIGHT file at the top-level directory of this distribution
+# for details of code ownership.
+#
+# This program is free software: you can redistribute it and/or modify
+# it under the terms of the GNU General Public License as published by
+# the Free Software Foundation, either version 3 of the License, or
+# (at your option) any later version.
+#
+# This program is distributed in the hope that it will be useful,
+# but WITHOUT ANY WARRANTY; without even the implied warranty of
+# MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+# GNU General Public License for more details.
+#
+# You should have received a copy of the GNU General Public License
+# along with this program.  If not, see <https://www.gnu.org/licenses/>.
+
 """The ContextNet classifier `~lsst.pipe.base.PipelineTask`: P(galaxy) for every source of a visit.
 
 `ContextNetClassifierTask` reads a calibrated single-visit image and its source table, cuts a
@@ -15,6 +33,7 @@ __all__ = [
     "ContextNetClassifierConnections",
     "ContextNetClassifierTask",
     "default_model_path",
+    "model_file",
     "seed_from_data_id",
 ]
 
@@ -33,12 +52,19 @@ from typing import TYPE_CHECKING, Any
 import lsst.pipe.base.connectionTypes as cT
 import numpy as np
 from astropy.table import Column, Table
-from lsst.meas.contextnet.cutouts import background_noise, extract_cutouts, scale_positions
+from lsst.meas.contextnet.butlermodel import MODEL_DATASET_TYPE, butler_model_file
+from lsst.meas.contextnet.cutouts import (
+    NOISE_SUBSAMPLE_STRIDE,
+    background_noise,
+    extract_cutouts,
+    scale_positions,
+)
 from lsst.meas.contextnet.errors import (
     MissingPsfError,
     ModelOutputError,
     NoiseEstimateError,
     NoUsablePixelsError,
+    PedestalError,
 )
 from lsst.meas.contextnet.modelcheck import load_checked_model
 from lsst.meas.contextnet.psfinputs import evaluate_psf_grid, interpolate_psf, model_inputs, subpixel_offsets
@@ -53,11 +79,15 @@ from lsst.pipe.base import (
     Struct,
 )
 from lsst.utils.logging import PeriodicLogger
+from lsst.utils.timer import timeMethod
 
 if TYPE_CHECKING:
     import torch
     from lsst.images import MaskedImage
     from lsst.meas.contextnet.modelio import LoadedModel
+
+COLUMN_UNITS: dict[str, str] = {"x": "pix", "y": "pix"}
+"""Units of output columns that have one besides the coordinates (``coordUnit``) and baselines."""
 
 CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
     "sourceId": ("int64", "Source ID, copied from the input catalog."),
@@ -168,6 +198,13 @@ class ContextNetClassifierConnections(
         storageClass="ArrowAstropy",
         dimensions=("instrument", "visit", "detector"),
     )
+    model = cT.PrerequisiteInput(
+        doc="ContextNet model file stored in the Butler by 'contextnet ingest-model' (the file's bytes "
+        "as a uint8 NumpyArray); used when config.useButlerModel is True.",
+        name=MODEL_DATASET_TYPE,
+        storageClass="NumpyArray",
+        dimensions=(),
+    )
     classification = cT.Output(
         doc="ContextNet galaxy probability and flags, one row per input source in the same order.",
         name="contextnet_classification",
@@ -177,6 +214,8 @@ class ContextNetClassifierConnections(
 
     def __init__(self, *, config: ContextNetClassifierConfig | None = None) -> None:
         super().__init__(config=config)
+        if config is None or not config.useButlerModel:
+            del self.model
         if config is not None and config.catalogStorageClass != "ArrowAstropy":
             self.catalog = dataclasses.replace(self.catalog, storageClass=config.catalogStorageClass)
 
@@ -194,6 +233,12 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
         "the package, lsst/meas/contextnet/data/contextnet.pt (located with importlib.resources).",
         default=None,
         optional=True,
+    )
+    useButlerModel = Field[bool](
+        doc="Read the model from the Butler (the 'model' prerequisite input, dataset type "
+        "contextnet_model, stored by 'contextnet ingest-model') instead of modelPath; the quantum "
+        "graph and provenance then name the exact model.",
+        default=False,
     )
     device = Field[str](
         doc="Device the model runs on: 'auto' (the first CUDA GPU when PyTorch sees one, else the CPU), "
@@ -237,6 +282,26 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
         default=50,
         min=1,
     )
+    maxPedestal = RangeField[float](
+        doc="Largest median pixel value, in units of the background noise, of an image taken to be "
+        "sky-subtracted; beyond it pedestalAction applies (the model was trained on sky-subtracted "
+        "images, where the median pixel is close to 0).",
+        default=3.0,
+        min=0.0,
+    )
+    pedestalAction = ChoiceField[str](
+        doc="What to do with an image whose median exceeds maxPedestal noise units.",
+        default="warn",
+        allowed={
+            "warn": "Log a warning, record pedestal_sigma in the metadata, and classify.",
+            "raise": "Refuse the image with a PedestalError.",
+        },
+    )
+    coordUnit = Field[str](
+        doc="Unit of the raColumn/decColumn values when the input columns carry none "
+        "(an astropy unit string).",
+        default="deg",
+    )
     seed = RangeField[int](
         doc="Seed of the ensemble's random sets; each quantum combines it with its data ID "
         "(seed_from_data_id), so reruns give identical results.",
@@ -266,7 +331,7 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
         doc="Storage class of the input catalog.",
         default="ArrowAstropy",
         allowed={
-            "ArrowAstropy": "An astropy table (the simulator's src, DM single_visit_star_detector).",
+            "ArrowAstropy": "An astropy table (the simulator's src, DM source_detector).",
             "SourceCatalog": "An afw SourceCatalog, converted with asAstropy(); DM stack only, untested "
             "in the pip environment (afw is not installable there).",
         },
@@ -289,6 +354,7 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
                 self,
                 f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}",
             )
+        self._check_model_early()
         clashes = sorted(set(self.baselineColumns) & set(CLASSIFICATION_COLUMNS))
         if clashes or len(set(self.baselineColumns)) != len(self.baselineColumns):
             raise FieldValidationError(
@@ -297,6 +363,55 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
                 f"baselineColumns must be distinct and differ from the output columns; got "
                 f"{list(self.baselineColumns)} (clashes: {clashes})",
             )
+
+    def _check_model_early(self) -> None:
+        """Check the device and the model file once, when the pipeline is built.
+
+        ``pipetask`` validates every task configuration before it builds the quantum graph, so
+        a missing, corrupt or mismatched model file, or ``device=cuda`` on a machine without a
+        GPU, fails there with one message, before any input is read. The check loads the model
+        into the process-wide cache the task uses, so it costs nothing later.
+        """
+        from lsst.meas.contextnet.modelio import ModelFileError, resolve_device
+
+        try:
+            resolve_device(self.device)
+        except RuntimeError as exc:
+            raise FieldValidationError(ContextNetClassifierConfig.device, self, str(exc)) from exc
+        if self.useButlerModel:
+            return
+        path = model_file(self.modelPath)
+        if not path.is_file():
+            source = "the shipped model" if self.modelPath is None else "config.modelPath"
+            raise FieldValidationError(
+                ContextNetClassifierConfig.modelPath,
+                self,
+                f"ContextNet model file {str(path)!r} ({source}) does not exist; train one with "
+                "'contextnet train' or set config.modelPath",
+            )
+        stat = path.stat()
+        try:
+            load_checked_model(str(path), stat.st_mtime_ns, stat.st_size, self.device)
+        except ModelFileError as exc:
+            raise FieldValidationError(ContextNetClassifierConfig.modelPath, self, str(exc)) from exc
+
+
+def model_file(model_path: str | None) -> Path:
+    """Return the model file a ``modelPath`` value selects (`None`: the shipped model).
+
+    Parameters
+    ----------
+    model_path : `str` or `None`
+        The configured path; environment variables and ``~`` are expanded.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The file.
+    """
+    if model_path is None:
+        return default_model_path()
+    return Path(os.path.expanduser(os.path.expandvars(model_path)))
 
 
 class _ProgressModule:
@@ -359,13 +474,14 @@ class ContextNetClassifierTask(PipelineTask):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._model: LoadedModel | None = None
+        self._model_override: Path | None = None
 
     @property
     def model_path(self) -> Path:
         """The model file the configuration selects (`pathlib.Path`)."""
-        if self.config.modelPath is None:
-            return default_model_path()
-        return Path(os.path.expanduser(os.path.expandvars(self.config.modelPath)))
+        if self._model_override is not None:
+            return self._model_override
+        return model_file(self.config.modelPath)
 
     def load_model(self) -> LoadedModel:
         """Load, check and cache the configured model.
@@ -422,6 +538,7 @@ class ContextNetClassifierTask(PipelineTask):
         self._model = loaded
         return loaded
 
+    @timeMethod
     def runQuantum(
         self,
         butlerQC: QuantumContext,
@@ -444,6 +561,10 @@ class ContextNetClassifierTask(PipelineTask):
         inputs = butlerQC.get(inputRefs)
         read = time.perf_counter() - start
         self.metadata["timing.read"] = read
+        payload = inputs.pop("model", None)
+        if payload is not None:
+            self._model_override = butler_model_file(payload)
+            self._model = None
         data_id = butlerQC.quantum.dataId
         seed = seed_from_data_id(self.config.seed, dict(data_id.required) if data_id is not None else {})
         start = time.perf_counter()
@@ -455,6 +576,7 @@ class ContextNetClassifierTask(PipelineTask):
         self.metadata["timing.write"] = write
         self.log.info("Timing: read %.2f s, classify %.2f s, write %.2f s.", read, classify, write)
 
+    @timeMethod
     def run(self, exposure: MaskedImage, catalog: Any, seed: int | None = None) -> Struct:
         """Classify every source of a catalog on its image.
 
@@ -582,6 +704,7 @@ class ContextNetClassifierTask(PipelineTask):
         )
         return Struct(classification=output)
 
+    @timeMethod
     def prepare_inputs(self, exposure: MaskedImage, table: Table, loaded: LoadedModel) -> Struct:
         """Cut the sources and build the model's inputs: the one preprocessing path.
 
@@ -632,6 +755,7 @@ class ContextNetClassifierTask(PipelineTask):
         noise_sigma = background_noise(exposure.variance.array)
         if not (math.isfinite(noise_sigma) and noise_sigma > 0):
             raise NoiseEstimateError(noise_sigma)
+        self._check_pedestal(exposure.image.array, noise_sigma)
         size = loaded.cutout_size
         good = 1.0 - (cutouts.bad.sum(axis=(1, 2)) if cutouts.bad is not None else 0) / (size * size)
         no_data = ~(cutouts.bad_centroid | cutouts.off_image) & (good < self.config.minGoodPixelFraction)
@@ -670,6 +794,24 @@ class ContextNetClassifierTask(PipelineTask):
             inputs=inputs,
             positions=positions,
             noise_sigma=noise_sigma,
+        )
+
+    def _check_pedestal(self, image: np.ndarray, noise_sigma: float) -> None:
+        """Warn about (or refuse) an image that does not look sky-subtracted."""
+        sample = np.asarray(image)[::NOISE_SUBSAMPLE_STRIDE, ::NOISE_SUBSAMPLE_STRIDE]
+        finite = sample[np.isfinite(sample)]
+        pedestal = float(np.median(finite)) / noise_sigma if finite.size else 0.0
+        self.metadata["pedestal_sigma"] = pedestal
+        if abs(pedestal) <= self.config.maxPedestal:
+            return
+        if self.config.pedestalAction == "raise":
+            raise PedestalError(pedestal, self.config.maxPedestal)
+        self.log.warning(
+            "The image's median pixel is %.1f times the background noise (maxPedestal %.1f): it does "
+            "not look sky-subtracted, and the model was trained on sky-subtracted images; classifying "
+            "anyway (pedestalAction='warn').",
+            pedestal,
+            self.config.maxPedestal,
         )
 
     def _psf_images(
@@ -753,13 +895,14 @@ class ContextNetClassifierTask(PipelineTask):
             "y": self.config.yColumn,
         }
         for name, (dtype, description) in CLASSIFICATION_COLUMNS.items():
+            unit = COLUMN_UNITS.get(name)
             if name in copied:
                 source = table[copied[name]]
                 data = np.asarray(source, dtype=dtype)
-                unit = getattr(source, "unit", None)
+                if name in ("coord_ra", "coord_dec"):
+                    unit = getattr(source, "unit", None) or self.config.coordUnit
             else:
                 data = np.full(n, np.nan if dtype.startswith("float") else 0, dtype=dtype)
-                unit = None
             output[name] = Column(data, description=description, unit=unit)
         for name in self.config.baselineColumns:
             source = table[name]

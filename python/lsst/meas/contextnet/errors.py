@@ -1,8 +1,32 @@
+# This file is part of meas_contextnet.
+#
+# See the COPYRIGHT file at the top-level directory of this distribution
+# for details of code ownership.
+#
+# This program is free software: you can redistribute it and/or modify
+# it under the terms of the GNU General Public License as published by
+# the Free Software Foundation, either version 3 of the License, or
+# (at your option) any later version.
+#
+# This program is distributed in the hope that it will be useful,
+# but WITHOUT ANY WARRANTY; without even the implied warranty of
+# MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+# GNU General Public License for more details.
+#
+# You should have received a copy of the GNU General Public License
+# along with this program.  If not, see <https://www.gnu.org/licenses/>.
+
 """Errors the classifier task raises on input it cannot classify, or on a model that misbehaves."""
 
 from __future__ import annotations
 
-__all__ = ["MissingPsfError", "ModelOutputError", "NoUsablePixelsError", "NoiseEstimateError"]
+__all__ = [
+    "MissingPsfError",
+    "PedestalError",
+    "ModelOutputError",
+    "NoUsablePixelsError",
+    "NoiseEstimateError",
+]
 
 
 from lsst.pipe.base import AlgorithmError
@@ -82,3 +106,29 @@ class MissingPsfError(AlgorithmError):
     def metadata(self) -> dict[str, str]:
         """The inputs the model declares (`dict` [`str`, `str`])."""
         return {"inputs": ",".join(self._inputs)}
+
+
+class PedestalError(AlgorithmError):
+    """Raised when an image does not look sky-subtracted and ``pedestalAction`` is ``"raise"``.
+
+    Parameters
+    ----------
+    pedestal_sigma : `float`
+        Median pixel value in units of the background noise.
+    limit : `float`
+        The configured ``maxPedestal``.
+    """
+
+    def __init__(self, pedestal_sigma: float, limit: float) -> None:
+        super().__init__(
+            f"the image's median pixel is {pedestal_sigma:.1f} times the background noise (more than "
+            f"maxPedestal = {limit}): it does not look sky-subtracted; subtract the background first, "
+            "or set pedestalAction='warn'"
+        )
+        self.pedestal_sigma = pedestal_sigma
+        self.limit = limit
+
+    @property
+    def metadata(self) -> dict[str, float]:
+        """The rejected pedestal and the limit (`dict` [`str`, `float`])."""
+        return {"pedestal_sigma": self.pedestal_sigma, "limit": self.limit}

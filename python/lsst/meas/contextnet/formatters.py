@@ -1,4 +1,22 @@
-"""The Butler formatter of the visit images this package's simulator writes.
+# This file is part of meas_contextnet.
+#
+# See the COPYRIGHT file at the top-level directory of this distribution
+# for details of code ownership.
+#
+# This program is free software: you can redistribute it and/or modify
+# it under the terms of the GNU General Public License as published by
+# the Free Software Foundation, either version 3 of the License, or
+# (at your option) any later version.
+#
+# This program is distributed in the hope that it will be useful,
+# but WITHOUT ANY WARRANTY; without even the implied warranty of
+# MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+# GNU General Public License for more details.
+#
+# You should have received a copy of the GNU General Public License
+# along with this program.  If not, see <https://www.gnu.org/licenses/>.
+
+"""The Butler formatters of the repositories this package creates.
 
 Repositories made by `lsst.meas.contextnet.sim.repo.create_or_open_repo` name
 `VisitImageFormatter` for the ``calexp`` dataset type in their datastore configuration. The
@@ -18,14 +36,20 @@ That is what makes the two measures below hold for every reader:
   5 s read. The price is disk space: about 140 MB per 4096x4096 detector instead of 60 MB.
   Real LSST images keep their pipelines' compression; this choice concerns only the simulated
   repositories.
+
+`ClassificationTableFormatter`, named for ``contextnet_classification``, keeps the table's
+``meta`` (the model's SHA-256, the seed, ``nEnsemble`` and the Butler provenance) on a default
+``butler.get``; the Butler's own Parquet formatter drops it unless the reader passes
+``parameters={"strip_astropy_meta_yaml": False}``, which is what to do in other repositories.
 """
 
 from __future__ import annotations
 
-__all__ = ["SIMULATED_VISIT_IMAGE_COMPRESSION", "VisitImageFormatter"]
+__all__ = ["ClassificationTableFormatter", "SIMULATED_VISIT_IMAGE_COMPRESSION", "VisitImageFormatter"]
 
 from typing import Any
 
+from lsst.daf.butler.formatters.parquet import ParquetFormatter
 from lsst.images.fits import FitsCompressionAlgorithm, FitsCompressionOptions
 from lsst.images.formatters import GenericFormatter
 from lsst.meas.contextnet.piff_compat import install_piff_reader_fixes
@@ -50,3 +74,22 @@ class VisitImageFormatter(GenericFormatter):
         if "recipe" in self.write_parameters:
             return super()._get_compression_options()
         return dict(SIMULATED_VISIT_IMAGE_COMPRESSION)
+
+
+class ClassificationTableFormatter(ParquetFormatter):
+    """The Butler's Parquet formatter, keeping the table's ``meta`` unless the reader says not to."""
+
+    def _keep_meta(self) -> None:
+        parameters = dict(self.file_descriptor.parameters or {})
+        parameters.setdefault("strip_astropy_meta_yaml", False)
+        self.file_descriptor.parameters = parameters
+
+    def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:
+        """Read as the Parquet formatter does, ``strip_astropy_meta_yaml`` False by default."""
+        self._keep_meta()
+        return super().read_from_local_file(path, component=component, expected_size=expected_size)
+
+    def read_from_uri(self, uri: Any, component: str | None = None, expected_size: int = -1) -> Any:
+        """Read as the Parquet formatter does, ``strip_astropy_meta_yaml`` False by default."""
+        self._keep_meta()
+        return super().read_from_uri(uri, component=component, expected_size=expected_size)

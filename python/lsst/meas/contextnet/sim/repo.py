@@ -1,3 +1,21 @@
+# This file is part of meas_contextnet.
+#
+# See the COPYRIGHT file at the top-level directory of this distribution
+# for details of code ownership.
+#
+# This program is free software: you can redistribute it and/or modify
+# it under the terms of the GNU General Public License as published by
+# the Free Software Foundation, either version 3 of the License, or
+# (at your option) any later version.
+#
+# This program is distributed in the hope that it will be useful,
+# but WITHOUT ANY WARRANTY; without even the implied warranty of
+# MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+# GNU General Public License for more details.
+#
+# You should have received a copy of the GNU General Public License
+# along with this program.  If not, see <https://www.gnu.org/licenses/>.
+
 """Butler side of the simulator: repository, dimension records, `VisitImage` assembly and I/O.
 
 Everything here takes plain data (numpy arrays, astropy tables and WCS, a `piff.PSF`) so the
@@ -83,7 +101,7 @@ def _legacy_mask_plane_names() -> dict[str, str]:
 MASK_PLANES: tuple[str, ...] = tuple(_mask_planes())
 """Mask planes of simulated images: those of DM visit images as ``lsst.images`` names them
 (``BAD``, ``SATURATED``, ``DETECTION_EDGE``, ``NO_DATA``, ...), so code reading a simulated
-``calexp`` and a DM ``preliminary_visit_image`` read as `VisitImage` sees the same names.
+``calexp`` and a DM ``visit_image`` read as `VisitImage` sees the same names.
 """
 
 LEGACY_MASK_PLANE_NAMES: dict[str, str] = _legacy_mask_plane_names()
@@ -111,10 +129,17 @@ class VisitDatasets:
 
 
 REPO_SEED_CONFIG: dict[str, Any] = {
-    "datastore": {"formatters": {"calexp": "lsst.meas.contextnet.formatters.VisitImageFormatter"}}
+    "datastore": {
+        "formatters": {
+            "calexp": "lsst.meas.contextnet.formatters.VisitImageFormatter",
+            "contextnet_classification": "lsst.meas.contextnet.formatters.ClassificationTableFormatter",
+        }
+    }
 }
 """Configuration every new repository starts from: ``calexp`` files are written and read by
-`lsst.meas.contextnet.formatters.VisitImageFormatter` (Piff read repairs, fast-reading planes)."""
+`lsst.meas.contextnet.formatters.VisitImageFormatter` (Piff read repairs, fast-reading planes),
+``contextnet_classification`` by `~lsst.meas.contextnet.formatters.ClassificationTableFormatter`
+(provenance kept on read)."""
 
 
 def register_dataset_types(butler: Butler) -> None:
