@@ -632,7 +632,7 @@ def test_pipetask_end_to_end(tmp_path: Path) -> None:
     inputs = ["-i", "sim,pretrained_models/contextnet"]
     graph = _run(
         [str(bin_dir / "pipetask"), "qgraph", "-b", str(repo), *inputs, *pipeline, *butler_model]
-        + ["--show", "graph"],
+        + ["-o", "out3", "--show", "graph"],
         tmp_path,
     )
     assert "contextnet_model" in graph.stdout

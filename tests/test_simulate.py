@@ -112,3 +112,13 @@ def test_cli_refuses_existing_collection(repos, capsys):
     )
     assert status == 2
     assert "'sim'" in capsys.readouterr().err
+
+
+def test_simulate_into_a_read_only_location_is_a_clear_error(capsys) -> None:
+    # /sys refuses new directories even to root, so this holds however the tests are run.
+    assert (
+        main(["simulate", "--repo", "/sys/contextnet-test-repo", "--collection", "sim", "--visits", "1"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "cannot create a Butler repository at '/sys/contextnet-test-repo'" in err
+    assert "Traceback" not in err

@@ -164,6 +164,20 @@ def register_dataset_types(butler: Butler) -> None:
         )
 
 
+def _check_writable(path: Path) -> None:
+    """Raise `PermissionError`, naming the location, if a repository cannot be written there."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".contextnet-write-check"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise PermissionError(
+            f"cannot create a Butler repository at {str(path)!r}: {exc.strerror or exc}; choose a "
+            "writable location for --repo"
+        ) from exc
+
+
 def create_or_open_repo(
     root: str | Path, *, n_detectors: int = DEFAULT_N_DETECTORS, run: str | None = None
 ) -> Butler:
@@ -192,6 +206,8 @@ def create_or_open_repo(
     ValueError
         Raised if ``root`` exists and is a file, or is a non-empty directory without a
         ``butler.yaml``.
+    PermissionError
+        Raised if no repository can be created at ``root`` (read-only or forbidden location).
 
     """
     from lsst.daf.butler import Butler, Config
@@ -205,6 +221,7 @@ def create_or_open_repo(
                 f"Repository root {str(path)!r} is a non-empty directory without a butler.yaml; "
                 "refusing to create a repository there."
             )
+        _check_writable(path)
         Butler.makeRepo(str(path), config=Config(REPO_SEED_CONFIG))
     butler = Butler.from_config(str(path), writeable=True, run=run)
     SimCam(n_detectors=n_detectors).register(butler.registry)
