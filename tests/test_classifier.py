@@ -47,6 +47,7 @@ from lsst.meas.contextnet.errors import (
 )
 from lsst.meas.contextnet.model import ContextNetConfig, build_model
 from lsst.meas.contextnet.modelio import ModelFileError, export_model, file_sha256
+from lsst.meas.contextnet.pipelinefiles import pipeline_uri
 from lsst.pex.config import FieldValidationError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -627,7 +628,7 @@ def test_pipetask_end_to_end(tmp_path: Path) -> None:
 
     # The model as a Butler dataset: ingest it, run with useButlerModel, same probabilities.
     _run([str(bin_dir / "contextnet"), "ingest-model", "--repo", str(repo), "--model", str(model)], tmp_path)
-    pipeline = ["-p", str(REPO_ROOT / "pipelines" / "ContextNet.yaml")]
+    pipeline = ["-p", pipeline_uri()]  # the resource URI an installed package is run by
     butler_model = ["-c", "contextnetClassifier:useButlerModel=True", "-c", "contextnetClassifier:device=cpu"]
     inputs = ["-i", "sim,pretrained_models/contextnet"]
     graph = _run(

@@ -32,13 +32,13 @@ from astropy.table import Table
 from lsst.meas.contextnet.cli import demo as cli_demo
 from lsst.meas.contextnet.cli.main import build_parser, main
 from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog
+from lsst.meas.contextnet.pipelinefiles import find_pipeline, pipeline_uri
 from lsst.meas.contextnet.tools import demo
 from lsst.meas.contextnet.tools.demo import (
     DEMO_COLLECTION,
     DEMO_MARKER,
     DemoSettings,
     build_pipetask_command,
-    find_pipeline,
     find_pipetask,
     format_table2,
     resolve_model,
@@ -132,10 +132,12 @@ def test_invalid_model_file_fails_before_simulating(
 # --- Discovery ---------------------------------------------------------------------------------
 
 
-def test_find_pipeline_in_checkout() -> None:
+def test_find_pipeline_in_the_package() -> None:
     path = find_pipeline(environ={})
-    assert path == (REPO_ROOT / "pipelines" / "ContextNet.yaml").resolve()
+    assert path == (REPO_ROOT / "python/lsst/meas/contextnet/pipelines/ContextNet.yaml").resolve()
+    assert path == (REPO_ROOT / "pipelines" / "ContextNet.yaml").resolve()  # the checkout's link
     assert "ContextNetClassifierTask" in path.read_text()
+    assert pipeline_uri() == "resource://lsst.meas.contextnet/pipelines/ContextNet.yaml"
 
 
 def test_find_pipeline_prefers_eups_product_dir(tmp_path: Path) -> None:
@@ -143,18 +145,18 @@ def test_find_pipeline_prefers_eups_product_dir(tmp_path: Path) -> None:
     (tmp_path / "pipelines" / "ContextNet.yaml").write_text("tasks: {}\n")
     found = find_pipeline(environ={"MEAS_CONTEXTNET_DIR": str(tmp_path)})
     assert found == (tmp_path / "pipelines" / "ContextNet.yaml").resolve()
-    # A product directory without the file falls back to the checkout.
+    # A product directory without the file falls back to the package.
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert find_pipeline(environ={"MEAS_CONTEXTNET_DIR": str(empty)}).parent == REPO_ROOT / "pipelines"
+    assert find_pipeline(environ={"MEAS_CONTEXTNET_DIR": str(empty)}) == find_pipeline(environ={})
 
 
 def test_find_pipeline_not_found_lists_places(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as info:
-        find_pipeline(environ={"MEAS_CONTEXTNET_DIR": str(tmp_path / "a")}, checkout_root=tmp_path / "b")
+        find_pipeline(environ={"MEAS_CONTEXTNET_DIR": str(tmp_path / "a")}, package_dir=tmp_path / "b")
     message = str(info.value)
     assert str(tmp_path / "a" / "pipelines" / "ContextNet.yaml") in message
-    assert str(tmp_path / "b" / "pipelines" / "ContextNet.yaml") in message
+    assert str(tmp_path / "b" / "ContextNet.yaml") in message
     assert "MEAS_CONTEXTNET_DIR" in message
 
 

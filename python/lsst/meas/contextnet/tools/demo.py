@@ -45,7 +45,6 @@ __all__ = [
     "SIM_COLLECTION",
     "TASK_LABEL",
     "build_pipetask_command",
-    "find_pipeline",
     "find_pipetask",
     "format_table2",
     "resolve_model",
@@ -65,7 +64,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from lsst.meas.contextnet.evaluation.scoring import EvaluationResult
+    from lsst.meas.contextnet.pipelinefiles import find_pipeline
+from lsst.meas.contextnet.evaluation.scoring import EvaluationResult
 
 DEMO_COLLECTION = "demo/contextnet"
 """Output CHAINED collection of the demo's ``pipetask run``."""
@@ -208,59 +208,6 @@ class DemoResult:
 # ---------------------------------------------------------------------------------------------
 # Locating the pipeline, pipetask and the model
 # ---------------------------------------------------------------------------------------------
-
-
-def _checkout_root() -> Path:
-    """Return the directory that holds ``python/lsst/meas/contextnet`` (a source checkout's root)."""
-    return Path(__file__).resolve().parents[5]
-
-
-def find_pipeline(
-    name: str = DEMO_PIPELINE,
-    *,
-    environ: Mapping[str, str] | None = None,
-    checkout_root: Path | None = None,
-) -> Path:
-    """Find a pipeline file shipped with the package.
-
-    Looked up, in order, in ``$MEAS_CONTEXTNET_DIR/pipelines`` (set by eups ``setup``) and in the
-    ``pipelines`` directory of the source checkout the package is imported from (an editable
-    pip install or ``PYTHONPATH``).
-
-    Parameters
-    ----------
-    name : `str`, optional
-        File name in ``pipelines/``.
-    environ : `~collections.abc.Mapping` [`str`, `str`], optional
-        Environment to read ``MEAS_CONTEXTNET_DIR`` from (default: `os.environ`).
-    checkout_root : `pathlib.Path`, optional
-        Root of the source checkout (default: derived from this module's location).
-
-    Returns
-    -------
-    path : `pathlib.Path`
-        Absolute path of the pipeline file.
-
-    Raises
-    ------
-    FileNotFoundError
-        Raised, listing every place searched, if no candidate exists.
-    """
-    environ = os.environ if environ is None else environ
-    root = _checkout_root() if checkout_root is None else checkout_root
-    candidates = []
-    if environ.get("MEAS_CONTEXTNET_DIR"):
-        candidates.append(Path(environ["MEAS_CONTEXTNET_DIR"]) / "pipelines" / name)
-    candidates.append(root / "pipelines" / name)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
-    raise FileNotFoundError(
-        f"pipeline file {name!r} not found; looked in "
-        + ", ".join(repr(str(c)) for c in candidates)
-        + ". Run from a source checkout (pip install -e .) or set MEAS_CONTEXTNET_DIR to the package "
-        "root (eups setup does)."
-    )
 
 
 def find_pipetask(environ: Mapping[str, str] | None = None) -> Path:

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from astropy.table import Table, vstack
-from lsst.meas.contextnet.tools.demo import find_pipeline
+from lsst.meas.contextnet.pipelinefiles import find_pipeline
 
 _LOG = logging.getLogger(__name__)
 
