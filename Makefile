@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 DEMO_DIR ?= demo_output
 
-.PHONY: venv test test-fast lint demo clean lock
+.PHONY: venv test test-fast lint demo clean lock docs
 
 venv: $(STAMP)
 
@@ -31,7 +31,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: venv lint
+test: venv lint docs
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: venv
@@ -64,3 +64,10 @@ table2: venv
 	    -j $(TABLE2_JOBS) --register-dataset-types
 	$(BIN)/contextnet evaluate --repo $(TABLE2_DIR)/repo --collections contextnet sim \
 	    --output $(TABLE2_DIR)/eval
+
+# The Sphinx documentation (API reference from the docstrings, task configuration fields, the
+# results pages), warnings as errors; HTML in doc/_build/html.
+.PHONY: docs
+docs: venv
+	rm -rf doc/_build doc/py-api
+	$(BIN)/sphinx-build -W --keep-going -b html -j 1 doc doc/_build/html
