@@ -60,8 +60,10 @@ class TaskConnections(Directive):
             connection = getattr(connections, name, None) or connections.allConnections[name]
             kind = type(connection).__name__
             dims = ", ".join(getattr(connection, "dimensions", ())) or "none"
-            text = f"{kind}: dataset type {connection.name!r}, storage class {connection.storageClass}, " \
+            text = (
+                f"{kind}: dataset type {connection.name!r}, storage class {connection.storageClass}, "
                 f"dimensions ({dims}). {connection.doc}"
+            )
             listing += _entry(name, "", text)
         return [listing]
 
