@@ -38,14 +38,10 @@ __all__ = [
 ]
 
 import dataclasses
-import hashlib
-import importlib.resources
 import json
 import math
-import os
 import re
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +55,7 @@ from lsst.meas.contextnet.cutouts import (
     extract_cutouts,
     scale_positions,
 )
+from lsst.meas.contextnet.ensemble import ProgressModule, seed_from_data_id
 from lsst.meas.contextnet.errors import (
     MissingPsfError,
     ModelOutputError,
@@ -66,7 +63,12 @@ from lsst.meas.contextnet.errors import (
     NoUsablePixelsError,
     PedestalError,
 )
-from lsst.meas.contextnet.modelcheck import load_checked_model
+from lsst.meas.contextnet.modelcheck import (
+    check_model_file,
+    default_model_path,
+    load_checked_model,
+    model_file,
+)
 from lsst.meas.contextnet.psfinputs import evaluate_psf_grid, interpolate_psf, model_inputs, subpixel_offsets
 from lsst.pex.config import ChoiceField, Field, FieldValidationError, ListField, RangeField
 from lsst.pipe.base import (
@@ -82,7 +84,6 @@ from lsst.utils.logging import PeriodicLogger
 from lsst.utils.timer import timeMethod
 
 if TYPE_CHECKING:
-    import torch
     from lsst.images import MaskedImage
     from lsst.meas.contextnet.modelio import LoadedModel
 
@@ -134,46 +135,6 @@ CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
 descriptions; the configured baseline columns follow them."""
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
-
-
-def default_model_path() -> Path:
-    """Return the path of the model shipped with the package.
-
-    Returns
-    -------
-    path : `pathlib.Path`
-        ``lsst/meas/contextnet/data/contextnet.pt`` inside the installed package, found with
-        `importlib.resources`; the file may not exist (e.g. in a checkout without a trained model).
-
-    """
-    return Path(str(importlib.resources.files("lsst.meas.contextnet").joinpath("data", "contextnet.pt")))
-
-
-def seed_from_data_id(base_seed: int, data_id: Mapping[str, Any]) -> int:
-    """Derive the seed of one quantum from a configured seed and a data ID.
-
-    The result is a stable function of its inputs (SHA-256, not Python's salted `hash`), so the
-    same data ID and configuration give the same ensemble sets in every process and session.
-
-    Parameters
-    ----------
-    base_seed : `int`
-        Seed from the task configuration.
-    data_id : `~collections.abc.Mapping` [`str`, `~typing.Any`]
-        Data ID values (e.g. ``instrument``, ``visit``, ``detector``); integers and strings.
-
-    Returns
-    -------
-    seed : `int`
-        A non-negative 64-bit seed for `numpy.random.default_rng`.
-
-    """
-    payload = json.dumps(
-        [int(base_seed), sorted((str(key), value) for key, value in data_id.items())],
-        separators=(",", ":"),
-        default=str,
-    )
-    return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:8], "little")
 
 
 class ContextNetClassifierConnections(
@@ -369,73 +330,19 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
 
         ``pipetask`` validates every task configuration before it builds the quantum graph, so
         a missing, corrupt or mismatched model file, or ``device=cuda`` on a machine without a
-        GPU, fails there with one message, before any input is read. The check loads the model
-        into the process-wide cache the task uses, so it costs nothing later.
+        GPU, fails there with one message, before any input is read
+        (`~lsst.meas.contextnet.modelcheck.check_model_file`).
         """
-        from lsst.meas.contextnet.modelio import ModelFileError, resolve_device
+        from lsst.meas.contextnet.modelio import ModelFileError
 
         try:
-            resolve_device(self.device)
+            check_model_file(None if self.useButlerModel else model_file(self.modelPath), self.device)
         except RuntimeError as exc:
             raise FieldValidationError(ContextNetClassifierConfig.device, self, str(exc)) from exc
-        if self.useButlerModel:
-            return
-        path = model_file(self.modelPath)
-        if not path.is_file():
+        except (FileNotFoundError, ModelFileError) as exc:
             source = "the shipped model" if self.modelPath is None else "config.modelPath"
-            raise FieldValidationError(
-                ContextNetClassifierConfig.modelPath,
-                self,
-                f"ContextNet model file {str(path)!r} ({source}) does not exist; train one with "
-                "'contextnet train' or set config.modelPath",
-            )
-        stat = path.stat()
-        try:
-            load_checked_model(str(path), stat.st_mtime_ns, stat.st_size, self.device)
-        except ModelFileError as exc:
-            raise FieldValidationError(ContextNetClassifierConfig.modelPath, self, str(exc)) from exc
-
-
-def model_file(model_path: str | None) -> Path:
-    """Return the model file a ``modelPath`` value selects (`None`: the shipped model).
-
-    Parameters
-    ----------
-    model_path : `str` or `None`
-        The configured path; environment variables and ``~`` are expanded.
-
-    Returns
-    -------
-    path : `pathlib.Path`
-        The file.
-    """
-    if model_path is None:
-        return default_model_path()
-    return Path(os.path.expanduser(os.path.expandvars(model_path)))
-
-
-class _ProgressModule:
-    """Pass-through to a model's inference methods that logs progress with a `PeriodicLogger`.
-
-    `~lsst.meas.contextnet.ensemble.ensemble_predict` calls ``local_features`` and
-    ``predict_sets`` in its own loops; counting the sets here lets the task report progress on
-    long runs without reaching into that loop.
-    """
-
-    def __init__(self, module: Any, n_sets: int, logger: PeriodicLogger) -> None:
-        self._module = module
-        self._n_sets = n_sets
-        self._done = 0
-        self._logger = logger
-
-    def local_features(self, cutouts: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return self._module.local_features(cutouts, positions)
-
-    def predict_sets(self, features: torch.Tensor) -> torch.Tensor:
-        result = self._module.predict_sets(features)
-        self._done += int(features.shape[0])
-        self._logger.log("Predicted %d of %d ensemble sets.", self._done, self._n_sets)
-        return result
+            field = ContextNetClassifierConfig.modelPath
+            raise FieldValidationError(field, self, f"{exc} ({source})") from exc
 
 
 class ContextNetClassifierTask(PipelineTask):
@@ -637,7 +544,7 @@ class ContextNetClassifierTask(PipelineTask):
         from lsst.meas.contextnet.ensemble import ensemble_predict
 
         result = ensemble_predict(
-            _ProgressModule(loaded.module, n_sets if n_valid else 0, PeriodicLogger(self.log)),
+            ProgressModule(loaded.module, n_sets if n_valid else 0, PeriodicLogger(self.log)),
             prepared.inputs,
             prepared.positions,
             n_p,

@@ -30,13 +30,26 @@ paper's wording reruns it inside every set, which costs ``n_p`` times as much fo
 
 from __future__ import annotations
 
-__all__ = ["EnsembleResult", "build_sets", "ensemble_predict", "model_set_size"]
+__all__ = [
+    "EnsembleResult",
+    "ProgressModule",
+    "build_sets",
+    "ensemble_predict",
+    "model_set_size",
+    "seed_from_data_id",
+]
 
+import hashlib
+import json
 import math
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from lsst.utils.logging import PeriodicLogger
 
 
 class EnsembleResult(NamedTuple):
@@ -285,3 +298,56 @@ def ensemble_predict(
                 )
                 predictions[start : start + batch_sets] = probs.float().cpu().numpy()
     return _object_statistics(sets, predictions, n)
+
+
+def seed_from_data_id(base_seed: int, data_id: Mapping[str, Any]) -> int:
+    """Derive the seed of one quantum from a configured seed and a data ID.
+
+    The result is a stable function of its inputs (SHA-256, not Python's salted `hash`), so the
+    same data ID and configuration give the same ensemble sets in every process and session.
+
+    Parameters
+    ----------
+    base_seed : `int`
+        Seed from the task configuration.
+    data_id : `~collections.abc.Mapping` [`str`, `~typing.Any`]
+        Data ID values (e.g. ``instrument``, ``visit``, ``detector``); integers and strings.
+
+    Returns
+    -------
+    seed : `int`
+        A non-negative 64-bit seed for `numpy.random.default_rng`.
+
+    """
+    payload = json.dumps(
+        [int(base_seed), sorted((str(key), value) for key, value in data_id.items())],
+        separators=(",", ":"),
+        default=str,
+    )
+    return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:8], "little")
+
+
+class ProgressModule:
+    """Pass-through to a model's inference methods that logs progress with a `PeriodicLogger`.
+
+    `~lsst.meas.contextnet.ensemble.ensemble_predict` calls ``local_features`` and
+    ``predict_sets`` in its own loops; counting the sets here lets the task report progress on
+    long runs without reaching into that loop.
+    """
+
+    def __init__(self, module: Any, n_sets: int, logger: PeriodicLogger) -> None:
+        self._module = module
+        self._n_sets = n_sets
+        self._done = 0
+        self._logger = logger
+
+    def local_features(self, cutouts: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The wrapped module's local features."""
+        return self._module.local_features(cutouts, positions)
+
+    def predict_sets(self, features: torch.Tensor) -> torch.Tensor:
+        """The wrapped module's set predictions, counting the sets done and logging progress."""
+        result = self._module.predict_sets(features)
+        self._done += int(features.shape[0])
+        self._logger.log("Predicted %d of %d ensemble sets.", self._done, self._n_sets)
+        return result

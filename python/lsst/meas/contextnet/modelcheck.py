@@ -20,9 +20,19 @@
 
 from __future__ import annotations
 
-__all__ = ["SUPPORTED_NORMALIZATIONS", "SUPPORTED_POSITION_FEATURES", "check_model", "load_checked_model"]
+__all__ = [
+    "SUPPORTED_NORMALIZATIONS",
+    "SUPPORTED_POSITION_FEATURES",
+    "check_model",
+    "check_model_file",
+    "default_model_path",
+    "load_checked_model",
+    "model_file",
+]
 
 import functools
+import importlib.resources
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,3 +106,68 @@ def load_checked_model(path: str, mtime_ns: int, size: int, device: str) -> Load
     loaded = load_model(path, device)
     check_model(loaded, Path(path))
     return loaded
+
+
+def default_model_path() -> Path:
+    """Return the path of the model shipped with the package.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        ``lsst/meas/contextnet/data/contextnet.pt`` inside the installed package, found with
+        `importlib.resources`; the file may not exist (e.g. in a checkout without a trained model).
+
+    """
+    return Path(str(importlib.resources.files("lsst.meas.contextnet").joinpath("data", "contextnet.pt")))
+
+
+def model_file(model_path: str | None) -> Path:
+    """Return the model file a ``modelPath`` value selects (`None`: the shipped model).
+
+    Parameters
+    ----------
+    model_path : `str` or `None`
+        The configured path; environment variables and ``~`` are expanded.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The file.
+    """
+    if model_path is None:
+        return default_model_path()
+    return Path(os.path.expanduser(os.path.expandvars(model_path)))
+
+
+def check_model_file(path: Path | None, device: str) -> None:
+    """Check a device request and a model file, as the task's configuration validation does.
+
+    Parameters
+    ----------
+    path : `pathlib.Path` or `None`
+        The model file; `None` checks only the device (a model read from the Butler is checked
+        when it is read).
+    device : `str`
+        The requested device.
+
+    Raises
+    ------
+    RuntimeError
+        If the device asks for CUDA and none is usable.
+    FileNotFoundError
+        If the file does not exist.
+    lsst.meas.contextnet.modelio.ModelFileError
+        If the file is not a valid model or its network rejects its declared inputs.
+    """
+    from lsst.meas.contextnet.modelio import resolve_device
+
+    resolve_device(device)
+    if path is None:
+        return
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ContextNet model file {str(path)!r} does not exist; train one with 'contextnet train' or "
+            "set config.modelPath"
+        )
+    stat = path.stat()
+    load_checked_model(str(path), stat.st_mtime_ns, stat.st_size, device)

@@ -1,21 +1,3 @@
-# This file is part of meas_contextnet.
-#
-# See the COPYRIGHT file at the top-level directory of this distribution
-# for details of code ownership.
-#
-# This program is free software: you can redistribute it and/or modify
-# it under the terms of the GNU General Public License as published by
-# the Free Software Foundation, either version 3 of the License, or
-# (at your option) any later version.
-#
-# This program is distributed in the hope that it will be useful,
-# but WITHOUT ANY WARRANTY; without even the implied warranty of
-# MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
-# GNU General Public License for more details.
-#
-# You should have received a copy of the GNU General Public License
-# along with this program.  If not, see <https://www.gnu.org/licenses/>.
-
 """Benchmarks of ContextNet inference, Butler I/O and training: ``contextnet bench``.
 
 `run_benchmark` measures, in one process and on the same inputs, everything the performance
@@ -45,7 +27,7 @@ Every timing runs the measured call once untimed (warm-up) and reports the media
 
 from __future__ import annotations
 
-__all__ = ["BENCH_FORMAT_VERSION", "BenchSettings", "format_summary", "run_benchmark"]
+__all__ = ["BENCH_FORMAT_VERSION", "BenchSettings", "BenchmarkCheckError", "format_summary", "run_benchmark"]
 
 import dataclasses
 import math
@@ -60,12 +42,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from lsst.meas.contextnet.serialization import json_compatible
 from lsst.meas.contextnet.tools.benchinputs import (
-    _BAND,
-    _BEGIN,
-    _DETECTOR,
-    _EXPOSURE_TIME_S,
-    _RUN,
-    _VISIT,
     BenchExposure,
     _bad_mask_planes,
     _classifier_config,
@@ -73,17 +49,22 @@ from lsst.meas.contextnet.tools.benchinputs import (
     _task_inputs,
     make_bench_exposure,
 )
-from lsst.meas.contextnet.tools.benchtiming import Timing, _synchronizer, hardware_info, time_call
+from lsst.meas.contextnet.tools.benchio import _bench_quantum
+from lsst.meas.contextnet.tools.benchscaling import _bench_scaling
+from lsst.meas.contextnet.tools.benchtiming import (
+    _RUN_STAGES,
+    Timing,
+    _synchronizer,
+    hardware_info,
+    time_call,
+)
 
 if TYPE_CHECKING:
     from lsst.meas.contextnet.modelio import LoadedModel
 
 BENCH_FORMAT_VERSION = 1
 """Version of the layout of the JSON document `run_benchmark` returns."""
-_TASK_LABEL = "contextnetClassifier"
-_TIMING_KEYS = ("read", "cutouts", "psf", "inputs", "model", "write")
 _ENSEMBLE_TOLERANCE = 1e-5  # float32 sums in another order may differ in the last bits
-_RUN_STAGES = ("cutouts", "psf", "inputs", "model")  # run()'s stages in the task metadata
 
 
 class BenchmarkCheckError(RuntimeError):
@@ -447,253 +428,6 @@ def _bench_cutouts(
             f"vectorized and looped cutouts differ (max |diff| {out['max_abs_diff']}); "
             "not reporting the timing of a wrong result"
         )
-    return out
-
-
-def _metadata_value(metadata: Any, key: str) -> float | None:
-    """Read ``<label>.<key>`` from a task metadata dataset, `None` when absent."""
-    for name in (f"{_TASK_LABEL}.{key}", key):
-        try:
-            return float(metadata[name])
-        except (KeyError, TypeError, ValueError):
-            continue
-    return None
-
-
-_DEFAULT_FORMAT_TYPE = "calexp_lsst_images_default"
-_PLANES = ("image", "mask", "variance")
-
-
-def _plain_planes(path: str) -> dict[str, Any]:
-    """Read a visit image file's three pixel planes with astropy alone (decompressed copies)."""
-    import astropy.io.fits
-
-    with astropy.io.fits.open(path) as hdus:
-        return {name: np.array(hdus[name.upper()].data, copy=True) for name in _PLANES}
-
-
-def _read_profile(
-    reader: Any, data_id: dict[str, Any], settings: BenchSettings, log: Callable[[str], None]
-) -> dict[str, Any]:
-    """Split a ``calexp`` read into its components and compare it with plain reads of its planes.
-
-    For the repository's own ``calexp`` (the simulated repositories' formatter) and for the same
-    image written by ``lsst.images``' default formatter: the whole ``butler.get``, each component
-    read alone (image, mask, variance, psf, detector), and astropy reading the three pixel planes of
-    the same file, the floor a Butler read can be compared with.
-    """
-    out: dict[str, Any] = {}
-    for label, dataset_type in (("calexp", "calexp"), ("lsst_images_default", _DEFAULT_FORMAT_TYPE)):
-        ref = reader.find_dataset(dataset_type, data_id)
-        path = reader.getURI(ref).ospath
-        entry: dict[str, Any] = {"file_bytes": Path(path).stat().st_size}
-        log(f"read profile: {label}")
-        timing, _ = time_call(lambda ref=ref: reader.get(ref), settings.repeat, settings.warmup)
-        entry["butler_get"] = timing.to_dict()
-        entry["components"] = {}
-        for component in (*_PLANES, "psf", "detector"):
-            timing, _ = time_call(
-                lambda ref=ref, c=component: reader.get(ref.makeComponentRef(c)),
-                settings.repeat,
-                settings.warmup,
-            )
-            entry["components"][component] = timing.median
-        timing, _ = time_call(lambda path=path: _plain_planes(path), settings.repeat, settings.warmup)
-        entry["plain_read_planes"] = timing.to_dict()
-        entry["butler_over_plain"] = entry["butler_get"]["median_s"] / timing.median
-        out[label] = entry
-    out["default_over_ours"] = (
-        out["lsst_images_default"]["butler_get"]["median_s"] / out["calexp"]["butler_get"]["median_s"]
-    )
-    out["method"] = (
-        "butler.get of the whole dataset and of each component alone (median of repeats, file in "
-        "the page cache); plain = astropy.io.fits opening the file and copying IMAGE, MASK, VARIANCE"
-    )
-    return out
-
-
-def _rss_bytes() -> int:
-    """Resident set size of this process (Linux ``/proc``), 0 where unavailable."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _peak_rss_during(func: Callable[[], Any]) -> tuple[Any, int, float]:
-    """Call ``func``; return its result, the peak RSS above the starting RSS, and the seconds."""
-    import threading
-
-    base = _rss_bytes()
-    peak = [base]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.002):
-            peak[0] = max(peak[0], _rss_bytes())
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    start = time.perf_counter()
-    try:
-        result = func()
-    finally:
-        elapsed = time.perf_counter() - start
-        done.set()
-        sampler.join()
-    peak[0] = max(peak[0], _rss_bytes())
-    return result, peak[0] - base, elapsed
-
-
-def _bench_scaling(
-    model_path: Path, device: Any, settings: BenchSettings, log: Callable[[str], None]
-) -> dict[str, Any]:
-    """Time and peak memory of the task's run() for growing numbers of sources on one detector."""
-    from lsst.meas.contextnet.classifier import ContextNetClassifierTask
-
-    task = ContextNetClassifierTask(config=_classifier_config(model_path, str(device), settings.n_ensemble))
-    config = task.config
-    rows = []
-    for n in settings.scaling_sources:
-        log(f"scaling: {n} sources on a {settings.size}x{settings.size} synthetic detector")
-        exposure = make_bench_exposure(settings.size, n, "synthetic", settings.seed + n)
-        task.run(exposure.calexp, exposure.src, seed=settings.seed)  # warm-up (model loaded)
-        seconds, peaks = [], []
-        for _ in range(settings.repeat):
-            _, peak, elapsed = _peak_rss_during(
-                lambda exposure=exposure: task.run(exposure.calexp, exposure.src, seed=settings.seed)
-            )
-            seconds.append(elapsed)
-            peaks.append(peak)
-        timing = Timing(tuple(seconds))
-        split = {key: float(task.metadata.get(f"timing.{key}", 0.0)) for key in _RUN_STAGES}
-        rows.append(
-            {
-                "n_sources": n,
-                **timing.to_dict(),
-                "ms_per_source": 1e3 * timing.median / n,
-                "peak_rss_increase_bytes": int(max(peaks)),
-                "split_last_s": split,
-                "n_sets": int(task.metadata["n_sets"]),
-            }
-        )
-        del exposure
-    return {
-        "device": str(device),
-        "detector_size": settings.size,
-        "method": "ContextNetClassifierTask.run on a synthetic detector held in memory (the read, the "
-        "same for every source count, is in 'quantum'); peak RSS above the RSS before the call, "
-        "sampled every 2 ms",
-        "batch_settings": {"batchSize": config.batchSize, "setBatchSize": config.setBatchSize},
-        "rows": rows,
-    }
-
-
-def _bench_quantum(
-    exposure: BenchExposure,
-    model_path: Path,
-    device: Any,
-    settings: BenchSettings,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
-    """Put the exposure in a temporary repository and time reads against a full quantum."""
-    from astropy.time import Time
-    from lsst.daf.butler import Butler, DatasetType
-    from lsst.meas.contextnet.classifier import ContextNetClassifierTask
-    from lsst.meas.contextnet.sim.repo import create_or_open_repo, put_visit_datasets, register_visit
-    from lsst.pipe.base.simple_pipeline_executor import SimplePipelineExecutor
-
-    size = exposure.description["size"]
-    data_id = {"instrument": "SimCam", "visit": _VISIT, "detector": _DETECTOR}
-    out: dict[str, Any] = {"device": str(device), "data_id": data_id}
-    with tempfile.TemporaryDirectory(prefix="contextnet-bench-") as tmp:
-        root = str(Path(tmp) / "repo")
-        log(f"quantum: writing a {size}x{size} visit to a temporary Butler repository")
-        start = time.perf_counter()
-        butler = create_or_open_repo(root, run=_RUN)
-        register_visit(
-            butler,
-            visit=_VISIT,
-            band=_BAND,
-            exposure_time_s=_EXPOSURE_TIME_S,
-            begin=Time(_BEGIN, scale="tai"),
-            detector_wcs={_DETECTOR: exposure.wcs},
-            width=size,
-            height=size,
-        )
-        put_visit_datasets(butler, _RUN, exposure.calexp, exposure.src, exposure.truth)
-        out["write_inputs_s"] = time.perf_counter() - start
-        out["calexp_file_bytes"] = (
-            Path(butler.getURI("calexp", data_id, collections=_RUN).ospath).stat().st_size
-        )
-        # The same image as lsst.images' own formatter writes it (its default compression), to
-        # compare with the simulated repositories' formatter.
-        butler.registry.registerDatasetType(
-            DatasetType(
-                _DEFAULT_FORMAT_TYPE,
-                ("instrument", "visit", "detector"),
-                "VisitImage",
-                universe=butler.dimensions,
-            )
-        )
-        start = time.perf_counter()
-        butler.put(exposure.calexp, _DEFAULT_FORMAT_TYPE, data_id, run=_RUN)
-        out["write_calexp_default_compression_s"] = time.perf_counter() - start
-        butler.close()
-
-        reader = Butler.from_config(root, collections=[_RUN])
-        try:
-            for name in ("calexp", "src"):
-                log(f"quantum: butler.get({name!r})")
-                timing, _ = time_call(
-                    lambda name=name: reader.get(name, data_id), settings.repeat, settings.warmup
-                )
-                out[f"read_{name}"] = timing.to_dict()
-            out["read_profile"] = _read_profile(reader, data_id, settings, log)
-        finally:
-            reader.close()
-        out["read_s"] = out["read_calexp"]["median_s"] + out["read_src"]["median_s"]
-
-        config = _classifier_config(model_path, str(device), settings.n_ensemble)
-        totals: list[float] = []
-        splits: dict[str, list[float]] = {key: [] for key in _TIMING_KEYS}
-        for i in range(settings.warmup + settings.repeat):
-            log(f"quantum: SimplePipelineExecutor run {i + 1} of {settings.warmup + settings.repeat}")
-            output = f"bench/quantum{i}"
-            qbutler = SimplePipelineExecutor.prep_butler(root, inputs=[_RUN], output=output)
-            try:
-                executor = SimplePipelineExecutor.from_task_class(
-                    ContextNetClassifierTask, config=config, label=_TASK_LABEL, butler=qbutler
-                )
-                start = time.perf_counter()
-                quanta = executor.run(register_dataset_types=True, save_versions=False)
-                elapsed = time.perf_counter() - start
-                if len(quanta) != 1:
-                    raise RuntimeError(f"expected one classifier quantum, the executor ran {len(quanta)}")
-                metadata = qbutler.get(f"{_TASK_LABEL}_metadata", data_id)
-            finally:
-                qbutler.close()
-            if i < settings.warmup:
-                continue
-            totals.append(elapsed)
-            for key in _TIMING_KEYS:
-                value = _metadata_value(metadata, f"timing.{key}")
-                if value is not None:
-                    splits[key].append(value)
-    total = Timing(tuple(totals))
-    out["quantum"] = total.to_dict()
-    out["quantum_method"] = (
-        "lsst.pipe.base.SimplePipelineExecutor.run (one quantum: read calexp + src, run, write "
-        "contextnet_classification and task metadata/log); graph building excluded"
-    )
-    split = {key: float(np.median(values)) for key, values in splits.items() if values}
-    out["split_median_s"] = split
-    out["split_source"] = "task metadata timing.read / timing.cutouts / timing.model / timing.write"
-    if split:
-        out["split_median_s"]["other"] = total.median - sum(split.values())
-    out["quantum_over_read_calexp"] = total.median / out["read_calexp"]["median_s"]
-    out["quantum_over_read"] = total.median / out["read_s"]
     return out
 
 

@@ -180,3 +180,8 @@ def _synchronizer(device: Any) -> Callable[[], None] | None:
     if device.type != "cuda":
         return None
     return lambda: torch.cuda.synchronize(device)
+
+
+_TASK_LABEL = "contextnetClassifier"  # the classifier's label in the benchmark's pipelines
+_TIMING_KEYS = ("read", "cutouts", "psf", "inputs", "model", "write")  # quantum stages in the metadata
+_RUN_STAGES = ("cutouts", "psf", "inputs", "model")  # run()'s stages in the task metadata

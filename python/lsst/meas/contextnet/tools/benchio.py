@@ -1,0 +1,196 @@
+"""The benchmark's Butler measurements: one classifier quantum, and a profile of the ``calexp`` read."""
+
+from __future__ import annotations
+
+__all__ = []
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from lsst.meas.contextnet.tools.benchinputs import (
+    _BAND,
+    _BEGIN,
+    _DETECTOR,
+    _EXPOSURE_TIME_S,
+    _RUN,
+    _VISIT,
+    BenchExposure,
+    _classifier_config,
+)
+from lsst.meas.contextnet.tools.benchtiming import _TASK_LABEL, _TIMING_KEYS, Timing, time_call
+
+if TYPE_CHECKING:
+    from lsst.meas.contextnet.tools.bench import BenchSettings
+
+
+def _metadata_value(metadata: Any, key: str) -> float | None:
+    """Read ``<label>.<key>`` from a task metadata dataset, `None` when absent."""
+    for name in (f"{_TASK_LABEL}.{key}", key):
+        try:
+            return float(metadata[name])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+_DEFAULT_FORMAT_TYPE = "calexp_lsst_images_default"
+_PLANES = ("image", "mask", "variance")
+
+
+def _plain_planes(path: str) -> dict[str, Any]:
+    """Read a visit image file's three pixel planes with astropy alone (decompressed copies)."""
+    import astropy.io.fits
+
+    with astropy.io.fits.open(path) as hdus:
+        return {name: np.array(hdus[name.upper()].data, copy=True) for name in _PLANES}
+
+
+def _read_profile(
+    reader: Any, data_id: dict[str, Any], settings: BenchSettings, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Split a ``calexp`` read into its components and compare it with plain reads of its planes.
+
+    For the repository's own ``calexp`` (the simulated repositories' formatter) and for the same
+    image written by ``lsst.images``' default formatter: the whole ``butler.get``, each component
+    read alone (image, mask, variance, psf, detector), and astropy reading the three pixel planes of
+    the same file, the floor a Butler read can be compared with.
+    """
+    out: dict[str, Any] = {}
+    for label, dataset_type in (("calexp", "calexp"), ("lsst_images_default", _DEFAULT_FORMAT_TYPE)):
+        ref = reader.find_dataset(dataset_type, data_id)
+        path = reader.getURI(ref).ospath
+        entry: dict[str, Any] = {"file_bytes": Path(path).stat().st_size}
+        log(f"read profile: {label}")
+        timing, _ = time_call(lambda ref=ref: reader.get(ref), settings.repeat, settings.warmup)
+        entry["butler_get"] = timing.to_dict()
+        entry["components"] = {}
+        for component in (*_PLANES, "psf", "detector"):
+            timing, _ = time_call(
+                lambda ref=ref, c=component: reader.get(ref.makeComponentRef(c)),
+                settings.repeat,
+                settings.warmup,
+            )
+            entry["components"][component] = timing.median
+        timing, _ = time_call(lambda path=path: _plain_planes(path), settings.repeat, settings.warmup)
+        entry["plain_read_planes"] = timing.to_dict()
+        entry["butler_over_plain"] = entry["butler_get"]["median_s"] / timing.median
+        out[label] = entry
+    out["default_over_ours"] = (
+        out["lsst_images_default"]["butler_get"]["median_s"] / out["calexp"]["butler_get"]["median_s"]
+    )
+    out["method"] = (
+        "butler.get of the whole dataset and of each component alone (median of repeats, file in "
+        "the page cache); plain = astropy.io.fits opening the file and copying IMAGE, MASK, VARIANCE"
+    )
+    return out
+
+
+def _bench_quantum(
+    exposure: BenchExposure,
+    model_path: Path,
+    device: Any,
+    settings: BenchSettings,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Put the exposure in a temporary repository and time reads against a full quantum."""
+    from astropy.time import Time
+    from lsst.daf.butler import Butler, DatasetType
+    from lsst.meas.contextnet.classifier import ContextNetClassifierTask
+    from lsst.meas.contextnet.sim.repo import create_or_open_repo, put_visit_datasets, register_visit
+    from lsst.pipe.base.simple_pipeline_executor import SimplePipelineExecutor
+
+    size = exposure.description["size"]
+    data_id = {"instrument": "SimCam", "visit": _VISIT, "detector": _DETECTOR}
+    out: dict[str, Any] = {"device": str(device), "data_id": data_id}
+    with tempfile.TemporaryDirectory(prefix="contextnet-bench-") as tmp:
+        root = str(Path(tmp) / "repo")
+        log(f"quantum: writing a {size}x{size} visit to a temporary Butler repository")
+        start = time.perf_counter()
+        butler = create_or_open_repo(root, run=_RUN)
+        register_visit(
+            butler,
+            visit=_VISIT,
+            band=_BAND,
+            exposure_time_s=_EXPOSURE_TIME_S,
+            begin=Time(_BEGIN, scale="tai"),
+            detector_wcs={_DETECTOR: exposure.wcs},
+            width=size,
+            height=size,
+        )
+        put_visit_datasets(butler, _RUN, exposure.calexp, exposure.src, exposure.truth)
+        out["write_inputs_s"] = time.perf_counter() - start
+        out["calexp_file_bytes"] = (
+            Path(butler.getURI("calexp", data_id, collections=_RUN).ospath).stat().st_size
+        )
+        # The same image as lsst.images' own formatter writes it (its default compression), to
+        # compare with the simulated repositories' formatter.
+        butler.registry.registerDatasetType(
+            DatasetType(
+                _DEFAULT_FORMAT_TYPE,
+                ("instrument", "visit", "detector"),
+                "VisitImage",
+                universe=butler.dimensions,
+            )
+        )
+        start = time.perf_counter()
+        butler.put(exposure.calexp, _DEFAULT_FORMAT_TYPE, data_id, run=_RUN)
+        out["write_calexp_default_compression_s"] = time.perf_counter() - start
+        butler.close()
+
+        reader = Butler.from_config(root, collections=[_RUN])
+        try:
+            for name in ("calexp", "src"):
+                log(f"quantum: butler.get({name!r})")
+                timing, _ = time_call(
+                    lambda name=name: reader.get(name, data_id), settings.repeat, settings.warmup
+                )
+                out[f"read_{name}"] = timing.to_dict()
+            out["read_profile"] = _read_profile(reader, data_id, settings, log)
+        finally:
+            reader.close()
+        out["read_s"] = out["read_calexp"]["median_s"] + out["read_src"]["median_s"]
+
+        config = _classifier_config(model_path, str(device), settings.n_ensemble)
+        totals: list[float] = []
+        splits: dict[str, list[float]] = {key: [] for key in _TIMING_KEYS}
+        for i in range(settings.warmup + settings.repeat):
+            log(f"quantum: SimplePipelineExecutor run {i + 1} of {settings.warmup + settings.repeat}")
+            output = f"bench/quantum{i}"
+            qbutler = SimplePipelineExecutor.prep_butler(root, inputs=[_RUN], output=output)
+            try:
+                executor = SimplePipelineExecutor.from_task_class(
+                    ContextNetClassifierTask, config=config, label=_TASK_LABEL, butler=qbutler
+                )
+                start = time.perf_counter()
+                quanta = executor.run(register_dataset_types=True, save_versions=False)
+                elapsed = time.perf_counter() - start
+                if len(quanta) != 1:
+                    raise RuntimeError(f"expected one classifier quantum, the executor ran {len(quanta)}")
+                metadata = qbutler.get(f"{_TASK_LABEL}_metadata", data_id)
+            finally:
+                qbutler.close()
+            if i < settings.warmup:
+                continue
+            totals.append(elapsed)
+            for key in _TIMING_KEYS:
+                value = _metadata_value(metadata, f"timing.{key}")
+                if value is not None:
+                    splits[key].append(value)
+    total = Timing(tuple(totals))
+    out["quantum"] = total.to_dict()
+    out["quantum_method"] = (
+        "lsst.pipe.base.SimplePipelineExecutor.run (one quantum: read calexp + src, run, write "
+        "contextnet_classification and task metadata/log); graph building excluded"
+    )
+    split = {key: float(np.median(values)) for key, values in splits.items() if values}
+    out["split_median_s"] = split
+    out["split_source"] = "task metadata timing.read / timing.cutouts / timing.model / timing.write"
+    if split:
+        out["split_median_s"]["other"] = total.median - sum(split.values())
+    out["quantum_over_read_calexp"] = total.median / out["read_calexp"]["median_s"]
+    out["quantum_over_read"] = total.median / out["read_s"]
+    return out
