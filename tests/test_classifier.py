@@ -207,7 +207,10 @@ def test_every_source_gets_a_row_in_order(model_path: Path) -> None:
     assert task.metadata["model.m"] == 8 and task.metadata["model.cutout_size"] == 12
     assert "tiny-test" in task.metadata["model.metadata_json"]
     for key in ("timing.cutouts", "timing.model", "timing.load_model"):
-        assert task.metadata[key] >= 0
+        assert task.metadata[key] > 0
+    # @timeMethod on run() and prepare_inputs().
+    for method in ("run", "prepare_inputs"):
+        assert task.metadata[f"{method}EndCpuTime"] >= task.metadata[f"{method}StartCpuTime"]
 
 
 def test_same_seed_same_result_and_seed_matters(model_path: Path) -> None:
@@ -562,7 +565,7 @@ def test_run_quantum_with_butler(tmp_path: Path, model_path: Path) -> None:
         out["classification_galaxyProb"], expected.classification["classification_galaxyProb"]
     )
     for key in ("timing.read", "timing.write", "timing.cutouts", "timing.model"):
-        assert task.metadata[key] >= 0
+        assert task.metadata[key] > 0
 
 
 # --- End to end: the real pipetask on a simulated repository ---------------------------------

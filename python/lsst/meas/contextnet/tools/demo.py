@@ -63,9 +63,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from lsst.meas.contextnet.pipelinefiles import find_pipeline
+
 if TYPE_CHECKING:
-    from lsst.meas.contextnet.pipelinefiles import find_pipeline
-from lsst.meas.contextnet.evaluation.scoring import EvaluationResult
+    from lsst.meas.contextnet.evaluation.scoring import EvaluationResult
 
 DEMO_COLLECTION = "demo/contextnet"
 """Output CHAINED collection of the demo's ``pipetask run``."""
