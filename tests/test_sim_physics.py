@@ -37,7 +37,7 @@ from lsst.meas.contextnet.sim.exposure import (
 from lsst.meas.contextnet.sim.measure import measure_sources
 from lsst.meas.contextnet.sim.population import draw_population, point_source_depth
 from lsst.meas.contextnet.sim.psf import PsfField, draw_visit_fwhm
-from lsst.meas.contextnet.sim.render import MASK_PLANES, render_exposure
+from lsst.meas.contextnet.sim.render import RENDER_MASK_BITS, render_exposure
 from lsst.meas.contextnet.sim.wcs import make_tan_wcs
 
 
@@ -197,9 +197,9 @@ def test_render_noise_variance_and_masks():
     )
     out = render_exposure(truth, field, sky_level=sky, rng=np.random.default_rng(7), n_bad_columns=2)
     assert out.image.dtype == np.float32 and out.variance.dtype == np.float32
-    sat = (out.mask & (1 << MASK_PLANES["SAT"])) != 0
-    bad = (out.mask & (1 << MASK_PLANES["BAD"])) != 0
-    edge = (out.mask & (1 << MASK_PLANES["EDGE"])) != 0
+    sat = (out.mask & (1 << RENDER_MASK_BITS["SAT"])) != 0
+    bad = (out.mask & (1 << RENDER_MASK_BITS["BAD"])) != 0
+    edge = (out.mask & (1 << RENDER_MASK_BITS["EDGE"])) != 0
     # The very bright star saturates at its core and is clipped there.
     assert sat[70, 60]
     assert np.all(out.image[sat & ~bad] == pytest.approx(1.0e5 - sky))
@@ -389,7 +389,7 @@ def test_exposure_tables_and_baselines(small_exposure):
     assert len(np.unique(src["sourceId"])) == len(src)
     assert exposure.image.shape == (512, 512) and exposure.image.dtype == np.float32
     assert exposure.noise_sigma == pytest.approx(np.sqrt(exposure.sky_level), rel=0.01)
-    assert np.any((exposure.mask & (1 << MASK_PLANES["DETECTED"])) != 0)
+    assert np.any((exposure.mask & (1 << RENDER_MASK_BITS["DETECTED"])) != 0)
     matched = truth[truth["sourceId"] >= 0]
     assert len(np.unique(matched["sourceId"])) == len(matched)
     assert np.all(np.isin(matched["sourceId"], src["sourceId"]))

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 __all__ = [
     "SINGLE_VISIT_FLUX_RATIO",
-    "COADD_FLUX_RATIO",
     "compute_extendedness",
     "compute_size_extendedness",
 ]
@@ -48,9 +47,6 @@ import numpy as np
 
 SINGLE_VISIT_FLUX_RATIO: float = 0.95
 """``fluxRatio`` of meas_base's extendedness for single visits (model flux: Gaussian flux)."""
-
-COADD_FLUX_RATIO: float = 0.985
-"""``fluxRatio`` used on coadds (model flux: CModel), for reference."""
 
 
 def compute_extendedness(

@@ -55,7 +55,7 @@ from lsst.meas.contextnet.cutouts import (
     extract_cutouts,
     scale_positions,
 )
-from lsst.meas.contextnet.ensemble import ProgressModule, seed_from_data_id
+from lsst.meas.contextnet.ensemble import ProgressModule, count_sets, seed_from_data_id
 from lsst.meas.contextnet.errors import (
     MissingPsfError,
     ModelOutputError,
@@ -540,7 +540,7 @@ class ContextNetClassifierTask(PipelineTask):
             m = self.config.poolSetSize or max(n_valid, 1)
             n_p = n_p if self.config.poolSetSize else 1
             min_sources = min(self.config.minContextSources, m)
-        n_sets = math.ceil(n_p * n_valid / m) if n_valid >= m else n_p
+        n_sets = count_sets(n_valid, m, n_p)
         from lsst.meas.contextnet.ensemble import ensemble_predict
 
         result = ensemble_predict(

@@ -34,6 +34,7 @@ __all__ = [
     "EnsembleResult",
     "ProgressModule",
     "build_sets",
+    "count_sets",
     "ensemble_predict",
     "model_set_size",
     "seed_from_data_id",
@@ -69,6 +70,22 @@ def _check_sizes(n: int, m: int, n_p: int) -> None:
     for name, value, minimum in (("n", n, 0), ("m", m, 1), ("n_p", n_p, 1)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def count_sets(n: int, m: int, n_p: int) -> int:
+    """Number of sets `build_sets` draws for ``n`` objects, sets of ``m``, each object in ``n_p``.
+
+    Parameters
+    ----------
+    n, m, n_p : `int`
+        Objects, set size and minimum number of sets per object.
+
+    Returns
+    -------
+    n_sets : `int`
+        ``ceil(n_p * n / m)`` when ``n >= m``, else ``n_p`` (every set holds every object).
+    """
+    return math.ceil(n_p * n / m) if n >= m else n_p
 
 
 def build_sets(n: int, m: int, n_p: int, rng: np.random.Generator) -> np.ndarray:
@@ -122,7 +139,7 @@ def build_sets(n: int, m: int, n_p: int, rng: np.random.Generator) -> np.ndarray
             sets[i] = rng.permutation(np.concatenate([base, extra]))
         return sets
 
-    n_sets = math.ceil(n_p * n / m)
+    n_sets = count_sets(n, m, n_p)
     total = n_sets * m
     n_perms = math.ceil(total / n)
     stream = np.empty(n_perms * n, dtype=np.int64)

@@ -37,13 +37,13 @@ __all__ = ["CatalogPeer", "PEER_FEATURES", "catalog_features", "default_peer_pat
 
 import dataclasses
 import importlib.resources
-import json
 import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from astropy.table import Table
+from lsst.meas.contextnet.serialization import json_compatible
 
 PEER_FEATURES: tuple[str, ...] = ("gaussian_over_psf_flux", "log10_snr", "sizeExtendedness", "log10_psf_flux")
 """Names of the peer's features, in column order of `catalog_features`."""
@@ -194,7 +194,7 @@ class CatalogPeer:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "wb") as stream:
-            pickle.dump({"card": json.loads(json.dumps(self.card)), "model": self.model}, stream)
+            pickle.dump({"card": json_compatible(self.card), "model": self.model}, stream)
         return target
 
     @classmethod

@@ -58,7 +58,7 @@ from lsst.meas.contextnet.sim.detect import DetectionConfig, detect_sources, mat
 from lsst.meas.contextnet.sim.measure import measure_sources
 from lsst.meas.contextnet.sim.population import PopulationConfig, detection_kernel, draw_population
 from lsst.meas.contextnet.sim.psf import PSF_VARIATIONS, PsfField, visit_psf_fields
-from lsst.meas.contextnet.sim.render import MASK_PLANES, render_exposure
+from lsst.meas.contextnet.sim.render import RENDER_MASK_BITS, render_exposure
 from lsst.meas.contextnet.sim.wcs import make_tan_wcs
 from lsst.meas.contextnet.sim.world import VisitConditions, World, resolve_config_world
 
@@ -429,7 +429,7 @@ def simulate_exposure(
         bad_column_rate=conditions.bad_column_rate,
     )
     mask = rendered.mask
-    bad = (mask & (1 << MASK_PLANES["BAD"])) != 0
+    bad = (mask & (1 << RENDER_MASK_BITS["BAD"])) != 0
     kernel = detection_kernel(psf_field)
     detections, segmentation = detect_sources(
         rendered.image,
@@ -438,8 +438,8 @@ def simulate_exposure(
         bad=bad,
         config=DetectionConfig(threshold=config.detection_threshold),
     )
-    mask[segmentation > 0] |= 1 << MASK_PLANES["DETECTED"]
-    excluded = (mask & ((1 << MASK_PLANES["BAD"]) | (1 << MASK_PLANES["SAT"]))) != 0
+    mask[segmentation > 0] |= 1 << RENDER_MASK_BITS["DETECTED"]
+    excluded = (mask & ((1 << RENDER_MASK_BITS["BAD"]) | (1 << RENDER_MASK_BITS["SAT"]))) != 0
     measurements = measure_sources(
         rendered.image,
         rendered.variance,
@@ -447,7 +447,7 @@ def simulate_exposure(
         detections["x"],
         detections["y"],
         excluded=excluded,
-        saturated=(mask & (1 << MASK_PLANES["SAT"])) != 0,
+        saturated=(mask & (1 << RENDER_MASK_BITS["SAT"])) != 0,
         segmentation=segmentation,
         radius=detections["a"],
     )
@@ -531,7 +531,7 @@ def simulate_exposure(
         image=rendered.image,
         variance=rendered.variance,
         mask=mask,
-        mask_planes=dict(MASK_PLANES),
+        mask_planes=dict(RENDER_MASK_BITS),
         psf_field=psf_field,
         true_psf_field=true_psf,
         wcs=wcs,

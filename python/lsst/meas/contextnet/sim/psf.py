@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING
 
 import galsim
 import numpy as np
-from lsst.meas.contextnet.sim.world import PSF_FAMILIES
+from lsst.meas.contextnet.sim.world import NARROW_FWHM_RANGE, PSF_FAMILIES
 
 if TYPE_CHECKING:
     import piff
@@ -86,7 +86,7 @@ def _check_range(name: str, value: tuple[float, float]) -> tuple[float, float]:
 def draw_visit_fwhm(
     rng: np.random.Generator,
     variation: str,
-    fwhm_range: tuple[float, float] = (0.5, 1.3),
+    fwhm_range: tuple[float, float] = NARROW_FWHM_RANGE,
     nominal_fwhm: float = 0.81,
 ) -> float:
     """Draw the detector-mean PSF FWHM of one visit.
@@ -316,7 +316,7 @@ class PsfField:
         *,
         variation: str = "full",
         visit_fwhm: float | None = None,
-        fwhm_range: tuple[float, float] = (0.5, 1.3),
+        fwhm_range: tuple[float, float] = NARROW_FWHM_RANGE,
         nominal_fwhm: float = 0.81,
         size_variation: tuple[float, float] = (0.10, 0.20),
         shear_amplitude: float = 0.02,

@@ -28,7 +28,7 @@ the expected variance, sky plus source electrons.
 from __future__ import annotations
 
 __all__ = [
-    "MASK_PLANES",
+    "RENDER_MASK_BITS",
     "RenderedImage",
     "render_exposure",
     "galaxy_profile",
@@ -43,7 +43,7 @@ import numpy as np
 from astropy.table import Table
 from lsst.meas.contextnet.sim.psf import PsfField
 
-MASK_PLANES: dict[str, int] = {
+RENDER_MASK_BITS: dict[str, int] = {
     "BAD": 0,
     "SAT": 1,
     "INTRP": 2,
@@ -54,7 +54,8 @@ MASK_PLANES: dict[str, int] = {
     "SUSPECT": 7,
     "NO_DATA": 8,
 }
-"""Mask plane name to bit number, in the order of the LSST science pipelines' defaults."""
+"""Bits of the renderer's integer mask (afw plane names, in the order of the science pipelines' defaults);
+`lsst.meas.contextnet.sim.repo.MASK_PLANES` are the planes of the visit image written from it."""
 
 _GALAXY_GSPARAMS = galsim.GSParams(folding_threshold=1.0e-2, maxk_threshold=3.0e-3)
 
@@ -70,7 +71,7 @@ class RenderedImage:
     variance : `numpy.ndarray`
         Expected variance (sky plus source electrons), float32.
     mask : `numpy.ndarray`
-        Bit mask, int32; bits from `MASK_PLANES`.
+        Bit mask, int32; bits from `RENDER_MASK_BITS`.
     sky_level : `float`
         Sky subtracted from every pixel, electrons.
     noise_sigma : `float`
@@ -348,7 +349,7 @@ def render_exposure(
     mask = np.zeros((height, width), dtype=np.int32)
     saturated = counts >= saturation
     counts = np.minimum(counts, saturation)
-    mask[saturated] |= 1 << MASK_PLANES["SAT"]
+    mask[saturated] |= 1 << RENDER_MASK_BITS["SAT"]
     image = (counts - sky_level).astype(np.float32)
     variance = expected.astype(np.float32)
     del counts, expected
@@ -356,7 +357,7 @@ def render_exposure(
     if cosmic_ray_rate > 0:
         n_hits = int(rng.poisson(cosmic_ray_rate * width * height / 4096.0**2 * exposure_time / 30.0))
         hit = add_cosmic_rays(image, n_hits, rng)
-        mask[hit] |= 1 << MASK_PLANES["CR"]
+        mask[hit] |= 1 << RENDER_MASK_BITS["CR"]
     if n_bad_columns is None:
         n_bad_columns = int(rng.poisson(bad_column_rate * width / 4096.0))
     if n_bad_pixels is None:
@@ -372,13 +373,13 @@ def render_exposure(
     bad[rng.integers(0, height, n_bad_pixels), rng.integers(0, width, n_bad_pixels)] = True
     image[bad] = 0.0
     variance[bad] = sky_level
-    mask[bad] |= 1 << MASK_PLANES["BAD"]
+    mask[bad] |= 1 << RENDER_MASK_BITS["BAD"]
 
     if edge_width > 0:
         edge = np.zeros((height, width), dtype=bool)
         edge[:edge_width, :] = edge[-edge_width:, :] = True
         edge[:, :edge_width] = edge[:, -edge_width:] = True
-        mask[edge] |= 1 << MASK_PLANES["EDGE"]
+        mask[edge] |= 1 << RENDER_MASK_BITS["EDGE"]
 
     return RenderedImage(
         image=image,

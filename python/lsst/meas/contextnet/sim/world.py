@@ -69,6 +69,7 @@ that one distribution changed.  ``band-u`` ... ``band-y`` fix the band.
 from __future__ import annotations
 
 __all__ = [
+    "NARROW_FWHM_RANGE",
     "PSF_FAMILIES",
     "GALAXY_FAMILIES",
     "FAST_PSF_FAMILIES",
@@ -111,6 +112,9 @@ MOFFAT_BETA_STEP: float = 0.1
 
 N_ABERRATIONS: int = 8
 """Zernike terms 4-11 (defocus to spherical) of the optical PSF."""
+
+NARROW_FWHM_RANGE: tuple[float, float] = (0.5, 1.3)
+"""Visit-mean PSF FWHM range (arcsec) of the narrow world, the simulator's default."""
 
 
 def _pair(name: str, value: Any, low: float = -math.inf, high: float = math.inf) -> tuple[float, float]:
@@ -222,7 +226,7 @@ class World(DictRoundTrip):
     name: str
     bands: tuple[str, ...] = ("r",)
     exposure_time_range: tuple[float, float] = (survey.DEFAULT_EXPOSURE_TIME, survey.DEFAULT_EXPOSURE_TIME)
-    fwhm_range: tuple[float, float] = (0.5, 1.3)
+    fwhm_range: tuple[float, float] = NARROW_FWHM_RANGE
     fwhm_log_uniform: bool = False
     psf_families: tuple[str, ...] = ("moffat",)
     moffat_beta_range: tuple[float, float] = (3.5, 3.5)

@@ -30,7 +30,6 @@ from __future__ import annotations
 __all__ = ["BENCH_FORMAT_VERSION", "BenchSettings", "BenchmarkCheckError", "format_summary", "run_benchmark"]
 
 import dataclasses
-import math
 import os
 import sys
 import tempfile
@@ -248,7 +247,9 @@ def _ensemble_flops(flops: dict[str, float], n: int, m: int, n_p: int, method: s
     """FLOPs of one ensemble classification of ``n`` objects."""
     if n == 0:
         return 0.0
-    n_sets = math.ceil(n_p * n / m) if n >= m else n_p
+    from lsst.meas.contextnet.ensemble import count_sets
+
+    n_sets = count_sets(n, m, n_p)
     n_local = n if method == "cached" else n_sets * m
     per_set = flops["global_per_set"] + flops["predict_per_set"] + m * flops["predict_per_object"]
     return n_local * flops["local_per_cutout"] + n_sets * per_set

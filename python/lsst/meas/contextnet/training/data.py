@@ -23,7 +23,6 @@ from __future__ import annotations
 __all__ = ["TrainingData", "load_training_data"]
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION
+from lsst.meas.contextnet.modelio import file_sha256
 from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, interpolate_psf, model_inputs
 
 _REQUIRED_DATASETS = ("cutouts", "noise_sigma", "positions", "labels")
@@ -73,14 +73,6 @@ class TrainingData:
     def n_channels(self) -> int:
         """Input channels per source."""
         return int(self.cutouts.shape[2])
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _json_attr(value: Any) -> Any:
@@ -215,7 +207,7 @@ def load_training_data(
         "directory": str(root.resolve()),
         "shards": [shard.name for shard in shards],
         "manifest": manifest,
-        "manifest_sha256": _sha256(manifest_path) if manifest is not None else None,
+        "manifest_sha256": file_sha256(manifest_path) if manifest is not None else None,
         "attrs": attrs,
         "n_sets": int(all_labels.shape[0]),
         "m": int(all_labels.shape[1]),
