@@ -671,3 +671,18 @@ def test_pipetask_end_to_end(tmp_path: Path) -> None:
     assert {ref.dataId for ref in resumed} == {ref.dataId for ref in src_refs}
     assert done[0].id in {ref.id for ref in resumed}  # the finished quantum was not rerun
     butler.close()
+
+
+def test_model_output_above_one_is_an_error(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lsst.meas.contextnet import ensemble
+
+    real = ensemble.ensemble_predict
+
+    def five(*args, **kwargs):
+        result = real(*args, **kwargs)
+        return result._replace(mean=np.full_like(result.mean, 5.0))
+
+    monkeypatch.setattr(ensemble, "ensemble_predict", five)
+    x, y = random_positions(10)
+    with pytest.raises(ModelOutputError, match="not finite or not in"):
+        make_task(model_path).run(make_exposure(), make_catalog(x, y))

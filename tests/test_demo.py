@@ -337,3 +337,15 @@ def test_demo_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
         np.testing.assert_array_equal(new["classification_galaxyProb"], old["classification_galaxyProb"])
     butler.close()
     assert json.loads((output / "eval" / "metrics.json").read_text())["summary"] == metrics["summary"]
+
+
+def test_a_missing_optional_dependency_names_its_extra(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from lsst.meas.contextnet.cli import evaluate as cli_evaluate
+
+    def missing(args):
+        raise ModuleNotFoundError("No module named 'sklearn'", name="sklearn")
+
+    monkeypatch.setattr(cli_evaluate, "run_evaluate_command", missing)
+    assert main(["evaluate", "--repo", "r", "--collections", "c", "--output", "o"]) == 2
+    err = capsys.readouterr().err
+    assert "needs the Python package 'sklearn'" in err and "lsst-meas-contextnet[eval]" in err

@@ -30,6 +30,7 @@ from astropy.time import Time
 from lsst.daf.butler import Butler
 from lsst.meas.contextnet.instrument import DEFAULT_N_DETECTORS, SIMCAM_BANDS, SimCam
 from lsst.meas.contextnet.sim import repo as simrepo
+from lsst.meas.contextnet.sim.wcs import DETECTOR_GAP, detector_offset
 from lsst.pipe.base import (
     PipelineTask,
     PipelineTaskConfig,
@@ -415,7 +416,9 @@ def test_detector_geometry():
     right = simrepo.make_detector(5, WIDTH, HEIGHT).to_focal_plane.apply_forward(
         x=(WIDTH - 1) / 2, y=(HEIGHT - 1) / 2
     )
-    assert right.x == pytest.approx(WIDTH * 0.01)
+    # The same layout as the detectors' WCS: one detector width plus the gap to the right.
+    assert right.x == pytest.approx((WIDTH + DETECTOR_GAP) * 0.01)
+    assert detector_offset(5, WIDTH) == ((WIDTH + DETECTOR_GAP), 0.0)
 
 
 def test_day_obs_rolls_over_at_noon_tai():

@@ -69,6 +69,7 @@ from lsst.meas.contextnet.modelcheck import (
     load_checked_model,
     model_file,
 )
+from lsst.meas.contextnet.outputcolumns import CLASSIFICATION_COLUMNS, COLUMN_UNITS
 from lsst.meas.contextnet.psfinputs import evaluate_psf_grid, interpolate_psf, model_inputs, subpixel_offsets
 from lsst.pex.config import ChoiceField, Field, FieldValidationError, ListField, RangeField
 from lsst.pipe.base import (
@@ -86,53 +87,6 @@ from lsst.utils.timer import timeMethod
 if TYPE_CHECKING:
     from lsst.images import MaskedImage
     from lsst.meas.contextnet.modelio import LoadedModel
-
-COLUMN_UNITS: dict[str, str] = {"x": "pix", "y": "pix"}
-"""Units of output columns that have one besides the coordinates (``coordUnit``) and baselines."""
-
-CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
-    "sourceId": ("int64", "Source ID, copied from the input catalog."),
-    "coord_ra": ("float64", "Right ascension, copied from the input catalog."),
-    "coord_dec": ("float64", "Declination, copied from the input catalog."),
-    "x": ("float64", "Column position of the centroid, copied from the input catalog."),
-    "y": ("float64", "Row position of the centroid, copied from the input catalog."),
-    "classification_galaxyProb": (
-        "float32",
-        "ContextNet probability that the source is a galaxy: mean over the ensemble sets "
-        "containing it; NaN (with classification_flag) if it could not be classified.",
-    ),
-    "classification_galaxyProbErr": (
-        "float32",
-        "Standard deviation of the galaxy probability over the ensemble sets containing the source.",
-    ),
-    "classification_nSets": ("int32", "Number of ensemble sets that contained the source."),
-    "classification_flag": (
-        "bool",
-        "Any problem: edge, bad pixels, too few sources, or a centroid that is not finite or off "
-        "the image (then galaxyProb is NaN).",
-    ),
-    "classification_flag_edge": (
-        "bool",
-        "The cutout extends beyond the image (missing pixels set to 0); also set for centroids "
-        "off the image, which are not classified.",
-    ),
-    "classification_flag_badPixels": (
-        "bool",
-        "The cutout holds non-finite pixels or pixels in a bad mask plane (set to 0).",
-    ),
-    "classification_flag_fewSources": (
-        "bool",
-        "Fewer classifiable sources than the model's set size m: sets were filled with repeats "
-        "(pooling models: fewer than minContextSources).",
-    ),
-    "classification_flag_noData": (
-        "bool",
-        "Fewer than minGoodPixelFraction of the cutout's pixels are good (in the image, finite, not "
-        "in a bad mask plane): not classified, galaxyProb NaN.",
-    ),
-}
-"""Columns of the output table that do not depend on the configuration, with their dtypes and
-descriptions; the configured baseline columns follow them."""
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
@@ -534,12 +488,7 @@ class ContextNetClassifierTask(PipelineTask):
 
         start = time.perf_counter()
         n_valid = int(valid.sum())
-        m, n_p, min_sources = loaded.m, self.config.nEnsemble, loaded.m
-        if loaded.global_kind == "pool":
-            # One pass over all sources, or random sets of poolSetSize.
-            m = self.config.poolSetSize or max(n_valid, 1)
-            n_p = n_p if self.config.poolSetSize else 1
-            min_sources = min(self.config.minContextSources, m)
+        m, n_p, min_sources = self.ensemble_plan(loaded, n_valid)
         n_sets = count_sets(n_valid, m, n_p)
         from lsst.meas.contextnet.ensemble import ensemble_predict
 
@@ -610,6 +559,29 @@ class ContextNetClassifierTask(PipelineTask):
             self.metadata["timing.model"],
         )
         return Struct(classification=output)
+
+    def ensemble_plan(self, loaded: LoadedModel, n_valid: int) -> tuple[int, int, int]:
+        """Set size, sets per source and the fewest sources for a full context.
+
+        Parameters
+        ----------
+        loaded : `~lsst.meas.contextnet.modelio.LoadedModel`
+            The model.
+        n_valid : `int`
+            Number of classifiable sources.
+
+        Returns
+        -------
+        m, n_p, min_sources : `int`
+            The paper's network: its own ``m``, ``nEnsemble``, ``m``. A pooling network: all
+            sources in one set (``n_p = 1``), or random sets of ``poolSetSize`` with
+            ``nEnsemble`` each, and ``minContextSources``.
+        """
+        if loaded.global_kind != "pool":
+            return loaded.m, self.config.nEnsemble, loaded.m
+        m = self.config.poolSetSize or max(n_valid, 1)
+        n_p = self.config.nEnsemble if self.config.poolSetSize else 1
+        return m, n_p, min(self.config.minContextSources, m)
 
     @timeMethod
     def prepare_inputs(self, exposure: MaskedImage, table: Table, loaded: LoadedModel) -> Struct:

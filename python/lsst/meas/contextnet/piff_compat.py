@@ -42,8 +42,8 @@ def install_piff_reader_fixes() -> None:
       after ``calexp`` or ``calexp.psf`` of the same dataset in one process fails.  The repair
       returns a copy.
 
-    Call it in any process that reads a ``calexp`` with a Piff PSF; importing
-    `lsst.meas.contextnet.classifier` or `lsst.meas.contextnet.sim.repo` calls it.
+    Importing `lsst.meas.contextnet.formatters`, the formatter the repositories of this package
+    name for ``calexp``, calls it, so every ``butler.get`` of such a ``calexp`` has it applied.
     """
     from lsst.images.psfs import _piff
 

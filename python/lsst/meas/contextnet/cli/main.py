@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXTRA_OF_MODULE", "build_parser", "main"]
 
 import argparse
 import importlib
@@ -33,7 +33,7 @@ _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("simulate", "lsst.meas.contextnet.cli.simulate", "sim"),
     ("make-training-data", "lsst.meas.contextnet.cli.make_training_data", "sim"),
     ("train", "lsst.meas.contextnet.cli.train", "train"),
-    ("ingest-model", "lsst.meas.contextnet.cli.ingest_model", "all"),
+    ("ingest-model", "lsst.meas.contextnet.cli.ingest_model", "all"),  # core only
     ("evaluate", "lsst.meas.contextnet.cli.evaluate", "eval"),
     ("train-peer", "lsst.meas.contextnet.cli.train_peer", "eval"),
     ("robustness", "lsst.meas.contextnet.cli.robustness", "all"),
@@ -41,6 +41,22 @@ _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "lsst.meas.contextnet.cli.demo", "all"),
     ("reproduce-table1", "lsst.meas.contextnet.cli.table1", "all"),
 )
+
+
+EXTRA_OF_MODULE: dict[str, str] = {
+    "galsim": "sim",
+    "scipy": "sim",
+    "sep": "sim",
+    "surveycodex": "sim",
+    "starlink": "sim",
+    "lsst.sphgeom": "sim",
+    "h5py": "train",
+    "tqdm": "train",
+    "matplotlib": "eval",
+    "sklearn": "eval",
+    "parsl": "bps",
+}
+"""The optional dependency group ("extra") that installs each optional top-level module."""
 
 
 def _add_unavailable(subparsers: argparse._SubParsersAction, command: str, extra: str, missing: str) -> None:
@@ -98,6 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.startswith("lsst.meas.contextnet"):
+            raise
+        extra = EXTRA_OF_MODULE.get(exc.name.split(".")[0], "all")
+        print(
+            f"contextnet {args.command}: error: needs the Python package {exc.name!r}, which is not "
+            f"installed; install it with: pip install 'lsst-meas-contextnet[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"contextnet {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -84,10 +84,9 @@ def _run(args: argparse.Namespace) -> int:
 def _peek_shape(directory: Path) -> tuple[int, int]:
     """Read the set size and cutout size of the first shard without loading it."""
     import h5py
+    from lsst.meas.contextnet.training.shards import list_shards
 
-    shards = sorted(Path(directory).glob("shard_*.h5"))
-    if not shards:
-        raise FileNotFoundError(f"no shard_*.h5 files in training data directory {str(directory)!r}")
+    shards, _ = list_shards(directory)
     with h5py.File(shards[0], "r") as h5:
         if "cutouts" not in h5 or h5["cutouts"].ndim != 4:
             raise ValueError(f"shard {str(shards[0])!r} has no 4-d 'cutouts' dataset")

@@ -16,19 +16,15 @@
 # You should have received a copy of the GNU General Public License
 # along with this program.  If not, see <https://www.gnu.org/licenses/>.
 
-"""Evaluate ContextNet classifications against simulation truth.
+"""Score ContextNet classifications against simulation truth.
 
-Three layers, each usable on its own:
-
-- plain functions on astropy tables: `join_classification_truth` matches one exposure's
-  ``contextnet_classification`` (and optionally ``src``) to its ``truth`` by ``sourceId``,
-  `concatenate_joins` gathers exposures, and `evaluate_catalog` scores ContextNet, the DM
-  ``extendedness``/``sizeExtendedness`` baselines and two trivial predictors overall and in
-  magnitude bins (the paper's Table 2 and Figure 5);
-- the ``contextnet evaluate`` command (`add_subcommand`), which reads a Butler repository and
-  writes ``metrics.csv``, ``metrics.json`` and PNG figures;
-- `ContextNetEvaluationTask`, a gathering `~lsst.pipe.base.PipelineTask` that writes the same
-  metrics and figures as Butler datasets.
+`evaluate_catalog` scores ContextNet, the DM ``extendedness``/``sizeExtendedness`` baselines, the
+catalog-feature peer and two trivial predictors, overall and in magnitude bins (the paper's
+Table 2 and Figure 5), on a catalog joined to truth by
+`lsst.meas.contextnet.evaluation.matching.join_classification_truth`; `make_figures` and
+`write_outputs` turn the result into figures and files. The same scores are written by
+``contextnet evaluate`` (`lsst.meas.contextnet.evaluation.butler.evaluate_repository`) and, as
+Butler datasets, by `lsst.meas.contextnet.evaluation.task.ContextNetEvaluationTask`.
 
 Truth rows with ``sourceId == -1`` (or null) were not detected: they cannot be classified, so
 they are left out of every metric, and their number is reported.

@@ -59,7 +59,7 @@ from lsst.meas.contextnet.sim.measure import measure_sources
 from lsst.meas.contextnet.sim.population import PopulationConfig, detection_kernel, draw_population
 from lsst.meas.contextnet.sim.psf import PSF_VARIATIONS, PsfField, visit_psf_fields
 from lsst.meas.contextnet.sim.render import RENDER_MASK_BITS, render_exposure
-from lsst.meas.contextnet.sim.wcs import make_tan_wcs
+from lsst.meas.contextnet.sim.wcs import detector_offset, make_tan_wcs
 from lsst.meas.contextnet.sim.world import VisitConditions, World, resolve_config_world
 
 if TYPE_CHECKING:
@@ -263,37 +263,6 @@ def visit_pointing(visit: int, config: SimulationConfig) -> tuple[float, float]:
         Degrees.
     """
     return float((config.ra0 + visit * config.visit_ra_step) % 360.0), float(config.dec0)
-
-
-def detector_offset(detector: int, size: int, gap: int = 100) -> tuple[float, float]:
-    """Offset of a detector's centre from the boresight, in pixels.
-
-    Detectors sit on a grid three detectors wide: detector ``d`` is in column ``d % 3 - 1`` and
-    row ``d // 3 - 1``, so detector 4 is centred on the boresight.
-
-    Parameters
-    ----------
-    detector : `int`
-        Detector number (non-negative).
-    size : `int`
-        Detector side in pixels.
-    gap : `int`, optional
-        Gap between detectors in pixels.
-
-    Returns
-    -------
-    dx, dy : `float`
-        Offset along the detector's x and y axes.
-
-    Raises
-    ------
-    ValueError
-        If ``detector`` is negative.
-    """
-    if detector < 0:
-        raise ValueError(f"detector must be non-negative, got {detector!r}")
-    column, row = detector % 3 - 1, detector // 3 - 1
-    return float(column * (size + gap)), float(row * (size + gap))
 
 
 def make_source_ids(visit: int, detector: int, n: int) -> np.ndarray:

@@ -60,7 +60,7 @@ from astropy.time import Time, TimeDelta
 from astropy.wcs import WCS
 from lsst.meas.contextnet.instrument import DEFAULT_N_DETECTORS, SimCam, physical_filter_for_band
 from lsst.meas.contextnet.sim.psf import PSF_MODEL_STAMP_SIZE
-from lsst.meas.contextnet.sim.wcs import DEFAULT_PIXEL_SCALE_ARCSEC, make_tan_wcs
+from lsst.meas.contextnet.sim.wcs import DEFAULT_PIXEL_SCALE_ARCSEC, detector_offset, make_tan_wcs
 
 if TYPE_CHECKING:
     import piff
@@ -81,7 +81,6 @@ DEFAULT_PSF_STAMP_SIZE: int = PSF_MODEL_STAMP_SIZE
 """Side in pixels of the PSF images the attached Piff PSF draws (`int`)."""
 
 _PIXEL_SIZE_MM = 0.01  # 10 micron LSST pixels.
-_DETECTOR_GRID_COLUMNS = 3  # Nominal focal-plane layout of SimCam: rows of 3 detectors.
 
 
 def _mask_planes() -> dict[str, Any]:
@@ -430,10 +429,9 @@ def _camera_frame_set(detector: int, width: int, height: int, pixel_scale_arcsec
 
 
 def _detector_center_mm(detector: int, width: int, height: int) -> tuple[float, float]:
-    """Return the nominal focal-plane position (mm) of a detector centre (3-wide grid about 0)."""
-    column = detector % _DETECTOR_GRID_COLUMNS - (_DETECTOR_GRID_COLUMNS - 1) / 2
-    row = detector // _DETECTOR_GRID_COLUMNS - 1
-    return column * width * _PIXEL_SIZE_MM, row * height * _PIXEL_SIZE_MM
+    """Return the focal-plane position (mm) of a detector centre (the layout of `detector_offset`)."""
+    dx, dy = detector_offset(detector, width)[0], detector_offset(detector, height)[1]
+    return dx * _PIXEL_SIZE_MM, dy * _PIXEL_SIZE_MM
 
 
 def make_detector(

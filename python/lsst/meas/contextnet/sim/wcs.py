@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_PIXEL_SCALE_ARCSEC", "make_tan_wcs"]
+__all__ = ["DETECTOR_GAP", "detector_offset", "DEFAULT_PIXEL_SCALE_ARCSEC", "make_tan_wcs"]
 
 import math
 
@@ -87,3 +87,41 @@ def make_tan_wcs(
     wcs.wcs.cd = np.array([[-scale * cos, scale * sin], [scale * sin, scale * cos]])
     wcs.pixel_shape = (width, height)
     return wcs
+
+
+DETECTOR_GAP = 100
+"""Gap between neighbouring detectors of SimCam, in pixels."""
+
+
+def detector_offset(detector: int, size: int, gap: int = DETECTOR_GAP) -> tuple[float, float]:
+    """Offset of a detector's centre from the boresight, in pixels: SimCam's one layout.
+
+    Both the detectors' WCS (`make_tan_wcs` ``offset``) and their focal-plane positions in the
+    repository's camera (`lsst.meas.contextnet.sim.repo.make_detector`) use it.
+
+    Detectors sit on a grid three detectors wide: detector ``d`` is in column ``d % 3 - 1`` and
+    row ``d // 3 - 1``, so detector 4 is centred on the boresight.
+
+    Parameters
+    ----------
+    detector : `int`
+        Detector number (non-negative).
+    size : `int`
+        Detector side in pixels.
+    gap : `int`, optional
+        Gap between detectors in pixels.
+
+    Returns
+    -------
+    dx, dy : `float`
+        Offset along the detector's x and y axes.
+
+    Raises
+    ------
+    ValueError
+        If ``detector`` is negative.
+    """
+    if detector < 0:
+        raise ValueError(f"detector must be non-negative, got {detector!r}")
+    column, row = detector % 3 - 1, detector // 3 - 1
+    return float(column * (size + gap)), float(row * (size + gap))

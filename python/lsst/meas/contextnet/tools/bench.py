@@ -1,3 +1,21 @@
+# This file is part of meas_contextnet.
+#
+# See the COPYRIGHT file at the top-level directory of this distribution
+# for details of code ownership.
+#
+# This program is free software: you can redistribute it and/or modify
+# it under the terms of the GNU General Public License as published by
+# the Free Software Foundation, either version 3 of the License, or
+# (at your option) any later version.
+#
+# This program is distributed in the hope that it will be useful,
+# but WITHOUT ANY WARRANTY; without even the implied warranty of
+# MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+# GNU General Public License for more details.
+#
+# You should have received a copy of the GNU General Public License
+# along with this program.  If not, see <https://www.gnu.org/licenses/>.
+
 """Benchmarks of ContextNet inference, Butler I/O and training: ``contextnet bench``.
 
 `run_benchmark` measures, in one process and on the same inputs, everything the performance
@@ -183,12 +201,14 @@ def _bench_psf_inputs(
         interpolate_psf,
     )
 
+    task = ContextNetClassifierTask(config=_classifier_config(model_path, "cpu", settings.n_ensemble))
+    loaded = task.load_model()
     calexp = exposure.calexp
     psf = calexp.psf
     frame = calexp.detector.bbox
     x = np.asarray(exposure.src["x"], dtype=np.float64) - frame.x.start
     y = np.asarray(exposure.src["y"], dtype=np.float64) - frame.y.start
-    size = 28
+    size = loaded.cutout_size
     width, height = frame.x.size, frame.y.size
 
     def kernel(px: float, py: float) -> np.ndarray:
@@ -217,8 +237,6 @@ def _bench_psf_inputs(
         "per_source_over_grid": direct_timing.median / grid_timing.median,
         "max_abs_pixel_diff_over_peak": float(np.max(np.abs(from_grid - direct)) / peak) if len(x) else 0.0,
     }
-    task = ContextNetClassifierTask(config=_classifier_config(model_path, "cpu", settings.n_ensemble))
-    loaded = task.load_model()
     if "psf" in loaded.inputs and len(x):
         prepared = task.prepare_inputs(calexp, exposure.src, loaded)
         valid = prepared.valid
@@ -235,8 +253,7 @@ def _bench_psf_inputs(
             dx=dx,
             dy=dy,
         )
-        m = len(prepared.inputs) if loaded.global_kind == "pool" else loaded.m
-        n_p = 1 if loaded.global_kind == "pool" else settings.n_ensemble
+        m, n_p, _ = task.ensemble_plan(loaded, len(prepared.inputs))
         a = ensemble_predict(loaded, prepared.inputs, prepared.positions, n_p, settings.seed, m=m)
         b = ensemble_predict(loaded, swapped, prepared.positions, n_p, settings.seed, m=m)
         out["max_abs_prob_diff"] = float(np.max(np.abs(a.mean - b.mean)))

@@ -23,7 +23,6 @@ from __future__ import annotations
 __all__ = ["TrainingData", "load_training_data"]
 
 import dataclasses
-import json
 import math
 import os
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION
 from lsst.meas.contextnet.modelio import file_sha256
 from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, interpolate_psf, model_inputs
+from lsst.meas.contextnet.training.shards import MANIFEST_NAME, list_shards
 
 _REQUIRED_DATASETS = ("cutouts", "noise_sigma", "positions", "labels")
 
@@ -124,15 +124,8 @@ def load_training_data(
     import h5py
 
     root = Path(directory)
-    if not root.is_dir():
-        raise FileNotFoundError(f"training data directory {str(root)!r} does not exist")
-    shards = sorted(root.glob("shard_*.h5"))
-    if not shards:
-        raise FileNotFoundError(f"no shard_*.h5 files in training data directory {str(root)!r}")
-    manifest_path = root / "manifest.json"
-    manifest: Any = None
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
+    shards, manifest = list_shards(root)
+    manifest_path = root / MANIFEST_NAME
 
     cutouts, positions, labels = [], [], []
     psf_grid = DEFAULT_PSF_GRID

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "list_shards",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
     "SHARD_DATASETS",
@@ -92,6 +93,46 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
         if not (directory / shard["file"]).is_file():
             raise FileNotFoundError(f"{path} lists {shard['file']}, which is missing")
     return manifest
+
+
+def list_shards(directory: str | os.PathLike[str]) -> tuple[list[Path], dict[str, Any] | None]:
+    """Return a training-data directory's shard files and its checked manifest.
+
+    The one listing of shards: a directory with a manifest (every directory the generator
+    writes) gives the shards the manifest lists, after `read_manifest` has checked its format
+    version and that they exist; a directory of shards without a manifest gives its
+    ``shard_*.h5`` files in name order, and `None`.
+
+    Parameters
+    ----------
+    directory : `str` or `os.PathLike`
+        Training-data directory.
+
+    Returns
+    -------
+    shards : `list` [`pathlib.Path`]
+        Shard files, in order.
+    manifest : `dict` or `None`
+        The manifest.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory does not exist or holds no shard.
+    ValueError
+        If the manifest's format version is not supported.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise FileNotFoundError(f"training data directory {str(root)!r} does not exist")
+    manifest = read_manifest(root) if (root / MANIFEST_NAME).is_file() else None
+    if manifest is not None:
+        shards = [root / shard["file"] for shard in manifest["shards"]]
+    else:
+        shards = sorted(root.glob("shard_*.h5"))
+    if not shards:
+        raise FileNotFoundError(f"no shard_*.h5 files in training data directory {str(root)!r}")
+    return shards, manifest
 
 
 def iter_training_shards(directory: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
