@@ -656,20 +656,46 @@ def test_pipetask_end_to_end(tmp_path: Path) -> None:
         metadata = butler.get("contextnetClassifier_metadata", ref.dataId, collections="out3")
         assert metadata["contextnetClassifier"]["model.sha256"] == file_sha256(model)
 
-    # Resuming an interrupted run: one quantum done, another with its log written but no output.
+    # Resuming an interrupted run: one quantum done, another with only its log written.
     file_model = ["-c", f"contextnetClassifier:modelPath={model}", "-c", "contextnetClassifier:device=cpu"]
     command = [str(bin_dir / "pipetask"), "run", "-b", str(repo), "-i", "sim", "-o", "out4", *pipeline]
     _run(command + file_model + ["-d", "visit = 0"], tmp_path)
-    done = butler.query_datasets("contextnet_classification", collections="out4")
+    _run(command + file_model + ["-d", "visit = 1", "--extend-run"], tmp_path)
+    done = {
+        ref.dataId["visit"]: ref
+        for ref in butler.query_datasets("contextnet_classification", collections="out4")
+    }
     butler.close()
+    assert set(done) == {0, 1}
     writer = Butler.from_config(str(repo), writeable=True)
-    writer.pruneDatasets(done[1:], disassociate=True, unstore=True, purge=True)  # as if killed mid-write
+    # Killed while running: the log was written, the output and the metadata (written last) not.
+    metadata = writer.query_datasets(
+        "contextnetClassifier_metadata", collections="out4", where="instrument = 'SimCam' AND visit = 1"
+    )
+    assert writer.query_datasets(
+        "contextnetClassifier_log", collections="out4", where="instrument = 'SimCam' AND visit = 1"
+    )
+    writer.pruneDatasets([done[1], *metadata], disassociate=True, unstore=True, purge=True)
     writer.close()
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    blocked = subprocess.run(
+        command + file_model + ["--extend-run", "--skip-existing"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert blocked.returncode != 0  # the partial quantum's log blocks a plain resume
     _run(command + file_model + ["--extend-run", "--skip-existing", "--clobber-outputs"], tmp_path)
     butler = Butler.from_config(str(repo))
-    resumed = butler.query_datasets("contextnet_classification", collections="out4")
-    assert {ref.dataId for ref in resumed} == {ref.dataId for ref in src_refs}
-    assert done[0].id in {ref.id for ref in resumed}  # the finished quantum was not rerun
+    resumed = {
+        ref.dataId["visit"]: ref
+        for ref in butler.query_datasets("contextnet_classification", collections="out4")
+    }
+    assert set(resumed) == {0, 1}
+    assert resumed[0].id == done[0].id  # the finished quantum was not rerun
+    assert resumed[1].id != done[1].id  # the interrupted one was
     butler.close()
 
 

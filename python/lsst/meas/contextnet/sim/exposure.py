@@ -57,10 +57,10 @@ from lsst.meas.contextnet.sim import survey
 from lsst.meas.contextnet.sim.detect import DetectionConfig, detect_sources, match_to_truth
 from lsst.meas.contextnet.sim.measure import measure_sources
 from lsst.meas.contextnet.sim.population import PopulationConfig, detection_kernel, draw_population
-from lsst.meas.contextnet.sim.psf import PSF_VARIATIONS, PsfField, visit_psf_fields
+from lsst.meas.contextnet.sim.psf import PsfField, visit_psf_fields
 from lsst.meas.contextnet.sim.render import RENDER_MASK_BITS, render_exposure
 from lsst.meas.contextnet.sim.wcs import detector_offset, make_tan_wcs
-from lsst.meas.contextnet.sim.world import VisitConditions, World, resolve_config_world
+from lsst.meas.contextnet.sim.world import SceneConfig, VisitConditions
 
 if TYPE_CHECKING:
     from astropy.wcs import WCS
@@ -75,7 +75,7 @@ _SOURCE_INDEX_BITS = 20
 
 
 @dataclasses.dataclass(frozen=True)
-class SimulationConfig:
+class SimulationConfig(SceneConfig):
     """Parameters of a simulated exposure.
 
     The visits' conditions and populations are drawn from a `~lsst.meas.contextnet.sim.world.World`
@@ -84,91 +84,35 @@ class SimulationConfig:
 
     Attributes
     ----------
-    world : `str`
-        World preset (``narrow``, ``randomized``, or a test world).
-    band : `str`, optional
-        LSST band (``u g r i z y``).
+    (those of `~lsst.meas.contextnet.sim.world.SceneConfig`, and)
     size : `int`
         Detector side in pixels (square detectors).
-    star_fraction : `float`, optional
-        Expected fraction of stars among detected sources.
     density_scale : `float`, optional
         Multiplies the expected number of detections, 1700 per 4096x4096 detector (scaled by
         area for other sizes).
-    psf_fwhm_range : `tuple` [`float`, `float`], optional
-        Range (arcsec) of the per-visit FWHM when ``psf_variation == "full"``.
-    psf_variation : `str`
-        ``"none"``, ``"spatial"`` or ``"full"`` (see `~lsst.meas.contextnet.sim.psf.PsfField`).
-    exposure_time : `float`, optional
-        Seconds.
-    psf_size_variation : `tuple` [`float`, `float`], optional
-        Range of the peak-to-peak fractional FWHM variation across a detector.
-    psf_shear_amplitude : `float`, optional
-        RMS of the constant PSF shear components.
-    moffat_beta : `float`, optional
-        Moffat index of the PSF.
-    detection_threshold : `float`
-        Detection threshold in sigma of the PSF-matched filter.
-    saturation : `float`
-        Saturation level in electrons (sky included).
     edge_width : `int`
         Width of the EDGE mask border in pixels.
-    faint_margin : `float`
-        Magnitudes simulated beyond the 5-sigma point-source depth.
     ra0, dec0 : `float`
         Pointing of visit 0 in degrees.
     visit_ra_step : `float`
         RA step between consecutive visits' pointings in degrees.
     """
 
-    world: str = "narrow"
-    band: str | None = None
     size: int = FULL_DETECTOR_SIZE
-    star_fraction: float | None = None
     density_scale: float | None = None
-    psf_fwhm_range: tuple[float, float] | None = None
-    psf_variation: str = "full"
-    exposure_time: float | None = None
-    psf_size_variation: tuple[float, float] | None = None
-    psf_shear_amplitude: float | None = None
-    moffat_beta: float | None = None
-    detection_threshold: float = 5.0
-    saturation: float = survey.SATURATION_LEVEL
     edge_width: int = 8
-    faint_margin: float = 1.0
     ra0: float = 150.0
     dec0: float = 2.0
     visit_ra_step: float = 1.0
 
     def __post_init__(self) -> None:
-        self.resolved_world()
+        super().__post_init__()
         if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 32:
             raise ValueError(f"size must be an integer of at least 32 pixels, got {self.size!r}")
-        if self.psf_variation not in PSF_VARIATIONS:
-            raise ValueError(
-                f"unknown psf_variation {self.psf_variation!r}; expected one of {', '.join(PSF_VARIATIONS)}"
-            )
-        if not (self.detection_threshold > 0):
-            raise ValueError(f"detection_threshold must be positive, got {self.detection_threshold!r}")
         if not (0 <= self.edge_width < self.size // 2):
             raise ValueError(f"edge_width must be in [0, size / 2), got {self.edge_width!r}")
         if not (-90.0 <= self.dec0 <= 90.0):
             raise ValueError(f"dec0 must be in [-90, 90] degrees, got {self.dec0!r}")
-
-    def resolved_world(self) -> World:
-        """Return the world with this configuration's fixed values applied.
-
-        Returns
-        -------
-        world : `~lsst.meas.contextnet.sim.world.World`
-            The distributions visits are drawn from.
-
-        Raises
-        ------
-        ValueError
-            If the world is unknown or a value is out of range.
-        """
-        return resolve_config_world(self)
 
     def expected_detections(self, conditions: VisitConditions) -> float:
         """Return the expected number of detected sources on one detector.

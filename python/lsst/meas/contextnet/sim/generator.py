@@ -61,7 +61,6 @@ from typing import Any
 import numpy as np
 from lsst.meas.contextnet.cutouts import scale_positions
 from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
-from lsst.meas.contextnet.serialization import DictRoundTrip
 from lsst.meas.contextnet.sim import survey
 from lsst.meas.contextnet.sim.population import (
     PopulationConfig,
@@ -69,10 +68,10 @@ from lsst.meas.contextnet.sim.population import (
     draw_candidates,
     point_source_depth,
 )
-from lsst.meas.contextnet.sim.psf import PSF_MODEL_STAMP_SIZE, PSF_VARIATIONS, PsfField, visit_psf_fields
+from lsst.meas.contextnet.sim.psf import PSF_MODEL_STAMP_SIZE, PsfField, visit_psf_fields
 from lsst.meas.contextnet.sim.render import add_cosmic_rays
 from lsst.meas.contextnet.sim.stamps import StampRenderer, matched_filter_snr
-from lsst.meas.contextnet.sim.world import World, resolve_config_world
+from lsst.meas.contextnet.sim.world import SceneConfig
 from lsst.meas.contextnet.training.shards import FORMAT_VERSION, MANIFEST_NAME, SHARD_DATASETS
 
 _SEARCH_RADIUS = 2
@@ -80,7 +79,7 @@ _ALL_SOURCES_PER_DETECTION = 2.5  # drawn sources (detected or not) per detected
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingDataConfig(DictRoundTrip):
+class TrainingDataConfig(SceneConfig):
     """Parameters of the training-data generator.
 
     Visits are drawn from the world ``world``; the scalar options, when given, fix one of its
@@ -88,71 +87,27 @@ class TrainingDataConfig(DictRoundTrip):
 
     Attributes
     ----------
-    world : `str`
-        World preset.
-    band : `str`, optional
-        LSST band.
+    (those of `~lsst.meas.contextnet.sim.world.SceneConfig`, and)
     m : `int`
         Sources per set.
     cutout_size : `int`
         Cutout side in pixels.
     detector_size : `int`
         Side of the simulated detector in pixels (positions are drawn over it).
-    psf_variation : `str`
-        ``"none"``, ``"spatial"`` or ``"full"``.
-    psf_fwhm_range : `tuple` [`float`, `float`], optional
-        Per-visit FWHM range in arcseconds (``"full"``).
-    psf_size_variation : `tuple` [`float`, `float`], optional
-        Peak-to-peak fractional FWHM variation across the detector.
-    psf_shear_amplitude : `float`, optional
-        RMS of the constant PSF shear.
-    moffat_beta : `float`, optional
-        Moffat index.
-    star_fraction : `float`, optional
-        Expected fraction of stars among the sources of a set.
-    exposure_time : `float`, optional
-        Seconds.
-    detection_threshold : `float`
-        Matched-filter S/N threshold.
-    faint_margin : `float`
-        Magnitudes drawn beyond the 5-sigma point-source depth.
     sets_per_shard : `int`
         Sets per HDF5 shard.
     psf_grid : `int`
         Points per detector side of the stored PSF-model grid.
-    saturation : `float`
-        Saturation level in electrons (sky included).
     """
 
-    world: str = "narrow"
-    band: str | None = None
     m: int = 1000
     cutout_size: int = 28
     detector_size: int = 4096
-    psf_variation: str = "full"
-    psf_fwhm_range: tuple[float, float] | None = None
-    psf_size_variation: tuple[float, float] | None = None
-    psf_shear_amplitude: float | None = None
-    moffat_beta: float | None = None
-    star_fraction: float | None = None
-    exposure_time: float | None = None
-    detection_threshold: float = 5.0
-    faint_margin: float = 1.0
     sets_per_shard: int = 16
     psf_grid: int = DEFAULT_PSF_GRID
-    saturation: float = survey.SATURATION_LEVEL
-
-    def resolved_world(self) -> World:
-        """Return the world with this configuration's fixed values applied.
-
-        Returns
-        -------
-        world : `~lsst.meas.contextnet.sim.world.World`
-            The distributions the sets are drawn from.
-        """
-        return resolve_config_world(self)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         world = self.resolved_world()
         bad_families = set(world.psf_families) - {"moffat", "kolmogorov"}
         bad_families |= set(world.galaxy_families) - {"bulge_disk", "sersic"}
@@ -165,18 +120,12 @@ class TrainingDataConfig(DictRoundTrip):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if self.psf_variation not in PSF_VARIATIONS:
-            raise ValueError(
-                f"unknown psf_variation {self.psf_variation!r}; expected one of {', '.join(PSF_VARIATIONS)}"
-            )
         if (
             isinstance(self.psf_grid, bool)
             or not isinstance(self.psf_grid, (int, np.integer))
             or self.psf_grid < 2
         ):
             raise ValueError(f"psf_grid must be an integer >= 2, got {self.psf_grid!r}")
-        if not (self.detection_threshold > 0):
-            raise ValueError(f"detection_threshold must be positive, got {self.detection_threshold!r}")
 
 
 def _set_rng(seed: int, index: int) -> np.random.Generator:

@@ -51,16 +51,12 @@ from typing import TYPE_CHECKING
 
 import galsim
 import numpy as np
-from lsst.meas.contextnet.sim.world import NARROW_FWHM_RANGE, PSF_FAMILIES
+from lsst.meas.contextnet.sim.world import NARROW_FWHM_RANGE, PSF_FAMILIES, PSF_VARIATIONS
 
 if TYPE_CHECKING:
     import piff
     from lsst.meas.contextnet.sim.world import VisitConditions
 
-PSF_VARIATIONS: tuple[str, ...] = ("none", "spatial", "full")
-"""Allowed PSF variation modes: ``none`` (one PSF for every position and visit), ``spatial``
-(the band's median FWHM for every visit, varying across the detector) and ``full`` (FWHM drawn
-per visit and varying across the detector)."""
 
 DEFAULT_MOFFAT_BETA: float = 3.5
 """Moffat index of the simulated PSF."""

@@ -71,6 +71,8 @@ from __future__ import annotations
 __all__ = [
     "NARROW_FWHM_RANGE",
     "PSF_FAMILIES",
+    "PSF_VARIATIONS",
+    "SceneConfig",
     "GALAXY_FAMILIES",
     "FAST_PSF_FAMILIES",
     "FAST_GALAXY_FAMILIES",
@@ -112,6 +114,11 @@ MOFFAT_BETA_STEP: float = 0.1
 
 N_ABERRATIONS: int = 8
 """Zernike terms 4-11 (defocus to spherical) of the optical PSF."""
+
+PSF_VARIATIONS: tuple[str, ...] = ("none", "spatial", "full")
+"""Allowed PSF variation modes: ``none`` (one PSF for every position and visit), ``spatial``
+(the band's median FWHM for every visit, varying across the detector) and ``full`` (FWHM drawn
+per visit and varying across the detector)."""
 
 NARROW_FWHM_RANGE: tuple[float, float] = (0.5, 1.3)
 """Visit-mean PSF FWHM range (arcsec) of the narrow world, the simulator's default."""
@@ -524,6 +531,86 @@ star_fraction, density_scale : optional
             raise ValueError(f"density_scale must be non-negative, got {density_scale!r}")
         changes["density_range"] = (density_scale, density_scale)
     return world.replace(**changes) if changes else world
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneConfig(DictRoundTrip):
+    """What the full-image simulator and the fast training-data generator both draw from.
+
+    `~lsst.meas.contextnet.sim.exposure.SimulationConfig` and
+    `~lsst.meas.contextnet.sim.generator.TrainingDataConfig` extend it with what only one of them
+    needs. The visits' conditions and populations come from the world ``world``; the options
+    below, when given, fix one of its distributions (`resolve_world`), `None` keeps the world's.
+
+    Attributes
+    ----------
+    world : `str`
+        World preset (``narrow``, ``randomized``, or a test world).
+    band : `str`, optional
+        LSST band (``u g r i z y``).
+    star_fraction : `float`, optional
+        Expected fraction of stars among detected sources.
+    psf_fwhm_range : `tuple` [`float`, `float`], optional
+        Range (arcsec) of the per-visit FWHM when ``psf_variation == "full"``.
+    psf_variation : `str`
+        One of `PSF_VARIATIONS` (see `~lsst.meas.contextnet.sim.psf.PsfField`).
+    exposure_time : `float`, optional
+        Seconds.
+    psf_size_variation : `tuple` [`float`, `float`], optional
+        Range of the peak-to-peak fractional FWHM variation across a detector.
+    psf_shear_amplitude : `float`, optional
+        RMS of the constant PSF shear components.
+    moffat_beta : `float`, optional
+        Moffat index of the PSF.
+    detection_threshold : `float`
+        Detection threshold in sigma of the PSF-matched filter.
+    saturation : `float`
+        Saturation level in electrons (sky included).
+    faint_margin : `float`
+        Magnitudes simulated beyond the 5-sigma point-source depth.
+
+    Raises
+    ------
+    ValueError
+        If the world is unknown or a value is out of range.
+    """
+
+    world: str = "narrow"
+    band: str | None = None
+    star_fraction: float | None = None
+    psf_fwhm_range: tuple[float, float] | None = None
+    psf_variation: str = "full"
+    exposure_time: float | None = None
+    psf_size_variation: tuple[float, float] | None = None
+    psf_shear_amplitude: float | None = None
+    moffat_beta: float | None = None
+    detection_threshold: float = 5.0
+    saturation: float = survey.SATURATION_LEVEL
+    faint_margin: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.resolved_world()
+        if self.psf_variation not in PSF_VARIATIONS:
+            raise ValueError(
+                f"unknown psf_variation {self.psf_variation!r}; expected one of {', '.join(PSF_VARIATIONS)}"
+            )
+        if not (self.detection_threshold > 0):
+            raise ValueError(f"detection_threshold must be positive, got {self.detection_threshold!r}")
+
+    def resolved_world(self) -> World:
+        """Return the world with this configuration's fixed values applied.
+
+        Returns
+        -------
+        world : `World`
+            The distributions visits are drawn from.
+
+        Raises
+        ------
+        ValueError
+            If the world is unknown or a value is out of range.
+        """
+        return resolve_config_world(self)
 
 
 def resolve_config_world(config: Any) -> World:
