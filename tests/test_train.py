@@ -31,6 +31,7 @@ from lsst.meas.contextnet.model import ContextNetConfig
 from lsst.meas.contextnet.modelio import load_model
 from lsst.meas.contextnet.training.augment import apply_symmetry
 from lsst.meas.contextnet.training.data import load_training_data
+from lsst.meas.contextnet.training.shards import FORMAT_VERSION
 from lsst.meas.contextnet.training.trainer import TrainingOptions, run_training, train_model
 
 SIZE = 28
@@ -70,8 +71,9 @@ def write_shards(directory, n_sets=24, m=8, n_shards=2, seed=0, noise=10.0):
             h5.attrs["seed"] = seed
             h5.attrs["psf_variation"] = "none"
             h5.attrs["config"] = json.dumps({"test": True})
-        names.append(name)
-    (directory / "manifest.json").write_text(json.dumps({"shards": names, "seed": seed}))
+        names.append({"file": name, "n_sets": s})
+    manifest = {"format_version": FORMAT_VERSION, "shards": names, "seed": seed, "m": m, "cutout_size": SIZE}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
     return directory
 
 
@@ -125,7 +127,18 @@ def test_load_training_data_errors(tmp_path):
     write_shards(tmp_path / "b", n_sets=4, m=8, n_shards=1)
     other = write_shards(tmp_path / "c", n_sets=4, m=6, n_shards=1)
     (other / "shard_00000.h5").rename(tmp_path / "b" / "shard_00001.h5")
+    # A shard the manifest does not list is not read ...
+    assert load_training_data(tmp_path / "b").m == 8
+    # ... one it lists, with another set size, is an error.
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    manifest["shards"].append({"file": "shard_00001.h5", "n_sets": 4})
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="earlier shards"):
+        load_training_data(tmp_path / "b")
+    # A manifest of another format version is refused.
+    manifest["format_version"] = 1
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="unsupported format_version 1"):
         load_training_data(tmp_path / "b")
 
 
@@ -265,7 +278,10 @@ def test_run_training_writes_model_card(data_dir, tmp_path):
     training = metadata["training"]
     assert training["command"] == "contextnet train --x"
     assert training["seed"] == 0 and training["epochs"] == 2
-    assert training["data"]["manifest"]["shards"] == ["shard_00000.h5", "shard_00001.h5"]
+    assert [shard["file"] for shard in training["data"]["manifest"]["shards"]] == [
+        "shard_00000.h5",
+        "shard_00001.h5",
+    ]
     assert len(training["data"]["manifest_sha256"]) == 64
     assert training["timings"]["total_s"] > 0
     assert 0 <= metadata["metrics"]["validation"]["accuracy"] <= 1
