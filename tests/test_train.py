@@ -322,3 +322,21 @@ def test_training_on_simulated_sets_lowers_the_loss(tmp_path):
     validation = result.metrics["validation"]
     majority = max(validation["n_galaxy"], validation["n_star"]) / validation["n"]
     assert validation["accuracy"] > majority
+
+
+def test_warm_start_begins_from_the_file_weights(data_dir, tmp_path):
+    first = tmp_path / "first.pt"
+    run_training(data_dir, first, config(), options(epochs=2), command="contextnet train --first")
+    start = load_model(first, "cpu").module.state_dict()
+    # With a vanishing learning rate one warm-started epoch leaves the weights where they began.
+    result = train_model(
+        load_training_data(data_dir), config(), options(epochs=1, lr=1e-12, init_from=first)
+    )
+    for key, value in start.items():
+        torch.testing.assert_close(result.model.state_dict()[key], value, rtol=0, atol=1e-9)
+    assert result.training["init_from"]["command"] == "contextnet train --first"
+    assert len(result.training["init_from"]["sha256"]) == 64
+    cold = train_model(load_training_data(data_dir), config(), options(epochs=1, lr=1e-12))
+    assert any(not torch.allclose(cold.model.state_dict()[k], v) for k, v in start.items())
+    with pytest.raises(ValueError, match="not the one being trained"):
+        train_model(load_training_data(data_dir), config(m=4), options(epochs=1, init_from=first))

@@ -18,11 +18,12 @@
 
 """Tests of the worlds: presets, their distributions, and how the generators use them."""
 
+import galsim
 import numpy as np
 import pytest
 from lsst.meas.contextnet.sim.exposure import SimulationConfig, simulate_exposure, visit_conditions
 from lsst.meas.contextnet.sim.generator import TrainingDataConfig, generate_set
-from lsst.meas.contextnet.sim.psf import PsfField, draw_visit_fwhm, fit_moffat_beta, unit_fwhm_profile
+from lsst.meas.contextnet.sim.psf import PsfField, draw_visit_fwhm, fit_moffat, unit_fwhm_profile
 from lsst.meas.contextnet.sim.world import (
     RANDOMIZED,
     WORLDS,
@@ -103,14 +104,31 @@ def test_psf_families_have_unit_fwhm_and_fitted_models():
         profile = unit_fwhm_profile(family, 3.0, (0.1, 0.0, 0.05), 0.4)
         image = profile.drawImage(nx=256, ny=256, scale=0.01, method="no_pixel")
         assert image.calculateFWHM() == pytest.approx(1.0, rel=0.03)
-    assert fit_moffat_beta("moffat", 2.7) == 2.7
-    assert 2.0 < fit_moffat_beta("kolmogorov") < 8.0
+    assert fit_moffat("moffat", 2.7) == (2.7, 1.0)
+    beta, scale = fit_moffat("kolmogorov")
+    assert 2.0 < beta < 8.0 and 0.9 < scale < 1.1
     true = PsfField.from_rng(np.random.default_rng(2), 512, 512, family="kolmogorov")
     model = true.fitted_model(0.02, (0.01, 0.0))
     assert model.family == "moffat"
-    np.testing.assert_allclose(model.fwhm_at(100, 300), 1.02 * true.fwhm_at(100, 300))
+    np.testing.assert_allclose(model.fwhm_at(100, 300), 1.02 * scale * true.fwhm_at(100, 300))
     with pytest.raises(ValueError, match="only a Moffat field"):
         true.to_piff()
+
+
+def _sigma(profile) -> float:
+    return profile.drawImage(nx=128, ny=128, scale=0.05).FindAdaptiveMom().moments_sigma * 0.05
+
+
+def test_fitted_model_has_the_size_of_an_aberrated_psf():
+    # The FWHM of an aberrated optical PSF is its core's; the fit must also take the halo, or
+    # PSF photometry with the model would call stars extended.
+    aberrations = (0.12, -0.08, 0.1, 0.05, -0.1, 0.07, 0.02, -0.04)
+    true = unit_fwhm_profile("kolmogorov_optical", 3.5, aberrations, 0.5)
+    beta, scale = fit_moffat("kolmogorov_optical", 3.5, aberrations, 0.5)
+    assert scale > 1.1
+    fitted = galsim.Moffat(beta=beta, fwhm=scale)
+    assert _sigma(fitted) == pytest.approx(_sigma(true), rel=0.1)
+    assert abs(_sigma(galsim.Moffat(beta=beta, fwhm=1.0)) / _sigma(true) - 1) > 0.1
 
 
 def test_visit_conditions_are_shared_by_detectors_and_reach_the_exposure():

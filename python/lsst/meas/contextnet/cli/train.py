@@ -68,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         augment=not args.no_augment,
         progress=not args.no_progress,
+        init_from=args.init_from,
     )
     metadata = run_training(
         args.data, args.output, config, options, softening=args.softening, weights_dtype=args.weights_dtype
@@ -157,6 +158,12 @@ def add_subcommand(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir"
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from this model file's weights (same architecture) instead of a random initialization",
     )
     parser.add_argument(
         "--max-minutes", type=float, default=None, help="stop training after this many minutes"

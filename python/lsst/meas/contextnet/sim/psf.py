@@ -22,8 +22,8 @@ The PSF is a profile of one family (`PSF_FAMILIES`: a Moffat, a Kolmogorov, or a
 convolved with an obscured-pupil optical PSF with aberrations), scaled to unit FWHM, whose
 FWHM and shear (g1, g2) are quadratic polynomials of the detector position.  A Moffat field is
 what the exposures carry as their PSF *model*; the other families are true PSFs only, and
-`PsfField.fitted_model` makes the Moffat model of a true field (beta fitted to the profile,
-FWHM and shear with the errors a real PSF fit has).
+`PsfField.fitted_model` makes the Moffat model of a true field (index and size fitted to the
+profile, FWHM and shear with the errors a real PSF fit has).
 
 A Moffat field is exported as a Piff model (`PsfField.to_piff`): a ``piff.SimplePSF`` made of
 a ``piff.GSObjectModel`` (the Moffat, dilated by the FWHM and sheared) and a second-order
@@ -40,7 +40,7 @@ __all__ = [
     "PSF_MODEL_STAMP_SIZE",
     "PsfField",
     "draw_visit_fwhm",
-    "fit_moffat_beta",
+    "fit_moffat",
     "unit_fwhm_profile",
     "visit_psf_fields",
 ]
@@ -184,18 +184,28 @@ def unit_fwhm_profile(
     raise ValueError(f"unknown PSF family {family!r}; expected one of {', '.join(PSF_FAMILIES)}")
 
 
+_FIT_SAMPLES: int = 48
+"""Side of the image (samples) the Moffat model is fitted on."""
+
+_FIT_SCALE: float = 0.125
+"""Sampling of the fit image in units of the profile's FWHM (about 0.2" pixels at 1.6")."""
+
+
 @functools.cache
-def fit_moffat_beta(
+def fit_moffat(
     family: str,
     beta: float = DEFAULT_MOFFAT_BETA,
     aberrations: tuple[float, ...] = (),
     optical_fraction: float = 0.4,
-) -> float:
-    """Fit the index of a unit-FWHM Moffat to a family's unit-FWHM profile.
+) -> tuple[float, float]:
+    """Fit a Moffat's index and size to a family's unit-FWHM profile.
 
     This is the PSF model a pipeline would fit to the stars of a field whose true PSF is of
-    another family: least squares over a 6.4" image sampled at 0.1", beta on a grid of 0.1
-    over 1.5-8.
+    another family: least squares with a free amplitude (the stars' fluxes are unknown) over an
+    image of 6 FWHM sampled at 1/8 FWHM, beta on a grid of 0.1 over 1.5-8 and, for each beta,
+    the FWHM by a bounded scalar search.  Fitting the size matters: the FWHM of an aberrated
+    optical PSF measures its core only, and a Moffat of that FWHM misses the light of its halo,
+    so photometry with it would call every star extended.
 
     Parameters
     ----------
@@ -206,20 +216,29 @@ def fit_moffat_beta(
     -------
     beta : `float`
         The best Moffat index (``beta`` itself for the Moffat family).
+    scale : `float`
+        The best Moffat FWHM in units of the profile's FWHM (1 for the Moffat family).
     """
+    from scipy.optimize import minimize_scalar
+
     if family == "moffat":
-        return float(beta)
+        return float(beta), 1.0
     target = unit_fwhm_profile(family, beta, aberrations, optical_fraction)
-    image = target.drawImage(nx=64, ny=64, scale=0.1, method="no_pixel").array
-    best, best_cost = DEFAULT_MOFFAT_BETA, np.inf
+    image = target.drawImage(nx=_FIT_SAMPLES, ny=_FIT_SAMPLES, scale=_FIT_SCALE, method="no_pixel").array
+    best = (np.inf, DEFAULT_MOFFAT_BETA, 1.0)
     for trial in np.round(np.arange(1.5, 8.0001, 0.1), 3):
-        model = galsim.Moffat(beta=float(trial), fwhm=1.0).drawImage(
-            nx=64, ny=64, scale=0.1, method="no_pixel"
-        )
-        cost = float(np.sum((model.array - image) ** 2))
-        if cost < best_cost:
-            best, best_cost = float(trial), cost
-    return best
+
+        def cost(fwhm: float, trial: float = float(trial)) -> float:
+            model = galsim.Moffat(beta=trial, fwhm=fwhm).drawImage(
+                nx=_FIT_SAMPLES, ny=_FIT_SAMPLES, scale=_FIT_SCALE, method="no_pixel"
+            )
+            amplitude = float(np.sum(model.array * image) / np.sum(model.array**2))
+            return float(np.sum((amplitude * model.array - image) ** 2))
+
+        result = minimize_scalar(cost, bounds=(0.5, 2.5), method="bounded", options={"xatol": 1e-3})
+        if result.fun < best[0]:
+            best = (float(result.fun), float(trial), float(result.x))
+    return best[1], best[2]
 
 
 def _quadratic_terms(xi: np.ndarray, eta: np.ndarray) -> np.ndarray:
@@ -458,12 +477,12 @@ class PsfField:
         Returns
         -------
         model : `PsfField`
-            A Moffat field with beta from `fit_moffat_beta`, the FWHM polynomial times
-            ``1 + size_error`` and the shear polynomials offset by ``shear_error``.
+            A Moffat field with beta and size from `fit_moffat`: the FWHM polynomial times the
+            fitted size and ``1 + size_error``, the shear polynomials offset by ``shear_error``.
         """
-        beta = fit_moffat_beta(self._family, self._beta, self._aberrations, self._optical_fraction)
+        beta, scale = fit_moffat(self._family, self._beta, self._aberrations, self._optical_fraction)
         fwhm, g1, g2 = self._coeffs.copy()
-        fwhm *= 1.0 + float(size_error)
+        fwhm *= scale * (1.0 + float(size_error))
         g1[0] += float(shear_error[0])
         g2[0] += float(shear_error[1])
         return PsfField(self._width, self._height, fwhm, g1, g2, beta=beta, pixel_scale=self._pixel_scale)

@@ -44,7 +44,7 @@ and its population parameters from it (`World.draw_visit`), and both generators 
       long-exposure profile); the spatial variation across the detector is a quadratic field of
       size (peak-to-peak 5%-25%) and shear (rms 0.03) as in `~lsst.meas.contextnet.sim.psf`.
     * the PSF *model* attached to the exposure is a Moffat fitted to the true profile (its beta
-      fitted once per visit, `~lsst.meas.contextnet.sim.psf.fit_moffat_beta`) with a per-visit
+      and size fitted once per visit, `~lsst.meas.contextnet.sim.psf.fit_moffat`) with a per-visit
       FWHM error (rms 1.5%) and shear error (rms 0.01): a real PSF model is a fit of an
       imperfect family to a few hundred stars, wrong at the percent level.
     * galaxies: half bulge+disk (de Vaucouleurs + exponential), half single Sersic with ``n``

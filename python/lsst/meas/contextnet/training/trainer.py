@@ -94,6 +94,9 @@ class TrainingOptions:
         Apply the per-set symmetries of the square.
     progress : `bool`
         Show a tqdm progress bar.
+    init_from : `pathlib.Path`, optional
+        Model file whose weights start the training (warm start) instead of a random
+        initialization; its architecture must be the one being trained.
 
     """
 
@@ -109,6 +112,7 @@ class TrainingOptions:
     max_minutes: float | None = None
     augment: bool = True
     progress: bool = True
+    init_from: Path | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -205,6 +209,7 @@ class _Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(options.seed)
             self.model = build_model(config).to(self.device)
+        self.init_from = _warm_start(self.model, config, options.init_from) if options.init_from else None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
         self.loss_fn = torch.nn.BCEWithLogitsLoss()
         self.start_epoch = 0
@@ -224,6 +229,7 @@ class _Trainer:
                 "augment": options.augment,
                 "n_sets": data.n_visits,
                 "m_data": data.m,
+                "init_from": self.init_from,
             }
         )
         directory = options.checkpoint_dir
@@ -453,6 +459,7 @@ class _Trainer:
             "n_train_sets": int(self.train_visits.size),
             "n_val_sets": int(self.val_visits.size),
             "patience": options.patience,
+            "init_from": self.init_from,
             "device": str(self.device),
             "n_threads": torch.get_num_threads(),
             "n_parameters": count_parameters(model),
@@ -468,6 +475,26 @@ class _Trainer:
         return TrainingResult(
             model=model, history=history, metrics=json_compatible(metrics), training=json_compatible(training)
         )
+
+
+def _warm_start(model: Any, config: Any, path: Path) -> dict[str, Any]:
+    """Load a model file's weights into ``model``; return what the model card records of it."""
+    from lsst.meas.contextnet.modelio import load_model
+
+    loaded = load_model(path, "cpu")
+    theirs = loaded.metadata.get("config")
+    if theirs != json_compatible(config.to_dict()):
+        raise ValueError(
+            f"cannot start from {str(path)!r}: its architecture {theirs} is not the one being trained "
+            f"{json_compatible(config.to_dict())}"
+        )
+    model.load_state_dict(loaded.module.state_dict())
+    return {
+        "path": str(path),
+        "sha256": loaded.sha256,
+        "command": loaded.metadata.get("training", {}).get("command"),
+        "best_epoch": loaded.metadata.get("training", {}).get("best_epoch"),
+    }
 
 
 def train_model(
