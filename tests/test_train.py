@@ -329,9 +329,7 @@ def test_warm_start_begins_from_the_file_weights(data_dir, tmp_path):
     run_training(data_dir, first, config(), options(epochs=2), command="contextnet train --first")
     start = load_model(first, "cpu").module.state_dict()
     # With a vanishing learning rate one warm-started epoch leaves the weights where they began.
-    result = train_model(
-        load_training_data(data_dir), config(), options(epochs=1, lr=1e-12, init_from=first)
-    )
+    result = train_model(load_training_data(data_dir), config(), options(epochs=1, lr=1e-12, init_from=first))
     for key, value in start.items():
         torch.testing.assert_close(result.model.state_dict()[key], value, rtol=0, atol=1e-9)
     assert result.training["init_from"]["command"] == "contextnet train --first"
