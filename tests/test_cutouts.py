@@ -154,6 +154,26 @@ def test_mask_planes(image: np.ndarray, layout: str) -> None:
     assert result.cutouts[1][4, 4] == image[40, 30]
 
 
+@pytest.mark.parametrize("words", [2, 3, 4])
+def test_multiword_masks_match_the_reference(image: np.ndarray, words: int) -> None:
+    # 2 and 4 bytes per pixel are read as one integer per pixel, 3 bytes byte by byte.
+    rng = np.random.default_rng(words)
+    mask = (rng.uniform(size=image.shape + (words,)) < 0.02).astype(np.uint8) * rng.choice(
+        [1, 16, 128], size=image.shape + (words,)
+    ).astype(np.uint8)
+    bits = np.zeros(words, np.uint8)
+    bits[0], bits[-1] = 16, 128
+    x = rng.uniform(-5, image.shape[1] + 5, 200)
+    y = rng.uniform(-5, image.shape[0] + 5, 200)
+    result = both(image, x, y, 8, mask=mask, bad_mask_bits=bits)
+    assert result.bad_pixels.any() and (~result.bad_pixels).any()
+    only_first = bits.copy()
+    only_first[-1] = 0
+    fewer = both(image, x, y, 8, mask=mask, bad_mask_bits=only_first)
+    assert fewer.bad_pixels.sum() < result.bad_pixels.sum()
+    assert both(image, x, y, 8, mask=mask).bad_pixels.sum() >= result.bad_pixels.sum()
+
+
 def test_mask_without_bits_means_any_bit(image: np.ndarray) -> None:
     mask = np.zeros(image.shape, np.uint16)
     mask[40, 30] = 4
