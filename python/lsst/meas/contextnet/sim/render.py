@@ -57,7 +57,13 @@ RENDER_MASK_BITS: dict[str, int] = {
 """Bits of the renderer's integer mask (afw plane names, in the order of the science pipelines' defaults);
 `lsst.meas.contextnet.sim.repo.MASK_PLANES` are the planes of the visit image written from it."""
 
-_GALAXY_GSPARAMS = galsim.GSParams(folding_threshold=1.0e-2, maxk_threshold=3.0e-3)
+_MAXIMUM_FFT_SIZE = 12288
+"""Largest FFT GalSim may draw with (default 8192): a bright star's large stamp through the aberrated
+optical PSF of the ``psf-optical`` world needs about 9000 (1.8 GB); nothing smaller changes."""
+
+_GALAXY_GSPARAMS = galsim.GSParams(
+    folding_threshold=1.0e-2, maxk_threshold=3.0e-3, maximum_fft_size=_MAXIMUM_FFT_SIZE
+)
 
 
 @dataclasses.dataclass
@@ -339,7 +345,7 @@ def render_exposure(
             )
             obj = galsim.Convolve(galaxy, psf, gsparams=_GALAXY_GSPARAMS)
         else:
-            obj = psf.withFlux(flux)
+            obj = psf.withFlux(flux).withGSParams(maximum_fft_size=_MAXIMUM_FFT_SIZE)
         obj.drawImage(canvas[bounds], add_to_image=True, center=(x, y))
 
     np.clip(model, 0.0, None, out=model)
