@@ -38,6 +38,7 @@ __all__ = [
     "PSF_VARIATIONS",
     "DEFAULT_MOFFAT_BETA",
     "PSF_MODEL_STAMP_SIZE",
+    "RENDER_GSPARAMS",
     "PsfField",
     "draw_visit_fwhm",
     "fit_moffat",
@@ -135,6 +136,13 @@ _OBSCURATION = 0.61
 """Linear central obscuration of the LSST pupil (the 8.4 m primary's 5.1 m hole)."""
 
 
+RENDER_GSPARAMS = galsim.GSParams(folding_threshold=1.0e-2, maxk_threshold=3.0e-3, maximum_fft_size=12288)
+"""GalSim accuracy settings of the simulator's galaxy renderings, also carried by the aberrated optical
+PSF: a galaxy convolved with a PSF of the same settings reuses the PSF's one computed phase screen
+(GalSim copies, and recomputes, a profile whose settings differ), and a bright star's large stamp
+through that PSF needs an FFT of about 9000 (default limit 8192)."""
+
+
 @functools.cache
 def unit_fwhm_profile(
     family: str,
@@ -177,8 +185,9 @@ def unit_fwhm_profile(
             lam_over_diam=float(optical_fraction),
             obscuration=_OBSCURATION,
             aberrations=[0.0] * 4 + [float(a) for a in aberrations],
+            gsparams=RENDER_GSPARAMS,
         )
-        profile = galsim.Convolve(galsim.Kolmogorov(fwhm=1.0), optics)
+        profile = galsim.Convolve(galsim.Kolmogorov(fwhm=1.0, gsparams=RENDER_GSPARAMS), optics)
         fwhm = profile.drawImage(nx=192, ny=192, scale=0.02, method="no_pixel").calculateFWHM()
         return profile.dilate(1.0 / fwhm)
     raise ValueError(f"unknown PSF family {family!r}; expected one of {', '.join(PSF_FAMILIES)}")

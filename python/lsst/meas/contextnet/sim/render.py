@@ -41,7 +41,7 @@ import dataclasses
 import galsim
 import numpy as np
 from astropy.table import Table
-from lsst.meas.contextnet.sim.psf import PsfField
+from lsst.meas.contextnet.sim.psf import RENDER_GSPARAMS, PsfField
 
 RENDER_MASK_BITS: dict[str, int] = {
     "BAD": 0,
@@ -56,14 +56,6 @@ RENDER_MASK_BITS: dict[str, int] = {
 }
 """Bits of the renderer's integer mask (afw plane names, in the order of the science pipelines' defaults);
 `lsst.meas.contextnet.sim.repo.MASK_PLANES` are the planes of the visit image written from it."""
-
-_MAXIMUM_FFT_SIZE = 12288
-"""Largest FFT GalSim may draw with (default 8192): a bright star's large stamp through the aberrated
-optical PSF of the ``psf-optical`` world needs about 9000 (1.8 GB); nothing smaller changes."""
-
-_GALAXY_GSPARAMS = galsim.GSParams(
-    folding_threshold=1.0e-2, maxk_threshold=3.0e-3, maximum_fft_size=_MAXIMUM_FFT_SIZE
-)
 
 
 @dataclasses.dataclass
@@ -343,9 +335,9 @@ def render_exposure(
                 columns["sersic_n"][i],
                 columns["knot_seed"][i],
             )
-            obj = galsim.Convolve(galaxy, psf, gsparams=_GALAXY_GSPARAMS)
+            obj = galsim.Convolve(galaxy, psf, gsparams=RENDER_GSPARAMS)
         else:
-            obj = psf.withFlux(flux).withGSParams(maximum_fft_size=_MAXIMUM_FFT_SIZE)
+            obj = psf.withFlux(flux)
         obj.drawImage(canvas[bounds], add_to_image=True, center=(x, y))
 
     np.clip(model, 0.0, None, out=model)
