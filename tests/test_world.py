@@ -23,7 +23,13 @@ import numpy as np
 import pytest
 from lsst.meas.contextnet.sim.exposure import SimulationConfig, simulate_exposure, visit_conditions
 from lsst.meas.contextnet.sim.generator import TrainingDataConfig, generate_set
-from lsst.meas.contextnet.sim.psf import PsfField, draw_visit_fwhm, fit_moffat, unit_fwhm_profile
+from lsst.meas.contextnet.sim.psf import (
+    RENDER_GSPARAMS,
+    PsfField,
+    draw_visit_fwhm,
+    fit_moffat,
+    unit_fwhm_profile,
+)
 from lsst.meas.contextnet.sim.world import (
     RANDOMIZED,
     WORLDS,
@@ -129,6 +135,22 @@ def test_fitted_model_has_the_size_of_an_aberrated_psf():
     fitted = galsim.Moffat(beta=beta, fwhm=scale)
     assert _sigma(fitted) == pytest.approx(_sigma(true), rel=0.1)
     assert abs(_sigma(galsim.Moffat(beta=beta, fwhm=1.0)) / _sigma(true) - 1) > 0.1
+
+
+def test_optical_psf_is_not_recomputed_for_each_galaxy():
+    # GalSim copies (and recomputes the phase screen of) a profile whose settings differ from those
+    # of the convolution; the field's profile carries the renderer's settings, so it is reused.
+    field = PsfField.from_rng(
+        np.random.default_rng(3),
+        512,
+        512,
+        family="kolmogorov_optical",
+        aberrations=(0.1, 0.05),
+        optical_fraction=0.4,
+    )
+    psf = field.galsim_profile(100.0, 200.0)
+    assert psf.withGSParams(RENDER_GSPARAMS) is psf
+    assert RENDER_GSPARAMS.maximum_fft_size > 8192
 
 
 def test_visit_conditions_are_shared_by_detectors_and_reach_the_exposure():
