@@ -238,27 +238,17 @@ def _check_extraction_inputs(
                     f"bad_mask_bits must have shape {expected} for a mask of shape {mask.shape}, "
                     f"got {bits.shape}"
                 )
-        if mask.ndim == 3 and bits is not None and not bits.any():
-            mask, bits = None, None
-        elif mask.ndim == 3:
-            mask, bits = _packed_mask(mask, bits)
+        if mask.ndim == 3 and bits is not None:
+            # Only the mask words holding a bad bit matter; when that is one word, read it as a
+            # 2-d (strided) view: half or less of the mask's bytes, and a simpler test.
+            words = np.flatnonzero(bits)
+            if len(words) == 0:
+                mask, bits = None, None
+            elif len(words) == 1:
+                mask, bits = mask[:, :, words[0]], bits[words[0]]
+        elif mask.ndim == 3 and mask.shape[2] == 1:
+            mask = mask[:, :, 0]
     return image, x, y, variance, mask, bits
-
-
-def _packed_mask(mask: np.ndarray, bits: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read a ``(H, W, k)`` mask of ``k`` bytes per pixel as one ``k``-byte integer per pixel.
-
-    The windows of a 2-d plane of whole integers are contiguous runs that numpy copies as blocks,
-    where ``k`` separate bytes (or a strided view of one) are copied one element at a time; a pixel
-    is bad when its integer shares a bit with the bad bits read the same way, so the test is
-    unchanged. Masks of other layouts are returned as they are.
-    """
-    nbytes = mask.itemsize * mask.shape[2]
-    if nbytes not in (1, 2, 4, 8) or mask.strides[2] != mask.itemsize or mask.strides[1] != nbytes:
-        return mask, bits
-    wide = np.dtype(f"u{nbytes}")
-    packed = mask.view(wide)[:, :, 0]
-    return packed, None if bits is None else np.ascontiguousarray(bits).view(wide)[0]
 
 
 def _bad_mask_values(mask_values: np.ndarray, bits: np.ndarray | None, ndim: int) -> np.ndarray:
