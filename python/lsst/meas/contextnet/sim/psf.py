@@ -136,11 +136,10 @@ _OBSCURATION = 0.61
 """Linear central obscuration of the LSST pupil (the 8.4 m primary's 5.1 m hole)."""
 
 
-RENDER_GSPARAMS = galsim.GSParams(folding_threshold=1.0e-2, maxk_threshold=3.0e-3, maximum_fft_size=16384)
+RENDER_GSPARAMS = galsim.GSParams(folding_threshold=1.0e-2, maxk_threshold=3.0e-3)
 """GalSim accuracy settings of the simulator's galaxy renderings, also carried by the aberrated optical
-PSF: a galaxy convolved with a PSF of the same settings reuses the PSF's one computed phase screen
-(GalSim copies, and recomputes, a profile whose settings differ), and rare objects through the
-most aberrated of those PSFs need FFTs of up to 16384 (6 GB; GalSim's default limit is 8192)."""
+PSF: a galaxy convolved with a PSF of the same settings reuses the PSF (GalSim copies, and
+recomputes, a profile whose settings differ)."""
 
 
 @functools.cache

@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 import dataclasses
-import logging
 
 import galsim
 import numpy as np
@@ -57,12 +56,6 @@ RENDER_MASK_BITS: dict[str, int] = {
 }
 """Bits of the renderer's integer mask (afw plane names, in the order of the science pipelines' defaults);
 `lsst.meas.contextnet.sim.repo.MASK_PLANES` are the planes of the visit image written from it."""
-
-
-_LOG = logging.getLogger(__name__)
-
-_LOOSE_GSPARAMS = galsim.GSParams(folding_threshold=5.0e-2, maxk_threshold=1.0e-2, maximum_fft_size=16384)
-"""GalSim accuracy of the rare objects whose FFT at `RENDER_GSPARAMS` would exceed its limit."""
 
 
 @dataclasses.dataclass
@@ -345,15 +338,7 @@ def render_exposure(
             obj = galsim.Convolve(galaxy, psf, gsparams=RENDER_GSPARAMS)
         else:
             obj = psf.withFlux(flux)
-        try:
-            obj.drawImage(canvas[bounds], add_to_image=True, center=(x, y))
-        except galsim.GalSimFFTSizeError:
-            # A very extended galaxy through a sharp, finely sampled PSF (the optical family):
-            # looser GalSim accuracy bounds its FFT; the object is still drawn, and logged.
-            _LOG.warning(
-                "object %d at (%.1f, %.1f) drawn with looser GalSim accuracy (FFT too large)", i, x, y
-            )
-            obj.withGSParams(_LOOSE_GSPARAMS).drawImage(canvas[bounds], add_to_image=True, center=(x, y))
+        obj.drawImage(canvas[bounds], add_to_image=True, center=(x, y))
 
     np.clip(model, 0.0, None, out=model)
     expected = model.astype(np.float64)
