@@ -26,6 +26,7 @@ from lsst.meas.contextnet.sim.generator import TrainingDataConfig, generate_set
 from lsst.meas.contextnet.sim.psf import (
     RENDER_GSPARAMS,
     PsfField,
+    area_fwhm,
     draw_visit_fwhm,
     fit_moffat,
     unit_fwhm_profile,
@@ -105,11 +106,28 @@ def test_resolve_world_fixes_distributions_and_rejects_bad_values():
         TrainingDataConfig(world="psf-optical")
 
 
+def test_area_fwhm_holds_for_a_strongly_aberrated_core():
+    # Aberrations of up to 0.27 waves per term (a visit the earlier world drew) break the core
+    # up: a radial half-maximum search from the centre returns a few hundredths of an arcsecond,
+    # the area-equivalent FWHM a width larger than the atmosphere's 1".
+    optics = galsim.OpticalPSF(
+        lam_over_diam=0.47,
+        obscuration=0.61,
+        aberrations=[0.0] * 4 + [0.04, -0.09, -0.19, 0.24, -0.09, 0.27, -0.24, 0.24],
+    )
+    profile = galsim.Convolve(galsim.Kolmogorov(fwhm=1.0), optics)
+    assert profile.drawImage(nx=192, ny=192, scale=0.02, method="no_pixel").calculateFWHM() < 0.1
+    assert 1.0 < area_fwhm(profile) < 8.0
+    assert area_fwhm(galsim.Gaussian(fwhm=1.3)) == pytest.approx(1.3, rel=0.01)
+
+
 def test_psf_families_have_unit_fwhm_and_fitted_models():
     for family in ("moffat", "kolmogorov", "kolmogorov_optical"):
         profile = unit_fwhm_profile(family, 3.0, (0.1, 0.0, 0.05), 0.4)
-        image = profile.drawImage(nx=256, ny=256, scale=0.01, method="no_pixel")
-        assert image.calculateFWHM() == pytest.approx(1.0, rel=0.03)
+        assert area_fwhm(profile) == pytest.approx(1.0, rel=0.03)
+        if family != "kolmogorov_optical":
+            image = profile.drawImage(nx=256, ny=256, scale=0.01, method="no_pixel")
+            assert image.calculateFWHM() == pytest.approx(1.0, rel=0.03)
     assert fit_moffat("moffat", 2.7) == (2.7, 1.0)
     beta, scale = fit_moffat("kolmogorov")
     assert 2.0 < beta < 8.0 and 0.9 < scale < 1.1
@@ -126,15 +144,15 @@ def _sigma(profile) -> float:
 
 
 def test_fitted_model_has_the_size_of_an_aberrated_psf():
-    # The FWHM of an aberrated optical PSF is its core's; the fit must also take the halo, or
-    # PSF photometry with the model would call stars extended.
+    # The FWHM of an aberrated optical PSF is its core's; the fit must also take the halo (a
+    # Moffat of heavier wings than the default), or PSF photometry with the model would call
+    # stars extended.
     aberrations = (0.12, -0.08, 0.1, 0.05, -0.1, 0.07, 0.02, -0.04)
     true = unit_fwhm_profile("kolmogorov_optical", 3.5, aberrations, 0.5)
     beta, scale = fit_moffat("kolmogorov_optical", 3.5, aberrations, 0.5)
-    assert scale > 1.1
+    assert beta < 3.0
     fitted = galsim.Moffat(beta=beta, fwhm=scale)
-    assert _sigma(fitted) == pytest.approx(_sigma(true), rel=0.1)
-    assert abs(_sigma(galsim.Moffat(beta=beta, fwhm=1.0)) / _sigma(true) - 1) > 0.1
+    assert _sigma(fitted) == pytest.approx(_sigma(true), rel=0.05)
 
 
 def test_optical_psf_is_not_recomputed_for_each_galaxy():

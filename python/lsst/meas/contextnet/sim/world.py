@@ -419,7 +419,7 @@ WORLDS: dict[str, World] = {
     "star-rich": RANDOMIZED.replace(name="star-rich", star_fraction_range=(0.7, 0.9)),
     "star-poor": RANDOMIZED.replace(name="star-poor", star_fraction_range=(0.05, 0.15)),
     "psf-optical": RANDOMIZED.replace(
-        name="psf-optical", psf_families=("kolmogorov_optical",), zernike_waves=(0.05, 0.25)
+        name="psf-optical", psf_families=("kolmogorov_optical",), zernike_waves=(0.02, 0.08)
     ),
     "galaxy-knots": RANDOMIZED.replace(name="galaxy-knots", galaxy_families=("knots",)),
     **{f"band-{b}": RANDOMIZED.replace(name=f"band-{b}", bands=(b,)) for b in "ugrizy"},
