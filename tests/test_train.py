@@ -30,7 +30,7 @@ from lsst.meas.contextnet.cutouts import normalize_cutouts
 from lsst.meas.contextnet.model import ContextNetConfig
 from lsst.meas.contextnet.modelio import load_model
 from lsst.meas.contextnet.training.augment import apply_symmetry
-from lsst.meas.contextnet.training.data import load_training_data
+from lsst.meas.contextnet.training.data import combine_training_data, load_training_data
 from lsst.meas.contextnet.training.shards import FORMAT_VERSION
 from lsst.meas.contextnet.training.trainer import TrainingOptions, run_training, train_model
 
@@ -306,6 +306,38 @@ def test_cli(data_dir, tmp_path):
         args.func(parser.parse_args(argv))
     with pytest.raises(SystemExit):
         parser.parse_args([*argv, "--conv-channels", "4,x"])
+
+
+def test_several_directories_are_joined_and_recorded(data_dir, tmp_path):
+    other = write_shards(tmp_path / "other", n_sets=8, n_shards=1, seed=5)
+    parts = [load_training_data(data_dir), load_training_data(other)]
+    joined = combine_training_data(parts)
+    assert joined.n_visits == 24 + 8
+    np.testing.assert_array_equal(joined.cutouts[24:], parts[1].cutouts)
+    np.testing.assert_array_equal(joined.labels[:24], parts[0].labels)
+    assert [part["directory"] for part in joined.description["parts"]] == [
+        str(data_dir.resolve()),
+        str(other.resolve()),
+    ]
+    assert combine_training_data(parts[:1]) is parts[0]
+    with pytest.raises(ValueError, match="has m 4"):
+        combine_training_data(
+            [parts[0], load_training_data(write_shards(tmp_path / "m4", 4, m=4, n_shards=1))]
+        )
+    with pytest.raises(ValueError, match="no training data"):
+        combine_training_data([])
+    # The command line takes --data more than once and the model card records both directories.
+    parser = argparse.ArgumentParser(prog="contextnet")
+    add_subcommand(parser.add_subparsers(dest="command"))
+    output = tmp_path / "joined.pt"
+    args = parser.parse_args(
+        ["train", "--data", str(data_dir), "--data", str(other), "--output", str(output), "--arch", "light",
+         "--m", "8", "--conv-channels", "4,8", "--n-local", "6", "--global-widths", "16",
+         "--predict-widths", "16", "--epochs", "1", "--batch-sets", "4", "--device", "cpu", "--no-progress"]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    card = load_model(output, "cpu").metadata["training"]["data"]
+    assert card["n_sets"] == 32 and len(card["parts"]) == 2
 
 
 def test_training_on_simulated_sets_lowers_the_loss(tmp_path):

@@ -47,7 +47,8 @@ def _run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
-    data_m, cutout_size = _peek_shape(args.data)
+    shapes = [_peek_shape(directory) for directory in args.data]
+    data_m, cutout_size = min(m for m, _ in shapes), shapes[0][1]
     preset_m = ContextNetConfig.preset(args.arch).m
     config = ContextNetConfig.preset(
         args.arch,
@@ -115,7 +116,13 @@ def add_subcommand(subparsers: Any) -> None:
             "TorchScript model file with its model card."
         ),
     )
-    parser.add_argument("--data", type=Path, required=True, help="directory of shard_*.h5 training files")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        action="append",
+        help="directory of shard_*.h5 training files (repeatable: the sets of every directory are joined)",
+    )
     parser.add_argument("--output", type=Path, required=True, help="model file to write (MODEL.pt)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument(

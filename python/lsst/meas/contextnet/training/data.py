@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TrainingData", "load_training_data"]
+__all__ = ["TrainingData", "combine_training_data", "load_training_data"]
 
 import dataclasses
 import math
@@ -213,5 +213,64 @@ def load_training_data(
         cutouts=np.concatenate(cutouts),
         positions=np.concatenate(positions),
         labels=all_labels,
+        description=description,
+    )
+
+
+def combine_training_data(parts: list[TrainingData]) -> TrainingData:
+    """Join the sets of several training-data directories into one training set.
+
+    Parameters
+    ----------
+    parts : `list` [`TrainingData`]
+        Data of each directory (`load_training_data`), in the order to join them.
+
+    Returns
+    -------
+    data : `TrainingData`
+        All sets, in order; a single part is returned as it is. The description keeps each
+        part's description under ``"parts"`` (its directory, shards and manifest) and the joint
+        counts at the top.
+
+    Raises
+    ------
+    ValueError
+        If ``parts`` is empty, or the parts differ in set size, cutout size, channels or PSF grid.
+    """
+    if not parts:
+        raise ValueError("no training data to combine")
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    for part in parts[1:]:
+        for what in ("m", "cutout_size", "n_channels"):
+            if getattr(part, what) != getattr(first, what):
+                raise ValueError(
+                    f"training data {part.description['directory']!r} has {what} {getattr(part, what)}, "
+                    f"{first.description['directory']!r} has {getattr(first, what)}"
+                )
+        if part.description["psf_grid"] != first.description["psf_grid"]:
+            raise ValueError(
+                f"training data {part.description['directory']!r} has a PSF grid of "
+                f"{part.description['psf_grid']}, {first.description['directory']!r} of "
+                f"{first.description['psf_grid']}"
+            )
+    labels = np.concatenate([part.labels for part in parts])
+    description = {
+        "parts": [part.description for part in parts],
+        "shards": [
+            f"{part.description['directory']}/{name}" for part in parts for name in part.description["shards"]
+        ],
+        "n_sets": int(labels.shape[0]),
+        "m": int(labels.shape[1]),
+        "n_objects": int(labels.size),
+        "galaxy_fraction": float(labels.mean()),
+        "psf_grid": first.description["psf_grid"],
+        "inputs": first.description["inputs"],
+    }
+    return TrainingData(
+        cutouts=np.concatenate([part.cutouts for part in parts]),
+        positions=np.concatenate([part.positions for part in parts]),
+        labels=labels,
         description=description,
     )

@@ -49,7 +49,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ import numpy as np
 from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION
 from lsst.meas.contextnet.serialization import json_compatible
 from lsst.meas.contextnet.training.augment import apply_symmetry
-from lsst.meas.contextnet.training.data import TrainingData, load_training_data
+from lsst.meas.contextnet.training.data import TrainingData, combine_training_data, load_training_data
 
 _LOG = logging.getLogger(__name__)
 
@@ -552,7 +552,7 @@ def train_model(
 
 
 def run_training(
-    data_dir: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
     config: Any,
     options: TrainingOptions,
@@ -565,8 +565,9 @@ def run_training(
 
     Parameters
     ----------
-    data_dir : `str` or `os.PathLike`
-        Training-data directory (see `load_training_data`).
+    data_dir : `str`, `os.PathLike` or a sequence of them
+        Training-data directory (see `load_training_data`), or several whose sets are joined
+        (`combine_training_data`), e.g. of different worlds.
     output : `str` or `os.PathLike`
         Model file to write.
     config : `~lsst.meas.contextnet.model.ContextNetConfig`
@@ -588,13 +589,19 @@ def run_training(
     """
     from lsst.meas.contextnet.modelio import export_model
 
-    data = load_training_data(data_dir, softening=softening, inputs=config.inputs)
+    directories = [data_dir] if isinstance(data_dir, str | os.PathLike) else list(data_dir)
+    data = combine_training_data(
+        [
+            load_training_data(directory, softening=softening, inputs=config.inputs)
+            for directory in directories
+        ]
+    )
     _LOG.info(
         "loaded %d sets of %d sources (%d shards) from %s",
         data.n_visits,
         data.m,
         len(data.description["shards"]),
-        data_dir,
+        ", ".join(str(directory) for directory in directories),
     )
     result = train_model(data, config, options)
     training = dict(result.training)
