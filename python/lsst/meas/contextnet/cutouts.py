@@ -38,8 +38,6 @@ import math
 
 import numpy as np
 
-_CHUNK = 256  # sources per chunk when reading variance and mask windows
-
 DEFAULT_NORMALIZATION: dict[str, object] = {"kind": "asinh_noise", "softening": 3.0}
 """Normalization recorded in a model's metadata unless training chooses another."""
 
@@ -246,6 +244,11 @@ def _check_extraction_inputs(
                 mask, bits = None, None
             elif len(words) == 1:
                 mask, bits = mask[:, :, words[0]], bits[words[0]]
+            elif mask.strides[2] == mask.itemsize and mask.shape[2] * mask.itemsize in (2, 4, 8):
+                # The words of a pixel are adjacent: read them as one integer (a reduction over
+                # a short last axis is far slower than over whole windows).
+                packed = np.dtype(f"u{mask.shape[2] * mask.itemsize}")
+                mask, bits = mask.view(packed)[:, :, 0], np.ascontiguousarray(bits).view(packed)[0]
         elif mask.ndim == 3 and mask.shape[2] == 1:
             mask = mask[:, :, 0]
     return image, x, y, variance, mask, bits
@@ -289,6 +292,37 @@ def _gather_windows(
         cols = np.clip(start_col[outer, None] + offsets, 0, width - 1)
         out[outer] = array[rows[:, :, None], cols[:, None, :]]
     return out
+
+
+def _all_finite(windows: np.ndarray) -> np.ndarray:
+    """Return, per window, whether its sum is finite.
+
+    False for every window holding a NaN or an infinity, and for the rare one whose finite values
+    overflow the sum (tested pixel by pixel after, like the others); a product with a vector of
+    ones is the fastest such sum.
+    """
+    flat = windows.reshape(len(windows), int(np.prod(windows.shape[1:])))
+    return np.isfinite(flat @ np.ones(flat.shape[1], dtype=flat.dtype))
+
+
+def _bad_window_pixels(
+    cutouts: np.ndarray,
+    start_row: np.ndarray,
+    start_col: np.ndarray,
+    size: int,
+    interior: np.ndarray,
+    variance: np.ndarray | None,
+    mask: np.ndarray | None,
+    bits: np.ndarray | None,
+) -> np.ndarray:
+    """Return the bad pixels of some windows: a non-finite pixel or variance, or a bad mask bit."""
+    bad = ~np.isfinite(cutouts)
+    windows = (start_row, start_col, size, interior)
+    if variance is not None:
+        bad |= ~np.isfinite(_gather_windows(variance, *windows))
+    if mask is not None:
+        bad |= _bad_mask_values(_gather_windows(mask, *windows), bits, mask.ndim)
+    return bad
 
 
 def window_reads(array: np.ndarray, start_row: np.ndarray, start_col: np.ndarray, size: int) -> np.ndarray:
@@ -361,9 +395,12 @@ def extract_cutouts(
     All sources are cut at once, with no Python loop per source and no padded copy of the image:
     sources whose cutout lies inside the image are read through a strided view of all windows
     (`numpy.lib.stride_tricks.sliding_window_view`), the few near or beyond the edge by fancy
-    indexing with clipped indices; variance and mask windows are read in chunks of sources and
-    reduced to booleans at once. `extract_cutouts_loop` is the per-source reference that tests
-    and the benchmark compare against.
+    indexing with clipped indices. Each window of the three planes is reduced to one test (its
+    image and variance sums finite, the OR of its mask words free of bad bits), and only the
+    windows that fail it or cross the edge are tested pixel by pixel, so the cost is that of
+    reading the windows (latency-bound: each window row is a separate memory access).
+    `extract_cutouts_loop` is the per-source reference that tests and the benchmark compare
+    against.
 
     """
     image, x, y, variance, mask, bits = _check_extraction_inputs(
@@ -386,17 +423,23 @@ def extract_cutouts(
     interior = ~edge & ~bad_centroid
 
     cutouts = np.asarray(_gather_windows(image, start_row, start_col, size, interior), dtype=np.float32)
-    bad = ~np.isfinite(cutouts)
-    # Variance and mask are only needed as booleans: read them in chunks of sources so the
-    # temporaries stay small and in cache.
-    if variance is not None or mask is not None:
-        for lo in range(0, len(x), _CHUNK):
-            chunk = slice(lo, lo + _CHUNK)
-            args = (start_row[chunk], start_col[chunk], size, interior[chunk])
-            if variance is not None:
-                bad[chunk] |= ~np.isfinite(_gather_windows(variance, *args))
-            if mask is not None:
-                bad[chunk] |= _bad_mask_values(_gather_windows(mask, *args), bits, mask.ndim)
+    # Bad pixels are rare: find the sources whose window may hold one with one reduction per
+    # window (a sum is finite only if every term is; an OR of the mask words is free of bad bits
+    # only if every pixel is), then test pixel by pixel only those and the ones crossing the edge.
+    suspect = ~interior | ~_all_finite(cutouts)
+    windows = (start_row, start_col, size, interior)
+    if variance is not None:
+        suspect |= ~_all_finite(_gather_windows(variance, *windows))
+    if mask is not None:
+        words = _gather_windows(mask, *windows)
+        words = np.bitwise_or.reduce(words.reshape((len(words), size * size) + mask.shape[2:]), axis=1)
+        suspect |= _bad_mask_values(words, bits, mask.ndim)
+    checked = np.flatnonzero(suspect)
+    bad = np.zeros(cutouts.shape, dtype=bool)
+    bad[checked] = _bad_window_pixels(
+        cutouts[checked], *(part[checked] for part in (start_row, start_col)), size, interior[checked],
+        variance, mask, bits,
+    )  # fmt: skip
     outer = np.flatnonzero(~interior)
     if len(outer) > 0:
         # Pixels outside the image are neither bad nor kept.
@@ -408,8 +451,9 @@ def extract_cutouts(
         inside = rows_valid[:, :, None] & cols_valid[:, None, :]
         bad[outer] &= inside
         cutouts[outer] = np.where(inside, cutouts[outer], 0.0)
-    cutouts[bad] = 0.0
-    bad_pixels = bad.any(axis=(1, 2))
+    cutouts[checked] = np.where(bad[checked], 0.0, cutouts[checked])
+    bad_pixels = np.zeros(len(x), dtype=bool)
+    bad_pixels[checked] = bad[checked].any(axis=(1, 2))
     return CutoutResult(
         cutouts=cutouts,
         edge=edge,
