@@ -123,6 +123,18 @@ def test_nan_pixels_and_bad_variance_are_zeroed_and_flagged(image: np.ndarray) -
     assert not both(image, x, y, 8).bad_pixels[2]
 
 
+def test_finite_values_whose_sum_overflows_are_not_bad(image: np.ndarray) -> None:
+    # A window's sum is only a first test: huge finite pixels overflow it to infinity, and the
+    # pixel test after must find them good.
+    image = image.copy()
+    image[20:24, 20:24] = 3e38
+    variance = np.ones_like(image)
+    variance[40:44, 10:14] = 3e38
+    x, y = np.array([21.0, 11.0]), np.array([21.0, 41.0])
+    result = both(image, x, y, 8, variance=variance)
+    assert not result.bad_pixels.any() and result.cutouts[0].max() == np.float32(3e38)
+
+
 def test_nan_outside_the_image_region_of_a_cutout_is_not_a_bad_pixel(image: np.ndarray) -> None:
     image = image.copy()
     image[0, 10] = np.nan

@@ -302,7 +302,8 @@ def _all_finite(windows: np.ndarray) -> np.ndarray:
     ones is the fastest such sum.
     """
     flat = windows.reshape(len(windows), int(np.prod(windows.shape[1:])))
-    return np.isfinite(flat @ np.ones(flat.shape[1], dtype=flat.dtype))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.isfinite(flat @ np.ones(flat.shape[1], dtype=flat.dtype))
 
 
 def _bad_window_pixels(
