@@ -179,6 +179,13 @@ def test_multiword_masks_match_the_reference(image: np.ndarray, words: int) -> N
     y = rng.uniform(-5, image.shape[0] + 5, 200)
     result = both(image, x, y, 8, mask=mask, bad_mask_bits=bits)
     assert result.bad_pixels.any() and (~result.bad_pixels).any()
+    # Both extractors read the packed mask: check the bad pixels against the mask read directly.
+    bad_map = ((mask & bits) != 0).any(axis=-1)
+    for n in range(len(x)):
+        row, col = nearest_pixel(y[n]) - 4, nearest_pixel(x[n]) - 4
+        for i, j in np.ndindex(8, 8):
+            inside = 0 <= row + i < image.shape[0] and 0 <= col + j < image.shape[1]
+            assert result.bad[n, i, j] == (inside and bad_map[row + i, col + j])
     only_first = bits.copy()
     only_first[-1] = 0
     fewer = both(image, x, y, 8, mask=mask, bad_mask_bits=only_first)
@@ -220,6 +227,12 @@ def test_image_smaller_than_cutout() -> None:
     expected = np.zeros((6, 6), np.float32)
     expected[2:5, 2:6] = image
     np.testing.assert_array_equal(result.cutouts[0], expected)
+
+
+def test_image_without_pixels() -> None:
+    for shape in ((0, 5), (4, 0)):
+        result = both(np.zeros(shape, np.float32), np.array([1.0, 2.0]), np.array([0.0, 1.0]), 3)
+        assert result.edge.all() and result.off_image.all() and not result.cutouts.any()
 
 
 def test_empty_input(image: np.ndarray) -> None:

@@ -326,6 +326,8 @@ def test_several_directories_are_joined_and_recorded(data_dir, tmp_path):
         )
     with pytest.raises(ValueError, match="no training data"):
         combine_training_data([])
+    with pytest.raises(ValueError, match="more than once"):
+        combine_training_data([parts[0], parts[1], parts[0]])
     # The command line takes --data more than once and the model card records both directories.
     parser = argparse.ArgumentParser(prog="contextnet")
     add_subcommand(parser.add_subparsers(dest="command"))

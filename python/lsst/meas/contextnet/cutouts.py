@@ -284,9 +284,10 @@ def _gather_windows(
         out = np.moveaxis(values, range(1, array.ndim - 1), range(3, array.ndim + 1))
         outer = ~interior
     else:
-        out = np.empty((len(start_row), size, size) + array.shape[2:], dtype=array.dtype)
+        # Zeros stand for the pixels of an array without any (height or width 0).
+        out = np.zeros((len(start_row), size, size) + array.shape[2:], dtype=array.dtype)
         outer = np.ones(len(start_row), dtype=bool)
-    if outer.any():
+    if outer.any() and height > 0 and width > 0:
         offsets = np.arange(size)
         rows = np.clip(start_row[outer, None] + offsets, 0, height - 1)
         cols = np.clip(start_col[outer, None] + offsets, 0, width - 1)

@@ -47,8 +47,10 @@ def _run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
-    shapes = [_peek_shape(directory) for directory in args.data]
-    data_m, cutout_size = min(m for m, _ in shapes), shapes[0][1]
+    shapes = {directory: _peek_shape(directory) for directory in args.data}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"training-data directories differ in (set size, cutout size): {shapes}")
+    data_m, cutout_size = shapes[args.data[0]]
     preset_m = ContextNetConfig.preset(args.arch).m
     config = ContextNetConfig.preset(
         args.arch,

@@ -25,6 +25,7 @@ __all__ = ["TrainingData", "combine_training_data", "load_training_data"]
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -217,12 +218,12 @@ def load_training_data(
     )
 
 
-def combine_training_data(parts: list[TrainingData]) -> TrainingData:
+def combine_training_data(parts: Sequence[TrainingData]) -> TrainingData:
     """Join the sets of several training-data directories into one training set.
 
     Parameters
     ----------
-    parts : `list` [`TrainingData`]
+    parts : `~collections.abc.Sequence` [`TrainingData`]
         Data of each directory (`load_training_data`), in the order to join them.
 
     Returns
@@ -230,15 +231,19 @@ def combine_training_data(parts: list[TrainingData]) -> TrainingData:
     data : `TrainingData`
         All sets, in order; a single part is returned as it is. The description keeps each
         part's description under ``"parts"`` (its directory, shards and manifest) and the joint
-        counts at the top.
+        counts at the top (no ``attrs``: the parts' shard attributes stay with each part).
 
     Raises
     ------
     ValueError
-        If ``parts`` is empty, or the parts differ in set size, cutout size, channels or PSF grid.
+        If ``parts`` is empty, a directory is given twice (its sets would fall on both sides of the
+        validation split), or the parts differ in set size, cutout size, channels or PSF grid.
     """
     if not parts:
         raise ValueError("no training data to combine")
+    directories = [part.description["directory"] for part in parts]
+    if len(set(directories)) < len(directories):
+        raise ValueError(f"a training-data directory is given more than once: {directories}")
     if len(parts) == 1:
         return parts[0]
     first = parts[0]

@@ -228,6 +228,7 @@ class _Trainer:
                 "val_fraction": options.val_fraction,
                 "augment": options.augment,
                 "n_sets": data.n_visits,
+                "shards": data.description.get("shards"),
                 "m_data": data.m,
                 "init_from": self.init_from,
             }
