@@ -244,14 +244,24 @@ def _check_extraction_inputs(
                 mask, bits = None, None
             elif len(words) == 1:
                 mask, bits = mask[:, :, words[0]], bits[words[0]]
-            elif mask.strides[2] == mask.itemsize and mask.shape[2] * mask.itemsize in (2, 4, 8):
-                # The words of a pixel are adjacent: read them as one integer (a reduction over
-                # a short last axis is far slower than over whole windows).
-                packed = np.dtype(f"u{mask.shape[2] * mask.itemsize}")
-                mask, bits = mask.view(packed)[:, :, 0], np.ascontiguousarray(bits).view(packed)[0]
-        elif mask.ndim == 3 and mask.shape[2] == 1:
-            mask = mask[:, :, 0]
+        if mask is not None and mask.ndim == 3:
+            mask, bits = _packed_mask(mask, bits)
     return image, x, y, variance, mask, bits
+
+
+def _packed_mask(mask: np.ndarray, bits: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a ``(H, W, k)`` mask whose ``k`` words of a pixel are adjacent as one integer per pixel.
+
+    A pixel is bad when its integer shares a bit with the bad bits read the same way, so the test
+    is unchanged; a reduction over whole windows of a 2-d plane is far faster than one over a
+    short last axis. Masks of other layouts (``k`` words of 3, 5, 6 or 7 bytes, or words not
+    adjacent) are returned as they are.
+    """
+    nbytes = mask.itemsize * mask.shape[2]
+    if nbytes not in (1, 2, 4, 8) or mask.strides[2] != mask.itemsize:
+        return mask, bits
+    packed = np.dtype(f"u{nbytes}")
+    return mask.view(packed)[:, :, 0], None if bits is None else np.ascontiguousarray(bits).view(packed)[0]
 
 
 def _bad_mask_values(mask_values: np.ndarray, bits: np.ndarray | None, ndim: int) -> np.ndarray:
@@ -439,9 +449,15 @@ def extract_cutouts(
     checked = np.flatnonzero(suspect)
     bad = np.zeros(cutouts.shape, dtype=bool)
     bad[checked] = _bad_window_pixels(
-        cutouts[checked], *(part[checked] for part in (start_row, start_col)), size, interior[checked],
-        variance, mask, bits,
-    )  # fmt: skip
+        cutouts[checked],
+        start_row[checked],
+        start_col[checked],
+        size,
+        interior[checked],
+        variance,
+        mask,
+        bits,
+    )
     outer = np.flatnonzero(~interior)
     if len(outer) > 0:
         # Pixels outside the image are neither bad nor kept.
