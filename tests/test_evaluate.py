@@ -591,11 +591,21 @@ def test_robustness_command_writes_one_table(tmp_path):
         size=768,
         peer_visits=3,
         jobs=1,
+        r_visits=1,
     )
     worlds = set(table["world"])
-    assert {"star-poor", "bad-seeing"} <= worlds
+    named = {"star-poor", "bad-seeing", "star-poor-r", "bad-seeing-r"}
+    assert named <= worlds
     # The other rows are the bands of those visits, pooled over the two worlds.
-    assert all(name.startswith("band-") for name in worlds - {"star-poor", "bad-seeing"})
+    assert all(name.startswith("band-") for name in worlds - named)
+    # The companion collections hold r-band visits only, of seeds apart from the worlds'.
+    assert set(table[table["world"] == "bad-seeing-r"]["classifier"]) >= {"tiny", "extendedness"}
+    from lsst.daf.butler import Butler
+
+    butler = Butler.from_config(str(tmp_path / "repo"))
+    for world in ("star-poor-r", "bad-seeing-r"):
+        refs = butler.query_datasets("calexp", collections=f"sim/{world}")
+        assert refs and {ref.dataId["band"] for ref in refs} == {"r"}
     assert {"tiny", "extendedness", "sizeExtendedness", "catalog_gbdt"} <= set(table["classifier"])
     overall = table[(table["bin"] == -1) & (table["classifier"] == "catalog_gbdt")]
     assert np.all(overall["n"] > 0) and np.all(np.isfinite(overall["accuracy"]))

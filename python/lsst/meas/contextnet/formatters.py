@@ -29,6 +29,10 @@ That is what makes the two measures below hold for every reader:
   `~lsst.meas.contextnet.piff_compat.install_piff_reader_fixes`, the two repairs that let
   ``lsst.images`` read the Piff PSFs it writes (``read_bandpass`` for Piff >= 1.7, and a copy
   of the stored structure so a second ``calexp.psf`` read works).
+- **Masks merged by table lookup.** Importing this module also applies
+  `~lsst.meas.contextnet.maskmerge.install_mask_merge`: ``lsst.images`` rebuilds a mask read from
+  FITS one plane at a time, most of a ``calexp`` read; the lookup merge gives the same bits in a
+  fraction of the time.
 - **Reads bound by the disk, not by decompression.** The image and variance planes are written
   without tile compression and the mask with lossless ``RICE_1`` in 64-row tiles. With
   ``lsst.images``' default (``GZIP_2`` in tiles of a few thousand pixels) astropy decompresses
@@ -52,9 +56,11 @@ from typing import Any
 from lsst.daf.butler.formatters.parquet import ParquetFormatter
 from lsst.images.fits import FitsCompressionAlgorithm, FitsCompressionOptions
 from lsst.images.formatters import GenericFormatter
+from lsst.meas.contextnet.maskmerge import install_mask_merge
 from lsst.meas.contextnet.piff_compat import install_piff_reader_fixes
 
 install_piff_reader_fixes()
+install_mask_merge()
 
 SIMULATED_VISIT_IMAGE_COMPRESSION: dict[str, FitsCompressionOptions | None] = {
     "image": None,

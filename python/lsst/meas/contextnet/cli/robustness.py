@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         processes=args.processes,
         jobs=args.jobs,
         peer_visits=args.peer_visits,
+        r_visits=args.r_visits,
     )
     print(format_table(table))
     print(f"wrote {Path(args.output) / 'robustness.csv'}, robustness.md, robustness.json")
@@ -101,5 +102,12 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=16,
         help="training-world visits for the peer (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--r-visits",
+        type=int,
+        default=16,
+        help="r-band visits of each world, scored as world '<world>-r' (star recall at r < 22 in the "
+        "band it is stated in; 0: none; default: %(default)s)",
     )
     parser.set_defaults(func=_run)

@@ -27,6 +27,12 @@ in training, ...) with seeds never used for training, classifies each with the r
 model, ``extendedness``, ``sizeExtendedness`` and the peer per world and magnitude bin
 (accuracy, star and galaxy recall, AUC, ECE).  Existing collections are reused, so a rerun only
 does what is missing.
+
+Magnitudes are in each visit's band, so "brighter than 22" is a different depth in each band: at
+the faint end of that bin a star has a signal-to-noise ratio of about 35 in ``r`` but about 8 in
+``y``.  A target stated in ``r`` (star recall at r < 22) is therefore also measured literally:
+every world gets a companion collection ``sim/<world>-r`` of ``r``-band visits of the same world
+(seeds `R_SEED_BASE` + k, never used for training), scored as world ``<world>-r``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ __all__ = [
     "DEFAULT_TEST_WORLDS",
     "PEER_SEED",
     "ROBUSTNESS_MAG_BINS",
+    "R_SEED_BASE",
     "TEST_SEED_BASE",
     "format_table",
     "run_robustness",
@@ -75,6 +82,9 @@ ROBUSTNESS_MAG_BINS: tuple[float, ...] = (14.0, 22.0, 23.0, 23.5, 24.0, 24.5, 25
 TEST_SEED_BASE = 9000
 """Test world ``k`` (1-based position in `DEFAULT_TEST_WORLDS` order) uses seed ``9000 + k``."""
 
+R_SEED_BASE = 9100
+"""Test world ``k``'s companion ``r``-band visits use seed ``9100 + k``."""
+
 PEER_SEED = 4242
 """Seed of the simulated training-world visits the peer is trained on."""
 
@@ -107,6 +117,7 @@ def run_robustness(
     processes: int = 1,
     jobs: int = 2,
     peer_visits: int = 16,
+    r_visits: int = 16,
 ) -> Table:
     """Simulate, classify and score the test worlds; write and return the table.
 
@@ -130,6 +141,9 @@ def run_robustness(
         ``pipetask run -j``.
     peer_visits : `int`, optional
         Training-world visits the peer is trained on.
+    r_visits : `int`, optional
+        ``r``-band visits of each world in its companion collection ``sim/<world>-r`` (scored as
+        world ``<world>-r``); 0 for none.
 
     Returns
     -------
@@ -137,7 +151,6 @@ def run_robustness(
         One row per world, classifier and magnitude bin (``bin == -1``: all objects).
     """
     from lsst.daf.butler import Butler
-    from lsst.meas.contextnet.evaluation.butler import load_from_butler
     from lsst.meas.contextnet.evaluation.peer import train_peer_from_butler
     from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog
     from lsst.meas.contextnet.sim.exposure import SimulationConfig
@@ -146,10 +159,16 @@ def run_robustness(
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     jobs_to_simulate = [
-        (f"sim/{w}", w, TEST_SEED_BASE + _world_index(w), 10000 * _world_index(w), visits) for w in worlds
+        (f"sim/{w}", w, None, TEST_SEED_BASE + _world_index(w), 10000 * _world_index(w), visits)
+        for w in worlds
     ]
-    jobs_to_simulate.append(("sim/peer-train", "randomized", PEER_SEED, 90000, peer_visits))
-    for collection, world, seed, first_visit, n_visits in jobs_to_simulate:
+    if r_visits > 0:
+        jobs_to_simulate += [
+            (f"sim/{w}-r", w, "r", R_SEED_BASE + _world_index(w), 10000 * _world_index(w) + 5000, r_visits)
+            for w in worlds
+        ]
+    jobs_to_simulate.append(("sim/peer-train", "randomized", None, PEER_SEED, 90000, peer_visits))
+    for collection, world, band, seed, first_visit, n_visits in jobs_to_simulate:
         exists = Path(repo, "butler.yaml").is_file() and _has_collection(Butler.from_config(repo), collection)
         if exists:
             _LOG.info("%s exists; not simulating it again", collection)
@@ -159,7 +178,7 @@ def run_robustness(
             repo,
             collection,
             visits=n_visits,
-            config=SimulationConfig(world=world, size=size),
+            config=SimulationConfig(world=world, size=size, band=band),
             seed=seed,
             first_visit=first_visit,
             processes=processes,
@@ -192,36 +211,12 @@ def run_robustness(
         overrides = tuple(spec[2]) if len(spec) > 2 else ()
         pooled = []
         for world in worlds:
-            run = f"contextnet/{label}/{world}"
-            if not _has_collection(Butler.from_config(repo), run):
-                command = [
-                    str(Path(sys.executable).with_name("pipetask")),
-                    "run",
-                    "-b",
-                    str(repo),
-                    "-i",
-                    f"sim/{world}",
-                    "-o",
-                    run,
-                    "-p",
-                    str(find_pipeline()),
-                    "-j",
-                    str(jobs),
-                    "--register-dataset-types",
-                ]
-                if model is not None:
-                    command += ["-c", f"contextnetClassifier:modelPath={Path(model).resolve()}"]
-                for item in overrides:
-                    command += ["-c", f"contextnetClassifier:{item}"]
-                _LOG.info("running %s", shlex.join(command))
-                subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-            butler = Butler.from_config(repo, writeable=False)
-            joined, _ = load_from_butler(butler, [run, f"sim/{world}"], progress=False)
-            catalog = joined.catalog
-            catalog["band"] = [visit_band[int(v)] for v in catalog["visit"]]
-            score(catalog, world, label, index == 0)
-            if world in BAND_POOL_WORLDS:
-                pooled.append(catalog)
+            for name in (world, f"{world}-r") if r_visits > 0 else (world,):
+                catalog = _classify(repo, name, label, model, overrides, jobs)
+                catalog["band"] = [visit_band[int(v)] for v in catalog["visit"]]
+                score(catalog, name, label, index == 0)
+                if name in BAND_POOL_WORLDS:
+                    pooled.append(catalog)
         # Each band, over the test worlds of the training families (the held-out PSF and galaxy
         # families are left out, so a band's row measures the band, not those families).
         if pooled:
@@ -242,6 +237,39 @@ def run_robustness(
         json.dumps({"meta": table.meta, "rows": [dict(row) for row in _plain_rows(table)]}, indent=1) + "\n"
     )
     return table
+
+
+def _classify(repo: str, world: str, label: str, model: Any, overrides: Sequence[str], jobs: int) -> Table:
+    """Classify ``sim/<world>`` with ``pipetask run`` (unless done) and join it with its truth."""
+    from lsst.daf.butler import Butler
+    from lsst.meas.contextnet.evaluation.butler import load_from_butler
+
+    run = f"contextnet/{label}/{world}"
+    if not _has_collection(Butler.from_config(repo), run):
+        command = [
+            str(Path(sys.executable).with_name("pipetask")),
+            "run",
+            "-b",
+            str(repo),
+            "-i",
+            f"sim/{world}",
+            "-o",
+            run,
+            "-p",
+            str(find_pipeline()),
+            "-j",
+            str(jobs),
+            "--register-dataset-types",
+        ]
+        if model is not None:
+            command += ["-c", f"contextnetClassifier:modelPath={Path(model).resolve()}"]
+        for item in overrides:
+            command += ["-c", f"contextnetClassifier:{item}"]
+        _LOG.info("running %s", shlex.join(command))
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    butler = Butler.from_config(repo, writeable=False)
+    joined, _ = load_from_butler(butler, [run, f"sim/{world}"], progress=False)
+    return joined.catalog
 
 
 def _plain_rows(table: Table) -> list[dict[str, Any]]:
