@@ -107,6 +107,21 @@ def test_install_makes_update_merge_by_table():
     )
 
 
+def test_merge_into_stored_words():
+    """Writing splits a mask into 32-bit words with the same merge: one-byte words into wider ones."""
+    rng = np.random.default_rng(8)
+    bbox = Box.factory[0:12, 0:10]
+    for schema in (LEGACY, WIDE):
+        source = Mask(0, schema=schema, bbox=bbox)
+        source.array[...] = rng.integers(0, 256, size=source.array.shape).astype(source.array.dtype)
+        for schema_2d in schema.split(np.int32):
+            result = merged(schema_2d, bbox, [source], merge_masks)
+            np.testing.assert_array_equal(
+                result.array, merged(schema_2d, bbox, [source], plane_by_plane).array
+            )
+            assert all(np.array_equal(result.get(name), source.get(name)) for name in schema_2d.names)
+
+
 def test_words_not_in_native_byte_order():
     rng = np.random.default_rng(7)
     bbox = Box.factory[0:9, 0:11]

@@ -22,7 +22,8 @@ A FITS visit image stores its mask as 32-bit words; ``lsst.images`` (30.2026.430
 back into its own layout with `lsst.images.Mask.update`, which copies one plane at a time
 (extract the bit as a boolean image, then set it through a boolean index): full passes over the
 image for every plane. With the 15 planes of an LSST visit image that is most of the time of
-``butler.get("calexp")`` (0.9 s of 1.2 s on a 4096x4096 detector).
+``butler.get("calexp")`` (0.9 s of 1.2 s on a 4096x4096 detector). Writing splits a mask into
+such words with the same method.
 
 `merge_masks` does the same merge on whole words: the planes that keep their order (the usual
 case) move from a source word to a target word by the same shift, so each such group is one
@@ -31,7 +32,7 @@ a whole number of bytes into a one-byte target word (the 32-bit words of a visit
 ``lsst.images``' bytes) the source byte is read in place, without the shift.
 `install_mask_merge` makes `lsst.images.Mask.update` use it; importing
 `lsst.meas.contextnet.formatters`, the formatter that the repositories of this package name for
-``calexp``, calls it, so every such read has it.  The result is identical, bit for bit, to the
+``calexp``, calls it, so every such read and write has it.  The result is identical, bit for bit, to the
 plane-by-plane merge (tested against it).
 """
 
@@ -80,7 +81,9 @@ def merge_masks(target: Any, source: Any) -> None:
         out = lhs.array[..., dst_index]
         moved = _byte_of(words, shift // 8) if out.dtype.itemsize == 1 and shift % 8 == 0 else None
         if moved is None:
+            # Unsigned, and as wide as the wider of the two words, so no bit is lost by the shift.
             words = words.view(words.dtype.str.replace("i", "u"))
+            words = words.astype(np.promote_types(words.dtype, f"u{out.dtype.itemsize}"), copy=False)
             moved = words >> words.dtype.type(shift) if shift >= 0 else words << words.dtype.type(-shift)
         out |= (moved & moved.dtype.type(dst_mask)).astype(out.dtype, copy=False)
 

@@ -733,7 +733,8 @@ def format_summary(results: dict[str, Any]) -> str:
             f"read {label} ({entry['file_bytes'] / 1e6:.0f} MB): butler.get "
             f"{entry['butler_get']['median_s']:.3f} s vs plain planes "
             f"{entry['plain_read_planes']['median_s']:.3f} s "
-            f"({entry['butler_over_plain']:.1f}x); components (s): {parts}"
+            f"({entry['butler_over_plain']:.1f}x); components (s): {parts}; mask with the "
+            f"plane-by-plane merge {entry['mask_plane_by_plane']:.3f}"
         )
     scaling = results["scaling"]
     lines.append(

@@ -67,6 +67,26 @@ def _plain_planes(path: str) -> dict[str, Any]:
         return {name: np.array(hdus[name.upper()].data, copy=True) for name in _PLANES}
 
 
+def _mask_read_plane_by_plane(reader: Any, ref: Any, settings: BenchSettings) -> float:
+    """Median time of reading the mask component with ``lsst.images``' own plane-by-plane merge.
+
+    The time before `lsst.meas.contextnet.maskmerge`, measured in the same run.
+    """
+    from lsst.images import Mask
+    from lsst.meas.contextnet.maskmerge import install_mask_merge
+
+    install_mask_merge()
+    merged = Mask.update
+    Mask.update = Mask._update_plane_by_plane
+    try:
+        timing, _ = time_call(
+            lambda: reader.get(ref.makeComponentRef("mask")), settings.repeat, settings.warmup
+        )
+    finally:
+        Mask.update = merged
+    return timing.median
+
+
 def _read_profile(
     reader: Any, data_id: dict[str, Any], settings: BenchSettings, log: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -75,7 +95,8 @@ def _read_profile(
     For the repository's own ``calexp`` (the simulated repositories' formatter) and for the same
     image written by ``lsst.images``' default formatter: the whole ``butler.get``, each component
     read alone (image, mask, variance, psf, detector), and astropy reading the three pixel planes of
-    the same file, the floor a Butler read can be compared with.
+    the same file, the floor a Butler read can be compared with; and the mask read with the
+    plane-by-plane merge that `lsst.meas.contextnet.maskmerge` replaces.
     """
     out: dict[str, Any] = {}
     for label, dataset_type in (("calexp", "calexp"), ("lsst_images_default", _DEFAULT_FORMAT_TYPE)):
@@ -93,6 +114,7 @@ def _read_profile(
                 settings.warmup,
             )
             entry["components"][component] = timing.median
+        entry["mask_plane_by_plane"] = _mask_read_plane_by_plane(reader, ref, settings)
         timing, _ = time_call(lambda path=path: _plain_planes(path), settings.repeat, settings.warmup)
         entry["plain_read_planes"] = timing.to_dict()
         entry["butler_over_plain"] = entry["butler_get"]["median_s"] / timing.median
@@ -102,7 +124,8 @@ def _read_profile(
     )
     out["method"] = (
         "butler.get of the whole dataset and of each component alone (median of repeats, file in "
-        "the page cache); plain = astropy.io.fits opening the file and copying IMAGE, MASK, VARIANCE"
+        "the page cache); plain = astropy.io.fits opening the file and copying IMAGE, MASK, VARIANCE; "
+        "mask_plane_by_plane = the mask component read with lsst.images' own merge of the stored words"
     )
     return out
 
