@@ -571,6 +571,17 @@ def test_cli_where_and_errors(repo, tmp_path):
     assert math.isfinite(data["summary"][0]["accuracy"])
 
 
+def test_robustness_refuses_overlapping_visits(tmp_path):
+    from lsst.meas.contextnet.tools.robustness import run_robustness
+
+    # A world's visits start 10000 apart and its r-band visits 5000 after its first.
+    with pytest.raises(ValueError, match="sim/randomized .* would overlap those of sim/randomized-r"):
+        run_robustness(str(tmp_path / "repo"), tmp_path / "out", worlds=["randomized"], visits=5001)
+    with pytest.raises(ValueError, match="sim/peer-train .* would overlap those of sim/band-u"):
+        run_robustness(str(tmp_path / "repo"), tmp_path / "out", worlds=["band-u"], peer_visits=10001)
+    assert not (tmp_path / "repo").exists() and not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_robustness_command_writes_one_table(tmp_path):
     from lsst.meas.contextnet.model import ContextNetConfig, build_model

@@ -16,7 +16,7 @@
 # You should have received a copy of the GNU General Public License
 # along with this program.  If not, see <https://www.gnu.org/licenses/>.
 
-"""Tests of the table-lookup mask merge against the plane-by-plane merge of ``lsst.images``."""
+"""Tests of the word-at-a-time mask merge against the plane-by-plane merge of ``lsst.images``."""
 
 import numpy as np
 import pytest
@@ -95,7 +95,7 @@ def test_planes_in_one_mask_only_are_left_alone():
     np.testing.assert_array_equal(result.get("A"), sources[0].get("A"))
 
 
-def test_install_makes_update_merge_by_table():
+def test_install_makes_update_merge_by_words():
     install_mask_merge()
     install_mask_merge()  # idempotent: the original stays reachable
     assert Mask._update_plane_by_plane is not Mask.update
@@ -130,3 +130,18 @@ def test_words_not_in_native_byte_order():
     np.testing.assert_array_equal(
         merged(LEGACY, bbox, swapped, merge_masks).array, merged(LEGACY, bbox, sources, plane_by_plane).array
     )
+
+
+def test_placeholders_and_non_contiguous_words():
+    """Placeholders move planes off byte boundaries (the shift path); strided words are not viewed."""
+    rng = np.random.default_rng(9)
+    bbox = Box.factory[0:7, 0:1]
+    planes = [MaskPlane(f"P{i}", f"plane {i}") for i in range(12)]
+    target_schema = MaskSchema([None, None, *planes[:5], None, *planes[5:]])
+    sources = stored_words(LEGACY, bbox, rng) + stored_words(MaskSchema(planes), bbox, rng)
+    sources.append(
+        Mask(np.asfortranarray(sources[-1].array[::-1])[::-1], schema=sources[-1].schema, bbox=bbox)
+    )
+    for schema in (target_schema, LEGACY):
+        expected = merged(schema, bbox, sources, plane_by_plane)
+        np.testing.assert_array_equal(merged(schema, bbox, sources, merge_masks).array, expected.array)

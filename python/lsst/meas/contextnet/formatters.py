@@ -29,9 +29,9 @@ That is what makes the two measures below hold for every reader:
   `~lsst.meas.contextnet.piff_compat.install_piff_reader_fixes`, the two repairs that let
   ``lsst.images`` read the Piff PSFs it writes (``read_bandpass`` for Piff >= 1.7, and a copy
   of the stored structure so a second ``calexp.psf`` read works).
-- **Masks merged by table lookup.** Importing this module also applies
+- **Masks merged a word at a time.** Importing this module also applies
   `~lsst.meas.contextnet.maskmerge.install_mask_merge`: ``lsst.images`` rebuilds a mask read from
-  FITS one plane at a time, most of a ``calexp`` read; the lookup merge gives the same bits in a
+  FITS one plane at a time, most of a ``calexp`` read; merging whole words gives the same bits in a
   fraction of the time.
 - **Reads bound by the disk, not by decompression.** The image and variance planes are written
   without tile compression and the mask with lossless ``RICE_1`` in 64-row tiles. With

@@ -40,6 +40,7 @@ from __future__ import annotations
 __all__ = [
     "BAND_POOL_WORLDS",
     "DEFAULT_TEST_WORLDS",
+    "PEER_FIRST_VISIT",
     "PEER_SEED",
     "ROBUSTNESS_MAG_BINS",
     "R_SEED_BASE",
@@ -71,7 +72,7 @@ DEFAULT_TEST_WORLDS: tuple[str, ...] = (
     "galaxy-knots",
     "psf-optical",
 )
-"""Worlds of the default table (their first visits are 10000 apart, in this order)."""
+"""Worlds of the default table, in this order (see `_first_visit`)."""
 
 BAND_POOL_WORLDS: tuple[str, ...] = ("randomized", "bad-seeing", "good-seeing", "star-rich", "star-poor")
 """Test worlds pooled for the per-band rows (all six bands, the training families)."""
@@ -84,6 +85,9 @@ TEST_SEED_BASE = 9000
 
 R_SEED_BASE = 9100
 """Test world ``k``'s companion ``r``-band visits use seed ``9100 + k``."""
+
+PEER_FIRST_VISIT = 90000
+"""First visit of the peer's training visits (``sim/peer-train``)."""
 
 PEER_SEED = 4242
 """Seed of the simulated training-world visits the peer is trained on."""
@@ -156,18 +160,18 @@ def run_robustness(
     from lsst.meas.contextnet.sim.exposure import SimulationConfig
     from lsst.meas.contextnet.sim.simulate import simulate_repo
 
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
     jobs_to_simulate = [
-        (f"sim/{w}", w, None, TEST_SEED_BASE + _world_index(w), 10000 * _world_index(w), visits)
-        for w in worlds
+        (f"sim/{w}", w, None, TEST_SEED_BASE + _world_index(w), _first_visit(w), visits) for w in worlds
     ]
     if r_visits > 0:
         jobs_to_simulate += [
-            (f"sim/{w}-r", w, "r", R_SEED_BASE + _world_index(w), 10000 * _world_index(w) + 5000, r_visits)
+            (f"sim/{w}-r", w, "r", R_SEED_BASE + _world_index(w), _first_visit(w) + 5000, r_visits)
             for w in worlds
         ]
-    jobs_to_simulate.append(("sim/peer-train", "randomized", None, PEER_SEED, 90000, peer_visits))
+    jobs_to_simulate.append(("sim/peer-train", "randomized", None, PEER_SEED, PEER_FIRST_VISIT, peer_visits))
+    _check_visit_ranges([(job[0], job[4], job[5]) for job in jobs_to_simulate])
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
     for collection, world, band, seed, first_visit, n_visits in jobs_to_simulate:
         exists = Path(repo, "butler.yaml").is_file() and _has_collection(Butler.from_config(repo), collection)
         if exists:
@@ -237,6 +241,26 @@ def run_robustness(
         json.dumps({"meta": table.meta, "rows": [dict(row) for row in _plain_rows(table)]}, indent=1) + "\n"
     )
     return table
+
+
+def _check_visit_ranges(ranges: Sequence[tuple[str, int, int]]) -> None:
+    """Refuse collections whose visit IDs ``(name, first, count)`` would overlap."""
+    ordered = sorted(ranges, key=lambda item: item[1])
+    for (name, first, count), (next_name, next_first, _) in zip(ordered, ordered[1:], strict=False):
+        if first + count > next_first:
+            raise ValueError(
+                f"the visits of {name} ({first}-{first + count - 1}) would overlap those of {next_name} "
+                f"(from {next_first}); simulate fewer visits or fewer worlds at once"
+            )
+
+
+def _first_visit(world: str) -> int:
+    """First visit of test world ``k``: ``10000 k``, skipping the peer's ``PEER_FIRST_VISIT``.
+
+    Its ``r``-band companion starts 5000 later.
+    """
+    first = 10000 * _world_index(world)
+    return first + 10000 if first >= PEER_FIRST_VISIT else first
 
 
 def _classify(repo: str, world: str, label: str, model: Any, overrides: Sequence[str], jobs: int) -> Table:
