@@ -217,6 +217,7 @@ def test_quick_benchmark_writes_every_key(tmp_path: Path, light_model: Path, cap
     for label in ("calexp", "lsst_images_default"):
         assert set(profile[label]["components"]) == {"image", "mask", "variance", "psf", "detector"}
         assert profile[label]["mask_plane_by_plane"] > 0.0
+        assert profile[label]["butler_over_plain_native"] > 0.0
     # The simulated repositories store the planes uncompressed (image, variance): a bigger file.
     assert profile["calexp"]["file_bytes"] > profile["lsst_images_default"]["file_bytes"]
 

@@ -733,7 +733,10 @@ def format_summary(results: dict[str, Any]) -> str:
             f"read {label} ({entry['file_bytes'] / 1e6:.0f} MB): butler.get "
             f"{entry['butler_get']['median_s']:.3f} s vs plain planes "
             f"{entry['plain_read_planes']['median_s']:.3f} s "
-            f"({entry['butler_over_plain']:.1f}x); components (s): {parts}; mask with the "
+            f"({entry['butler_over_plain']:.1f}x), in native byte order "
+            f"{entry['plain_read_planes_native']['median_s']:.3f} s "
+            f"({entry['butler_over_plain_native']:.1f}x); "
+            f"components (s): {parts}; mask with the "
             f"plane-by-plane merge {entry['mask_plane_by_plane']:.3f}"
         )
     scaling = results["scaling"]
