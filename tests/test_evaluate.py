@@ -620,6 +620,22 @@ def test_robustness_command_writes_one_table(tmp_path):
     assert {"tiny", "extendedness", "sizeExtendedness", "catalog_gbdt"} <= set(table["classifier"])
     overall = table[(table["bin"] == -1) & (table["classifier"] == "catalog_gbdt")]
     assert np.all(overall["n"] > 0) and np.all(np.isfinite(overall["accuracy"]))
-    for name in ("robustness.csv", "robustness.md", "robustness.json", "catalog_peer.pkl"):
+    for name in (
+        "robustness.csv",
+        "robustness_snr.csv",
+        "robustness.md",
+        "robustness.json",
+        "catalog_peer.pkl",
+    ):
         assert (tmp_path / "out" / name).is_file()
     assert "### bad-seeing" in format_table(table)
+    # The second table: sources brighter than 22 by PSF-flux S/N, the same classifiers and worlds.
+    snr = Table.read(tmp_path / "out" / "robustness_snr.csv")
+    assert set(snr["world"]) == worlds and set(snr["classifier"]) == set(table["classifier"])
+    assert {"snr_lo", "snr_hi", "star_recall"} <= set(snr.colnames)
+    overall = snr[(snr["bin"] == -1) & (snr["classifier"] == "tiny")]
+    binned = snr[(snr["bin"] >= 0) & (snr["classifier"] == "tiny")]
+    for world in worlds:
+        # Every bright source with a finite S/N falls in one bin.
+        assert binned[binned["world"] == world]["n"].sum() <= overall[overall["world"] == world]["n"][0]
+    assert "by PSF-flux S/N" in (tmp_path / "out" / "robustness.md").read_text()

@@ -43,8 +43,10 @@ __all__ = [
     "PEER_FIRST_VISIT",
     "PEER_SEED",
     "ROBUSTNESS_MAG_BINS",
+    "ROBUSTNESS_SNR_BINS",
     "R_SEED_BASE",
     "TEST_SEED_BASE",
+    "format_snr_table",
     "format_table",
     "run_robustness",
 ]
@@ -58,6 +60,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from astropy.table import Table, vstack
 from lsst.meas.contextnet.pipelinefiles import find_pipeline
 
@@ -79,6 +82,10 @@ BAND_POOL_WORLDS: tuple[str, ...] = ("randomized", "bad-seeing", "good-seeing", 
 
 ROBUSTNESS_MAG_BINS: tuple[float, ...] = (14.0, 22.0, 23.0, 23.5, 24.0, 24.5, 25.0, 27.0)
 """Magnitude bins (in each visit's band): everything brighter than 22, then half magnitudes."""
+
+ROBUSTNESS_SNR_BINS: tuple[float, ...] = (0.0, 10.0, 20.0, 40.0, 1e9)
+"""Bins of PSF-flux signal-to-noise ratio (``psfFlux / psfFluxErr``) of the sources brighter than 22,
+the second table: how much of a bright-star miss is a faint-in-S/N star."""
 
 TEST_SEED_BASE = 9000
 """Test world ``k`` (1-based position in `DEFAULT_TEST_WORLDS` order) uses seed ``9000 + k``."""
@@ -200,15 +207,31 @@ def run_robustness(
     }
     tables = []
 
-    def score(catalog: Table, name: str, label: str, first: bool) -> None:
-        result = evaluate_catalog(catalog, mag_bins=list(ROBUSTNESS_MAG_BINS), do_trivial=False, peer=peer)
+    snr_tables = []
+
+    def scored(
+        catalog: Table, name: str, label: str, first: bool, bins: Sequence[float], column: str
+    ) -> Table:
+        result = evaluate_catalog(
+            catalog, mag_bins=list(bins), mag_column=column, do_trivial=False, peer=peer
+        )
         metrics = result.metrics
         metrics["classifier"] = [label if c == "ContextNet" else c for c in metrics["classifier"]]
         metrics["world"] = name
         if not first:
             # The baselines and the peer do not depend on the model: keep them once.
             metrics = metrics[metrics["classifier"] == label]
-        tables.append(metrics)
+        return metrics
+
+    def score(catalog: Table, name: str, label: str, first: bool) -> None:
+        tables.append(scored(catalog, name, label, first, ROBUSTNESS_MAG_BINS, "mag"))
+        bright = catalog[np.asarray(catalog["mag"], dtype=float) < ROBUSTNESS_MAG_BINS[1]]
+        if len(bright) and {"psfFlux", "psfFluxErr"} <= set(bright.colnames):
+            flux = np.asarray(bright["psfFlux"], dtype=float)
+            bright["psf_snr"] = flux / np.asarray(bright["psfFluxErr"], dtype=float)
+            metrics = scored(bright, name, label, first, ROBUSTNESS_SNR_BINS, "psf_snr")
+            metrics.rename_columns(["mag_lo", "mag_hi"], ["snr_lo", "snr_hi"])
+            snr_tables.append(metrics)
 
     for index, spec in enumerate(models):
         label, model = spec[0], spec[1]
@@ -235,10 +258,21 @@ def run_robustness(
         "models": [[spec[0], str(spec[1]) if spec[1] else "shipped", *spec[2:]] for spec in models],
         "peer": peer.card,
     }
+    snr = vstack(snr_tables) if snr_tables else Table()
+    snr.meta = {"snr_bins": list(ROBUSTNESS_SNR_BINS), "brighter_than": ROBUSTNESS_MAG_BINS[1]}
     table.write(out / "robustness.csv", overwrite=True)
-    (out / "robustness.md").write_text(format_table(table))
+    snr.write(out / "robustness_snr.csv", overwrite=True)
+    (out / "robustness.md").write_text(format_table(table) + "\n" + format_snr_table(snr))
     (out / "robustness.json").write_text(
-        json.dumps({"meta": table.meta, "rows": [dict(row) for row in _plain_rows(table)]}, indent=1) + "\n"
+        json.dumps(
+            {
+                "meta": table.meta,
+                "rows": [dict(row) for row in _plain_rows(table)],
+                "bright_by_snr": [dict(row) for row in _plain_rows(snr)],
+            },
+            indent=1,
+        )
+        + "\n"
     )
     return table
 
@@ -345,6 +379,49 @@ def format_table(table: Table) -> str:
                 + f" | {bright['star_recall']:.3f} | {overall['galaxy_recall']:.3f} | {overall['auc']:.3f} | "
                 + (f"{ece:.3f}" if ece == ece else "-")
                 + " |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def format_snr_table(table: Table) -> str:
+    """Format the star recall of the sources brighter than 22 by S/N as Markdown.
+
+    Parameters
+    ----------
+    table : `astropy.table.Table`
+        ``robustness_snr.csv`` of `run_robustness`: per world, classifier and S/N bin
+        (``bin == -1``: all sources brighter than 22).
+
+    Returns
+    -------
+    text : `str`
+        Per world, one row per classifier: star recall in each S/N bin (stars counted in the
+        header).
+    """
+    if not len(table):
+        return ""
+    lines = ["## Star recall brighter than 22, by PSF-flux S/N\n"]
+    bins = sorted({int(b) for b in table["bin"] if b >= 0})
+    for world in dict.fromkeys(table["world"]):
+        rows = table[table["world"] == world]
+        first = rows[rows["classifier"] == rows["classifier"][0]]
+        stars = {int(r["bin"]): int(r["n_star"]) for r in first}
+        heads = ["all"]
+        for b in bins:
+            low, high = first[first["bin"] == b]["snr_lo"][0], first[first["bin"] == b]["snr_hi"][0]
+            heads.append(f"S/N >= {low:g}" if high >= ROBUSTNESS_SNR_BINS[-1] else f"S/N {low:g}-{high:g}")
+        lines.append(f"### {world}\n")
+        lines.append(
+            "| classifier | "
+            + " | ".join(f"{h} ({stars.get(b, 0)} stars)" for h, b in zip(heads, [-1] + bins, strict=True))
+            + " |"
+        )
+        lines.append("|---" * (len(heads) + 1) + "|")
+        for name in dict.fromkeys(rows["classifier"]):
+            recall = {int(r["bin"]): r["star_recall"] for r in rows[rows["classifier"] == name]}
+            lines.append(
+                f"| {name} | " + " | ".join(f"{recall.get(b, float('nan')):.3f}" for b in [-1] + bins) + " |"
             )
         lines.append("")
     return "\n".join(lines)
