@@ -32,7 +32,9 @@ Magnitudes are in each visit's band, so "brighter than 22" is a different depth 
 the faint end of that bin a star has a signal-to-noise ratio of about 35 in ``r`` but about 8 in
 ``y``.  A target stated in ``r`` (star recall at r < 22) is therefore also measured literally:
 every world gets a companion collection ``sim/<world>-r`` of ``r``-band visits of the same world
-(seeds `R_SEED_BASE` + k, never used for training), scored as world ``<world>-r``.
+(seeds `R_SEED_BASE` + k, never used for training), scored as world ``<world>-r``.  A second
+table splits the sources brighter than 22 by PSF-flux S/N (`ROBUSTNESS_SNR_BINS`), so a bright-star
+miss can be told apart from a star near the detection limit.
 """
 
 from __future__ import annotations
