@@ -58,7 +58,7 @@ import logging
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +338,36 @@ def _plain_rows(table: Table) -> list[dict[str, Any]]:
     return [{name: json_compatible(row[name]) for name in table.colnames} for row in table]
 
 
+def _world_sections(
+    table: Table,
+    bin_head: Callable[[Any], str],
+    bin_count: Callable[[Any], str],
+    cells: Callable[[Table, list[int]], list[str]],
+    extra_heads: Sequence[str] = (),
+) -> list[str]:
+    """Markdown sections, one per world: a row per classifier, a column per bin (``-1`` first).
+
+    ``bin_head`` and ``bin_count`` name a bin from its row of the first classifier; ``cells``
+    gives a classifier's cells from its rows and the bins, the ``extra_heads`` columns included.
+    """
+    lines = []
+    bins = [-1] + sorted({int(b) for b in table["bin"] if b >= 0})
+    for world in dict.fromkeys(table["world"]):
+        rows = table[table["world"] == world]
+        first = {int(r["bin"]): r for r in rows[rows["classifier"] == rows["classifier"][0]]}
+        heads = [
+            f"{'all' if b == -1 else bin_head(first[b])} ({bin_count(first[b]) if b in first else 0})"
+            for b in bins
+        ]
+        lines.append(f"### {world}\n")
+        lines.append("| classifier | " + " | ".join([*heads, *extra_heads]) + " |")
+        lines.append("|---" * (len(heads) + len(extra_heads) + 1) + "|")
+        for name in dict.fromkeys(rows["classifier"]):
+            lines.append(f"| {name} | " + " | ".join(cells(rows[rows["classifier"] == name], bins)) + " |")
+        lines.append("")
+    return lines
+
+
 def format_table(table: Table) -> str:
     """Format the robustness table as Markdown.
 
@@ -352,38 +382,28 @@ def format_table(table: Table) -> str:
         Per world: accuracy by magnitude bin (counts in the header) for each classifier, then
         star recall below 22, galaxy recall, AUC and ECE over all objects.
     """
-    lines = []
-    bins = sorted({int(b) for b in table["bin"] if b >= 0})
-    for world in dict.fromkeys(table["world"]):
-        rows = table[table["world"] == world]
-        first = rows[rows["classifier"] == rows["classifier"][0]]
-        counts = {int(r["bin"]): int(r["n"]) for r in first}
-        heads = ["all"] + [
-            f"{first[first['bin'] == b]['mag_lo'][0]:g}-{first[first['bin'] == b]['mag_hi'][0]:g}"
-            for b in bins
+
+    def cells(mine: Table, bins: list[int]) -> list[str]:
+        acc = {int(r["bin"]): r["accuracy"] for r in mine}
+        overall = mine[mine["bin"] == -1][0]
+        bright = mine[mine["bin"] == 0][0]
+        ece = overall["ece"]
+        return [f"{acc.get(b, float('nan')):.3f}" for b in bins] + [
+            f"{bright['star_recall']:.3f}",
+            f"{overall['galaxy_recall']:.3f}",
+            f"{overall['auc']:.3f}",
+            f"{ece:.3f}" if ece == ece else "-",
         ]
-        lines.append(f"### {world}\n")
-        lines.append(
-            "| classifier | "
-            + " | ".join(f"{h} (n={counts.get(b, 0)})" for h, b in zip(heads, [-1] + bins, strict=True))
-            + " | star recall <22 | galaxy recall | AUC | ECE |"
+
+    return "\n".join(
+        _world_sections(
+            table,
+            lambda row: f"{row['mag_lo']:g}-{row['mag_hi']:g}",
+            lambda row: f"n={int(row['n'])}",
+            cells,
+            ("star recall <22", "galaxy recall", "AUC", "ECE"),
         )
-        lines.append("|---" * (len(heads) + 5) + "|")
-        for name in dict.fromkeys(rows["classifier"]):
-            mine = rows[rows["classifier"] == name]
-            acc = {int(r["bin"]): r["accuracy"] for r in mine}
-            overall = mine[mine["bin"] == -1][0]
-            bright = mine[mine["bin"] == 0][0]
-            ece = overall["ece"]
-            lines.append(
-                f"| {name} | "
-                + " | ".join(f"{acc.get(b, float('nan')):.3f}" for b in [-1] + bins)
-                + f" | {bright['star_recall']:.3f} | {overall['galaxy_recall']:.3f} | {overall['auc']:.3f} | "
-                + (f"{ece:.3f}" if ece == ece else "-")
-                + " |"
-            )
-        lines.append("")
-    return "\n".join(lines)
+    )
 
 
 def format_snr_table(table: Table) -> str:
@@ -403,27 +423,14 @@ def format_snr_table(table: Table) -> str:
     """
     if not len(table):
         return ""
-    lines = ["## Star recall brighter than 22, by PSF-flux S/N\n"]
-    bins = sorted({int(b) for b in table["bin"] if b >= 0})
-    for world in dict.fromkeys(table["world"]):
-        rows = table[table["world"] == world]
-        first = rows[rows["classifier"] == rows["classifier"][0]]
-        stars = {int(r["bin"]): int(r["n_star"]) for r in first}
-        heads = ["all"]
-        for b in bins:
-            low, high = first[first["bin"] == b]["snr_lo"][0], first[first["bin"] == b]["snr_hi"][0]
-            heads.append(f"S/N >= {low:g}" if high >= ROBUSTNESS_SNR_BINS[-1] else f"S/N {low:g}-{high:g}")
-        lines.append(f"### {world}\n")
-        lines.append(
-            "| classifier | "
-            + " | ".join(f"{h} ({stars.get(b, 0)} stars)" for h, b in zip(heads, [-1] + bins, strict=True))
-            + " |"
-        )
-        lines.append("|---" * (len(heads) + 1) + "|")
-        for name in dict.fromkeys(rows["classifier"]):
-            recall = {int(r["bin"]): r["star_recall"] for r in rows[rows["classifier"] == name]}
-            lines.append(
-                f"| {name} | " + " | ".join(f"{recall.get(b, float('nan')):.3f}" for b in [-1] + bins) + " |"
-            )
-        lines.append("")
-    return "\n".join(lines)
+
+    def head(row: Any) -> str:
+        low, high = row["snr_lo"], row["snr_hi"]
+        return f"S/N >= {low:g}" if high >= ROBUSTNESS_SNR_BINS[-1] else f"S/N {low:g}-{high:g}"
+
+    def cells(mine: Table, bins: list[int]) -> list[str]:
+        recall = {int(r["bin"]): r["star_recall"] for r in mine}
+        return [f"{recall.get(b, float('nan')):.3f}" for b in bins]
+
+    sections = _world_sections(table, head, lambda row: f"{int(row['n_star'])} stars", cells)
+    return "\n".join(["## Star recall brighter than 22, by PSF-flux S/N\n", *sections])
