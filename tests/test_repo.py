@@ -258,6 +258,23 @@ def test_calexp_psf_varies_across_detector_and_reads_repeatedly(sim):
     assert 1.15 < sigmas[2] / sigmas[0] < 1.35
 
 
+def test_calexp_reads_in_place_match_the_whole_read(sim):
+    # The formatter reads from the open file: a sub-image, a component and the whole dataset agree.
+    from lsst.images import Box
+
+    butler = sim["butler"]
+    whole = butler.get("calexp", DATA_ID, collections=RUN)
+    box = Box.factory[5:30, 10:41]
+    cut = butler.get("calexp", DATA_ID, collections=RUN, parameters={"bbox": box})
+    assert cut.image.array.shape == (25, 31)
+    np.testing.assert_array_equal(cut.image.array, whole.image.array[5:30, 10:41])
+    np.testing.assert_array_equal(cut.variance.array, whole.variance.array[5:30, 10:41])
+    np.testing.assert_array_equal(cut.mask.array, whole.mask.array[5:30, 10:41])
+    mask = butler.get("calexp.mask", DATA_ID, collections=RUN)
+    np.testing.assert_array_equal(mask.array, whole.mask.array)
+    assert whole.image.array.dtype.isnative and whole.image.array.flags.writeable
+
+
 def test_tables_round_trip(sim):
     data = simrepo.get_visit_datasets(sim["butler"], RUN, visit=VISIT, detector=0)
     for name in ("src", "truth"):
