@@ -31,7 +31,14 @@ from lsst.meas.contextnet.model import ContextNetConfig, count_flops
 from lsst.meas.contextnet.tools import bench
 from lsst.meas.contextnet.tools.bench import BenchSettings, format_summary
 from lsst.meas.contextnet.tools.benchinputs import make_bench_exposure
-from lsst.meas.contextnet.tools.benchtiming import Timing, cpu_model_name, hardware_info, time_call
+from lsst.meas.contextnet.tools.benchtiming import (
+    Timing,
+    cpu_model_name,
+    hardware_info,
+    paired_ratio,
+    time_call,
+    time_interleaved,
+)
 
 TOP_KEYS = {
     "format_version",
@@ -112,6 +119,22 @@ def test_time_call_counts_calls_and_synchronizes() -> None:
     assert Timing((3.0, 1.0, 2.0)).median == 2.0
     with pytest.raises(ValueError, match="repeat"):
         time_call(lambda: None, repeat=0)
+
+
+def test_time_interleaved_calls_in_rounds_and_pairs_ratios() -> None:
+    order: list[str] = []
+    timings, results = time_interleaved(
+        {"a": lambda: order.append("a") or "ra", "b": lambda: order.append("b") or "rb"}, repeat=3, warmup=1
+    )
+    assert order == ["a", "b"] * 4  # one call of each per round, the warm-up round included
+    assert results == {"a": "ra", "b": "rb"}
+    assert set(timings) == {"a", "b"} and all(len(t.seconds) == 3 for t in timings.values())
+    # Round by round: ratios 3, 2 and 0.25, median 2 (the ratio of the medians would be 1.5).
+    assert paired_ratio(Timing((3.0, 4.0, 1.0)), Timing((1.0, 2.0, 4.0))) == 2.0
+    with pytest.raises(ValueError, match="paired"):
+        paired_ratio(Timing((1.0,)), Timing((1.0, 2.0)))
+    with pytest.raises(ValueError, match="repeat"):
+        time_interleaved({"a": lambda: None}, repeat=0)
 
 
 def test_settings() -> None:

@@ -53,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         "warmup": args.warmup,
         "train_steps": args.train_steps,
         "train_batch_sets": args.train_batch_sets,
+        "ratio_rounds": args.ratio_rounds,
     }
     explicit = {key: value for key, value in explicit.items() if value is not None}
     common = {"device": args.device, "exposure": args.exposure, "seed": args.seed, **explicit}
@@ -102,6 +103,13 @@ def add_subcommand(subparsers: Any) -> None:
     parser.add_argument("--n-ensemble", type=int, default=None, help="sets per source, n_p (default 5)")
     parser.add_argument("--repeat", type=int, default=None, help="timed runs per measurement (default 3)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 1)")
+    parser.add_argument(
+        "--ratio-rounds",
+        type=int,
+        default=None,
+        help="interleaved rounds of the comparisons reported as ratios: cutouts against the loop, the "
+        "Butler read against the plain read (default 7)",
+    )
     parser.add_argument(
         "--exposure",
         choices=("simulated", "synthetic"),

@@ -70,10 +70,13 @@ from lsst.meas.contextnet.tools.benchio import _bench_quantum
 from lsst.meas.contextnet.tools.benchscaling import _bench_scaling
 from lsst.meas.contextnet.tools.benchtiming import (
     _RUN_STAGES,
+    PAIRED_RATIO_METHOD,
     Timing,
     _synchronizer,
     hardware_info,
+    paired_ratio,
     time_call,
+    time_interleaved,
 )
 
 if TYPE_CHECKING:
@@ -119,6 +122,10 @@ class BenchSettings:
         Sets per optimizer step.
     scaling_sources : `tuple` [`int`, ...]
         Source counts of the scaling table (one synthetic detector of ``size`` each).
+    ratio_rounds : `int`
+        Rounds of the interleaved comparisons whose ratios are reported (cutouts against the loop
+        and the window reads, the Butler read against the plain reads): one call of each per
+        round, the ratio taken round by round (`~lsst.meas.contextnet.tools.benchtiming.paired_ratio`).
     quick : `bool`
         Whether these are the ``--quick`` settings (recorded in the output).
 
@@ -140,11 +147,12 @@ class BenchSettings:
     train_steps: int = 5
     train_batch_sets: int = 8
     scaling_sources: tuple[int, ...] = (500, 2000, 8000, 20000)
+    ratio_rounds: int = 7
     quick: bool = False
 
     def __post_init__(self) -> None:
         minimum = {"size": 64, "sources": 1, "n_ensemble": 1, "repeat": 1, "warmup": 0}
-        minimum |= {"seed": 0, "train_steps": 1, "train_batch_sets": 1}
+        minimum |= {"seed": 0, "train_steps": 1, "train_batch_sets": 1, "ratio_rounds": 1}
         for name, lowest in minimum.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
@@ -178,6 +186,7 @@ class BenchSettings:
             "train_steps": 2,
             "train_batch_sets": 2,
             "scaling_sources": (50, 200),
+            "ratio_rounds": 1,
             "quick": True,
         }
         return cls(**(base | overrides))
@@ -403,7 +412,12 @@ def _bench_cutouts(
     exposure: BenchExposure, size: int, settings: BenchSettings, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """Time vectorized and looped cutout extraction with the task's variance and mask handling."""
-    from lsst.meas.contextnet.cutouts import extract_cutouts, extract_cutouts_loop
+    from lsst.meas.contextnet.cutouts import (
+        extract_cutouts,
+        extract_cutouts_loop,
+        nearest_pixel,
+        window_reads,
+    )
 
     calexp = exposure.calexp
     x = np.asarray(exposure.src["x"], dtype=np.float64)
@@ -415,27 +429,27 @@ def _bench_cutouts(
         "cutout_size": size,
         "with": "variance and mask planes " + ", ".join(_bad_mask_planes()) + " (the classifier's defaults)",
     }
-    results = {}
-    for name, func in (("vectorized", extract_cutouts), ("loop", extract_cutouts_loop)):
-        log(f"cutouts: {name}")
-        timing, results[name] = time_call(
-            lambda func=func: func(image, x, y, size, **kwargs), settings.repeat, settings.warmup
-        )
-        out[name] = timing.to_dict()
-    out["loop_over_vectorized"] = out["loop"]["median_s"] / out["vectorized"]["median_s"]
     # The floor: only reading the same windows of the three planes (no checks, no flags).
-    from lsst.meas.contextnet.cutouts import nearest_pixel, window_reads
-
     rows, cols = nearest_pixel(y) - size // 2, nearest_pixel(x) - size // 2
     planes = [image, kwargs.get("variance"), kwargs.get("mask")]
     planes = [plane for plane in planes if plane is not None]
-    timing, _ = time_call(
-        lambda: [window_reads(plane, rows, cols, size) for plane in planes], settings.repeat, settings.warmup
+    log(f"cutouts: vectorized, loop and window reads in {settings.ratio_rounds} interleaved rounds")
+    timings, results = time_interleaved(
+        {
+            "vectorized": lambda: extract_cutouts(image, x, y, size, **kwargs),
+            "loop": lambda: extract_cutouts_loop(image, x, y, size, **kwargs),
+            "window_reads_floor": lambda: [window_reads(plane, rows, cols, size) for plane in planes],
+        },
+        settings.ratio_rounds,
+        settings.warmup,
     )
-    out["window_reads_floor"] = timing.to_dict()
-    out["vectorized_over_floor"] = out["vectorized"]["median_s"] / timing.median
+    for name, timing in timings.items():
+        out[name] = timing.to_dict()
+    out["loop_over_vectorized"] = paired_ratio(timings["loop"], timings["vectorized"])
+    out["vectorized_over_floor"] = paired_ratio(timings["vectorized"], timings["window_reads_floor"])
     # The largest speed-up over the loop that any extraction reading these windows can show here.
-    out["loop_over_floor"] = out["loop"]["median_s"] / timing.median
+    out["loop_over_floor"] = paired_ratio(timings["loop"], timings["window_reads_floor"])
+    out["ratio_method"] = PAIRED_RATIO_METHOD
     fields = ("cutouts", "edge", "bad_pixels", "off_image", "bad_centroid")
     out["identical"] = all(
         np.array_equal(getattr(results["vectorized"], f), getattr(results["loop"], f)) for f in fields

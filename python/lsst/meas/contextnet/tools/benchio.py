@@ -39,7 +39,15 @@ from lsst.meas.contextnet.tools.benchinputs import (
     BenchExposure,
     _classifier_config,
 )
-from lsst.meas.contextnet.tools.benchtiming import _TASK_LABEL, _TIMING_KEYS, Timing, time_call
+from lsst.meas.contextnet.tools.benchtiming import (
+    _TASK_LABEL,
+    _TIMING_KEYS,
+    PAIRED_RATIO_METHOD,
+    Timing,
+    paired_ratio,
+    time_call,
+    time_interleaved,
+)
 
 if TYPE_CHECKING:
     from lsst.meas.contextnet.tools.bench import BenchSettings
@@ -110,9 +118,17 @@ def _read_profile(
         ref = reader.find_dataset(dataset_type, data_id)
         path = reader.getURI(ref).ospath
         entry: dict[str, Any] = {"file_bytes": Path(path).stat().st_size}
-        log(f"read profile: {label}")
-        timing, _ = time_call(lambda ref=ref: reader.get(ref), settings.repeat, settings.warmup)
-        entry["butler_get"] = timing.to_dict()
+        log(f"read profile: {label}: butler.get and plain reads, {settings.ratio_rounds} rounds")
+        timings, _ = time_interleaved(
+            {
+                "butler_get": lambda ref=ref: reader.get(ref),
+                "plain_read_planes": lambda path=path: _plain_planes(path),
+                "plain_read_planes_native": lambda path=path: _plain_planes(path, native=True),
+            },
+            settings.ratio_rounds,
+            settings.warmup,
+        )
+        entry["butler_get"] = timings["butler_get"].to_dict()
         entry["components"] = {}
         for component in (*_PLANES, "psf", "detector"):
             timing, _ = time_call(
@@ -122,14 +138,12 @@ def _read_profile(
             )
             entry["components"][component] = timing.median
         entry["mask_plane_by_plane"] = _mask_read_plane_by_plane(reader, ref, settings)
-        timing, _ = time_call(lambda path=path: _plain_planes(path), settings.repeat, settings.warmup)
-        entry["plain_read_planes"] = timing.to_dict()
-        entry["butler_over_plain"] = entry["butler_get"]["median_s"] / timing.median
-        timing, _ = time_call(
-            lambda path=path: _plain_planes(path, native=True), settings.repeat, settings.warmup
+        for plain in ("plain_read_planes", "plain_read_planes_native"):
+            entry[plain] = timings[plain].to_dict()
+        entry["butler_over_plain"] = paired_ratio(timings["butler_get"], timings["plain_read_planes"])
+        entry["butler_over_plain_native"] = paired_ratio(
+            timings["butler_get"], timings["plain_read_planes_native"]
         )
-        entry["plain_read_planes_native"] = timing.to_dict()
-        entry["butler_over_plain_native"] = entry["butler_get"]["median_s"] / timing.median
         out[label] = entry
     out["default_over_ours"] = (
         out["lsst_images_default"]["butler_get"]["median_s"] / out["calexp"]["butler_get"]["median_s"]
@@ -139,7 +153,8 @@ def _read_profile(
         "the page cache); plain = astropy.io.fits opening the file and copying IMAGE, MASK, VARIANCE "
         "(plain_native: and converting them from FITS's big-endian to the machine's byte order, "
         "as lsst.images does); "
-        "mask_plane_by_plane = the mask component read with lsst.images' own merge of the stored words"
+        "mask_plane_by_plane = the mask component read with lsst.images' own merge of the stored words; "
+        f"butler_over_plain*: {PAIRED_RATIO_METHOD}"
     )
     return out
 

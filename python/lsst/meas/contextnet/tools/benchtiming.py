@@ -20,13 +20,21 @@
 
 from __future__ import annotations
 
-__all__ = ["Timing", "cpu_model_name", "hardware_info", "time_call"]
+__all__ = [
+    "PAIRED_RATIO_METHOD",
+    "Timing",
+    "cpu_model_name",
+    "hardware_info",
+    "paired_ratio",
+    "time_call",
+    "time_interleaved",
+]
 
 import dataclasses
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +112,78 @@ def time_call(
         sync()
         times.append(time.perf_counter() - start)
     return Timing(tuple(times)), result
+
+
+def time_interleaved(
+    funcs: Mapping[str, Callable[[], Any]], repeat: int, warmup: int = 1
+) -> tuple[dict[str, Timing], dict[str, Any]]:
+    """Time several functions in rounds, one call of each per round, so they share the machine's state.
+
+    On a shared machine the speed can change by a factor of two from one second to the next; two
+    functions timed one after the other may then each see a different machine. Called in turn, the
+    calls of one round see nearly the same one, and `paired_ratio` compares them round by round.
+
+    Parameters
+    ----------
+    funcs : `~collections.abc.Mapping` [`str`, callable]
+        Functions of no arguments, by name; each round calls them in this order.
+    repeat : `int`
+        Number of timed rounds (at least 1).
+    warmup : `int`, optional
+        Number of untimed rounds first.
+
+    Returns
+    -------
+    timings : `dict` [`str`, `Timing`]
+        The times of every function, round by round.
+    results : `dict` [`str`, `~typing.Any`]
+        What each function returned on its last call.
+
+    Raises
+    ------
+    ValueError
+        If ``repeat < 1`` or ``warmup < 0``.
+    """
+    if repeat < 1 or warmup < 0:
+        raise ValueError(f"need repeat >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
+    times: dict[str, list[float]] = {name: [] for name in funcs}
+    results: dict[str, Any] = {}
+    for round_index in range(warmup + repeat):
+        for name, func in funcs.items():
+            start = time.perf_counter()
+            results[name] = func()
+            if round_index >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: Timing(tuple(values)) for name, values in times.items()}, results
+
+
+PAIRED_RATIO_METHOD = "median over interleaved rounds (one call of each per round) of the per-round ratio"
+"""How `paired_ratio` compares two timings, in words for the benchmarks' JSON."""
+
+
+def paired_ratio(numerator: Timing, denominator: Timing) -> float:
+    """Return the median over rounds of the ratio of two interleaved timings (`time_interleaved`).
+
+    Parameters
+    ----------
+    numerator, denominator : `Timing`
+        Times of the same rounds.
+
+    Returns
+    -------
+    ratio : `float`
+        Median of ``numerator.seconds[i] / denominator.seconds[i]``.
+
+    Raises
+    ------
+    ValueError
+        If the timings have different numbers of rounds.
+    """
+    if len(numerator.seconds) != len(denominator.seconds):
+        raise ValueError(
+            f"timings of {len(numerator.seconds)} and {len(denominator.seconds)} rounds cannot be paired"
+        )
+    return float(np.median(np.divide(numerator.seconds, denominator.seconds)))
 
 
 def cpu_model_name(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> str:
