@@ -65,6 +65,12 @@ class Timing:
         return {"median_s": self.median, "seconds": list(self.seconds)}
 
 
+def _check_counts(repeat: int, warmup: int) -> None:
+    """Raise `ValueError` unless there is at least one timed call and no negative warm-up."""
+    if repeat < 1 or warmup < 0:
+        raise ValueError(f"need repeat >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
+
+
 def time_call(
     func: Callable[[], Any],
     repeat: int,
@@ -98,8 +104,7 @@ def time_call(
         If ``repeat < 1`` or ``warmup < 0``.
 
     """
-    if repeat < 1 or warmup < 0:
-        raise ValueError(f"need repeat >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
+    _check_counts(repeat, warmup)
     sync = synchronize if synchronize is not None else (lambda: None)
     result = None
     for _ in range(warmup):
@@ -144,8 +149,7 @@ def time_interleaved(
     ValueError
         If ``repeat < 1`` or ``warmup < 0``.
     """
-    if repeat < 1 or warmup < 0:
-        raise ValueError(f"need repeat >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
+    _check_counts(repeat, warmup)
     times: dict[str, list[float]] = {name: [] for name in funcs}
     results: dict[str, Any] = {}
     for round_index in range(warmup + repeat):
