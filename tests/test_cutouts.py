@@ -25,6 +25,7 @@ from lsst.meas.contextnet.cutouts import (
     extract_cutouts,
     extract_cutouts_loop,
     nearest_pixel,
+    normalize_cutouts,
 )
 
 FIELDS = ("cutouts", "edge", "bad_pixels", "off_image", "bad_centroid")
@@ -260,3 +261,23 @@ def test_invalid_arguments(image: np.ndarray, kwargs: dict, match: str) -> None:
             function(image, **args)
     with pytest.raises(ValueError, match="2-d"):
         extract_cutouts(image[0], np.zeros(1), np.zeros(1), 4)
+
+
+def test_normalize_cutouts_is_the_arcsinh_stretch() -> None:
+    rng = np.random.default_rng(7)
+    # Values from 1e-6 to 1e5 noise levels of both signs, and one noise level per source.
+    cutouts = (rng.choice([-1.0, 1.0], (5, 6, 6)) * 10.0 ** rng.uniform(-6, 5, (5, 6, 6))).astype(np.float32)
+    sigma = rng.uniform(0.5, 20.0, 5)
+    got = normalize_cutouts(cutouts, sigma, 3.0)
+    assert got.dtype == np.float32 and got.shape == cutouts.shape
+    scaled = np.multiply(cutouts, (1.0 / (sigma * 3.0)).astype(np.float32)[:, None, None])
+    np.testing.assert_array_max_ulp(got, np.arcsinh(scaled), maxulp=1)
+    np.testing.assert_array_max_ulp(
+        normalize_cutouts(cutouts[0], 2.0, 1.0), np.arcsinh(cutouts[0] / 2.0), maxulp=1
+    )
+    assert normalize_cutouts(np.zeros((0, 6, 6), np.float32), 1.0).shape == (0, 6, 6)
+    for bad in (0.0, -1.0, np.nan):
+        with pytest.raises(ValueError, match="noise_sigma"):
+            normalize_cutouts(cutouts, bad)
+    with pytest.raises(ValueError, match="softening"):
+        normalize_cutouts(cutouts, 1.0, softening=np.inf)

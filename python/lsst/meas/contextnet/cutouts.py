@@ -76,10 +76,15 @@ def normalize_cutouts(
         raise ValueError(f"noise_sigma must be positive and finite, got {noise_sigma!r}")
     if not (np.isfinite(softening) and softening > 0):
         raise ValueError(f"softening must be positive and finite, got {softening!r}")
+    import torch
+
     data = np.asarray(cutouts, dtype=np.float32)
     inverse = (1.0 / (sigma * softening)).astype(np.float32)
     out = np.multiply(data, inverse.reshape(sigma.shape + (1,) * (data.ndim - sigma.ndim)))
-    return np.arcsinh(out, out=out)
+    # PyTorch's arcsinh, in place: the values of numpy.arcsinh (the same C library function),
+    # computed on every thread PyTorch uses, where NumPy's runs on one.
+    torch.from_numpy(out).asinh_()
+    return out
 
 
 NOISE_SUBSAMPLE_STRIDE = 4
