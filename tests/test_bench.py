@@ -126,7 +126,8 @@ def test_time_interleaved_calls_in_rounds_and_pairs_ratios() -> None:
     timings, results = time_interleaved(
         {"a": lambda: order.append("a") or "ra", "b": lambda: order.append("b") or "rb"}, repeat=3, warmup=1
     )
-    assert order == ["a", "b"] * 4  # one call of each per round, the warm-up round included
+    # One call of each per round, the warm-up round included, each round starting one later.
+    assert order == ["a", "b", "b", "a", "a", "b", "b", "a"]
     assert results == {"a": "ra", "b": "rb"}
     assert set(timings) == {"a", "b"} and all(len(t.seconds) == 3 for t in timings.values())
     # Round by round: ratios 3, 2 and 0.25, median 2 (the ratio of the medians would be 1.5).

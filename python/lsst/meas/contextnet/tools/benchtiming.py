@@ -131,7 +131,8 @@ def time_interleaved(
     Parameters
     ----------
     funcs : `~collections.abc.Mapping` [`str`, callable]
-        Functions of no arguments, by name; each round calls them in this order.
+        Functions of no arguments, by name. Round ``r`` calls them in this order rotated by ``r``
+        (what ran just before a call, e.g. a large allocation freed, can change its time).
     repeat : `int`
         Number of timed rounds (at least 1).
     warmup : `int`, optional
@@ -152,10 +153,13 @@ def time_interleaved(
     _check_counts(repeat, warmup)
     times: dict[str, list[float]] = {name: [] for name in funcs}
     results: dict[str, Any] = {}
+    names = list(funcs)
     for round_index in range(warmup + repeat):
-        for name, func in funcs.items():
+        # Each round starts one function later, so none always runs right after the same one.
+        turn = round_index % len(names)
+        for name in names[turn:] + names[:turn]:
             start = time.perf_counter()
-            results[name] = func()
+            results[name] = funcs[name]()
             if round_index >= warmup:
                 times[name].append(time.perf_counter() - start)
     return {name: Timing(tuple(values)) for name, values in times.items()}, results
