@@ -54,6 +54,9 @@ TABLE2_VISITS ?= 20
 TABLE2_SIZE ?= 4096
 TABLE2_SEED ?= 777
 TABLE2_JOBS ?= 2
+# pipetask -j: one process runs every quantum; each further job starts a process per quantum that
+# imports the task and its libraries again (about 10 s on a 2-core VM, more than a quantum's work).
+TABLE2_PIPETASK_JOBS ?= 1
 
 .PHONY: table2
 table2: venv
@@ -61,7 +64,7 @@ table2: venv
 	$(BIN)/contextnet simulate --repo $(TABLE2_DIR)/repo --collection sim --visits $(TABLE2_VISITS) \
 	    --first-visit 1000 --size $(TABLE2_SIZE) --seed $(TABLE2_SEED) --processes $(TABLE2_JOBS)
 	$(BIN)/pipetask run -b $(TABLE2_DIR)/repo -i sim -o contextnet -p pipelines/ContextNet.yaml \
-	    -j $(TABLE2_JOBS) --register-dataset-types
+	    -j $(TABLE2_PIPETASK_JOBS) --register-dataset-types
 	$(BIN)/contextnet evaluate --repo $(TABLE2_DIR)/repo --collections contextnet sim \
 	    --output $(TABLE2_DIR)/eval
 

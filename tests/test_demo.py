@@ -54,6 +54,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def test_parser_defaults() -> None:
     args = build_parser().parse_args(["demo", "--output", "out"])
     assert (args.size, args.visits, args.detectors, args.seed, args.processes) == (2048, 2, 1, 42, 2)
+    assert args.jobs == 1
     assert args.model is None and args.keep is False
     assert args.func is cli_demo._run
     settings = cli_demo.settings_from_args(args)
@@ -75,6 +76,7 @@ def test_output_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         ("--detectors", "0"),
         ("--detectors", "10"),
         ("--processes", "0"),
+        ("--jobs", "0"),
         ("--seed", "-1"),
     ],
 )
@@ -167,7 +169,7 @@ def test_find_pipetask() -> None:
 
 def test_pipetask_command(tmp_path: Path) -> None:
     pipetask, repo, pipeline = Path("/bin/pipetask"), tmp_path / "repo", tmp_path / "p.yaml"
-    command = build_pipetask_command(pipetask, repo, pipeline, processes=3)
+    command = build_pipetask_command(pipetask, repo, pipeline, jobs=3)
     assert command[:2] == ["/bin/pipetask", "run"]
     flags = dict(zip(command[2::2], command[3::2]))
     assert flags["-b"] == str(repo) and flags["-i"] == "sim" and flags["-o"] == DEMO_COLLECTION

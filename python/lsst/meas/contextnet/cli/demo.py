@@ -63,6 +63,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         seed=args.seed,
         model=None if args.model is None else Path(args.model),
         processes=args.processes,
+        jobs=args.jobs,
         keep=args.keep,
     )
     settings.validate()
@@ -121,7 +122,14 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "--processes",
         type=int,
         default=defaults.processes,
-        help="processes for the simulation and pipetask -j (default: %(default)s)",
+        help="simulation processes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=defaults.jobs,
+        help="pipetask run -j (default: %(default)s: one process for all quanta; every further job "
+        "starts a process per quantum, which imports the task and its libraries again)",
     )
     parser.add_argument(
         "--keep",

@@ -96,7 +96,13 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--processes", type=int, default=1, help="simulation processes (default: %(default)s)"
     )
-    parser.add_argument("--jobs", type=int, default=2, help="pipetask run -j (default: %(default)s)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="pipetask run -j (default: %(default)s: one process for all quanta; every further job "
+        "starts a process per quantum, which imports the task and its libraries again)",
+    )
     parser.add_argument(
         "--peer-visits",
         type=int,

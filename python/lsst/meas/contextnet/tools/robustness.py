@@ -128,7 +128,7 @@ def run_robustness(
     visits: int = 16,
     size: int = 2048,
     processes: int = 1,
-    jobs: int = 2,
+    jobs: int = 1,
     peer_visits: int = 16,
     r_visits: int = 16,
 ) -> Table:
@@ -151,7 +151,8 @@ def run_robustness(
     processes : `int`, optional
         Simulation processes.
     jobs : `int`, optional
-        ``pipetask run -j``.
+        ``pipetask run -j``: 1 runs every quantum in one process; more start a process per
+        quantum, each importing the task and its libraries again (seconds per quantum).
     peer_visits : `int`, optional
         Training-world visits the peer is trained on.
     r_visits : `int`, optional
