@@ -32,7 +32,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     bin_dir = str(Path(sys.executable).parent)
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    # BPS puts its submit directory under $PWD, which must follow cwd.
+    env = os.environ | {
+        "OMP_NUM_THREADS": "1",
+        "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+        "PWD": str(cwd),
+    }
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
@@ -47,7 +52,7 @@ def test_bps_parsl_submission_equals_pipetask_run(tmp_path: Path) -> None:
     model = export_tiny_model(tmp_path / "tiny.pt")
     _run(
         [str(bin_dir / "contextnet"), "simulate", "--repo", str(repo), "--collection", "sim"]
-        + ["--visits", "2", "--size", "256", "--seed", "4"],
+        + ["--visits", "2", "--detectors", "2", "--size", "256", "--seed", "4"],
         tmp_path,
     )
     config = ["-c", f"contextnetClassifier:modelPath={model}", "-c", "contextnetClassifier:device=cpu"]
@@ -74,7 +79,10 @@ def test_bps_parsl_submission_equals_pipetask_run(tmp_path: Path) -> None:
     by_bps = {
         ref.dataId: ref for ref in butler.query_datasets("contextnet_classification", collections="by-bps")
     }
-    assert len(by_bps) == 2 and set(by_bps) == set(by_pipetask)
+    assert len(by_bps) == 4 and set(by_bps) == set(by_pipetask)
+    # The four quanta ran as two jobs, one per visit.
+    jobs = sorted(path.name for path in (tmp_path / "submit").rglob("contextnetVisit_*.stdout"))
+    assert jobs == ["contextnetVisit_0.stdout", "contextnetVisit_1.stdout"]
     for data_id, ref in by_bps.items():
         ours, theirs = butler.get(ref), butler.get(by_pipetask[data_id])
         assert len(ours) == len(theirs) > 0
