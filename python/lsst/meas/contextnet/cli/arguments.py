@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-__all__ = ["float_list", "minutes", "positive_int_list"]
+__all__ = ["add_jobs_argument", "float_list", "minutes", "positive_int_list"]
 
 import argparse
 import math
@@ -92,3 +92,22 @@ def minutes(text: str) -> float | None:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {text!r}")
     return value
+
+
+def add_jobs_argument(parser: argparse.ArgumentParser, default: int) -> None:
+    """Add ``--jobs``, the ``pipetask run -j`` of a subcommand that runs ``pipetask``.
+
+    Parameters
+    ----------
+    parser : `argparse.ArgumentParser`
+        The subcommand's parser.
+    default : `int`
+        The default number of jobs.
+    """
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=default,
+        help="pipetask run -j (default: %(default)s; 1 runs every quantum in one process, and every "
+        "further job starts a process per quantum, which imports the task and its libraries again)",
+    )

@@ -26,6 +26,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lsst.meas.contextnet.cli.arguments import add_jobs_argument
+
 if TYPE_CHECKING:
     from lsst.meas.contextnet.tools.demo import DemoSettings
 
@@ -124,13 +126,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         default=defaults.processes,
         help="simulation processes (default: %(default)s)",
     )
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=defaults.jobs,
-        help="pipetask run -j (default: %(default)s: one process for all quanta; every further job "
-        "starts a process per quantum, which imports the task and its libraries again)",
-    )
+    add_jobs_argument(parser, defaults.jobs)
     parser.add_argument(
         "--keep",
         action="store_true",

@@ -26,6 +26,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from lsst.meas.contextnet.cli.arguments import add_jobs_argument
+
 
 def _model_pair(text: str) -> tuple[str, str | None, tuple[str, ...]]:
     label, _, rest = text.partition("=")
@@ -96,13 +98,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--processes", type=int, default=1, help="simulation processes (default: %(default)s)"
     )
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="pipetask run -j (default: %(default)s: one process for all quanta; every further job "
-        "starts a process per quantum, which imports the task and its libraries again)",
-    )
+    add_jobs_argument(parser, 1)
     parser.add_argument(
         "--peer-visits",
         type=int,

@@ -165,7 +165,10 @@ def time_interleaved(
     return {name: Timing(tuple(values)) for name, values in times.items()}, results
 
 
-PAIRED_RATIO_METHOD = "median over interleaved rounds (one call of each per round) of the per-round ratio"
+PAIRED_RATIO_METHOD = (
+    "median over interleaved rounds (one call of each per round, the order rotated from round to "
+    "round) of the per-round ratio"
+)
 """How `paired_ratio` compares two timings, in words for the benchmarks' JSON."""
 
 
