@@ -625,9 +625,26 @@ def test_robustness_command_writes_one_table(tmp_path):
         "robustness_snr.csv",
         "robustness.md",
         "robustness.json",
+        "robustness_margins.csv",
+        "robustness_visits.csv",
         "catalog_peer.pkl",
     ):
         assert (tmp_path / "out" / name).is_file()
+    # Margins: the model's accuracy minus each baseline's, as in the main table.
+    margins = Table.read(tmp_path / "out" / "robustness_margins.csv")
+    assert set(margins["world"]) == worlds and set(margins["classifier"]) == {"tiny"}
+    for row in margins[margins["bin"] == -1]:
+        mine = table[(table["world"] == row["world"]) & (table["bin"] == -1)]
+        accuracy = {c: a for c, a in zip(mine["classifier"], mine["accuracy"], strict=True)}
+        assert row["accuracy"] == pytest.approx(accuracy["tiny"])
+        assert row["margin_catalog_gbdt"] == pytest.approx(accuracy["tiny"] - accuracy["catalog_gbdt"])
+    # Per visit: the conditions drawn for it (bad seeing 1.3"-2.0"; the companions in r).
+    visits = Table.read(tmp_path / "out" / "robustness_visits.csv")
+    assert set(visits["world"]) == named
+    bad = visits[visits["world"] == "bad-seeing"]
+    assert np.all((bad["fwhm"] >= 1.3) & (bad["fwhm"] <= 2.0))
+    assert set(visits[visits["world"] == "bad-seeing-r"]["band"]) == {"r"}
+    assert np.all(visits["n"] > 0)
     assert "### bad-seeing" in format_table(table)
     # The second table: sources brighter than 22 by PSF-flux S/N, the same classifiers and worlds.
     snr = Table.read(tmp_path / "out" / "robustness_snr.csv")
@@ -638,4 +655,5 @@ def test_robustness_command_writes_one_table(tmp_path):
     for world in worlds:
         # Every bright source with a finite S/N falls in one bin.
         assert binned[binned["world"] == world]["n"].sum() <= overall[overall["world"] == world]["n"][0]
-    assert "by PSF-flux S/N" in (tmp_path / "out" / "robustness.md").read_text()
+    text = (tmp_path / "out" / "robustness.md").read_text()
+    assert "by PSF-flux S/N" in text and "Margins with visit-clustered standard errors" in text

@@ -290,3 +290,66 @@ def test_cross_fit_without_groups_is_seeded_and_out_of_fold():
     assert compute_metrics(labels, first).auc > 0.7
     with pytest.raises(ValueError, match="n_folds"):
         cross_fit_predict(factory, mag, labels, n_folds=1, rng=np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Visit-clustered standard errors
+# ---------------------------------------------------------------------------------------------
+
+
+def test_clustered_se_of_independent_objects_is_binomial():
+    from lsst.meas.contextnet.evaluation.clustered import clustered_proportion
+
+    rng = np.random.default_rng(3)
+    hits = rng.random(400) < 0.8
+    p, se = clustered_proportion(hits, np.ones(400, bool), np.arange(400))
+    assert p == pytest.approx(hits.mean())
+    assert se == pytest.approx(math.sqrt(p * (1 - p) / 399))
+
+
+def test_clustered_se_counts_visits_not_objects():
+    from lsst.meas.contextnet.evaluation.clustered import clustered_proportion
+
+    # 10 visits of 100 objects, each visit all right or all wrong: 10 draws, not 1000.
+    visit_right = np.array([1, 1, 1, 0, 1, 1, 0, 1, 1, 1], bool)
+    clusters = np.repeat(np.arange(10), 100)
+    hits = np.repeat(visit_right, 100)
+    p, se = clustered_proportion(hits, np.ones(1000, bool), clusters)
+    assert p == pytest.approx(0.8)
+    assert se == pytest.approx(math.sqrt(0.8 * 0.2 / 9))
+    assert se > 5 * math.sqrt(0.8 * 0.2 / 1000)
+    # Relabelling the visits changes nothing; one visit gives no error estimate.
+    assert clustered_proportion(hits, np.ones(1000, bool), 7 - clusters)[1] == pytest.approx(se)
+    assert math.isnan(clustered_proportion(hits, np.ones(1000, bool), np.zeros(1000))[1])
+    assert all(math.isnan(v) for v in clustered_proportion(hits, np.zeros(1000, bool), clusters))
+
+
+def test_margin_table_pairs_the_classifiers():
+    from lsst.meas.contextnet.evaluation.clustered import margin_table
+
+    rng = np.random.default_rng(5)
+    n = 600
+    labels = rng.random(n) < 0.5
+    clusters = rng.integers(0, 12, n)
+    mag = rng.uniform(18, 25, n)
+    good = np.where(labels, 0.9, 0.1)
+    noisy = np.where(rng.random(n) < 0.2, 1 - good, good)
+    partial = noisy.copy()
+    partial[:50] = np.nan  # not scored: left out of that classifier's accuracy
+    scores = {"model": noisy, "same": noisy.copy(), "perfect": good, "partial": partial}
+    thresholds = dict.fromkeys(scores, 0.5)
+    table = margin_table(
+        labels, scores, thresholds, mag, clusters,
+        reference="model", others=("same", "perfect", "partial", "absent"), mag_bins=[18, 21, 25],
+    )  # fmt: skip
+    assert list(table["bin"]) == [-1, 0, 1] and "margin_absent" not in table.colnames
+    overall = table[0]
+    accuracy = np.mean((noisy >= 0.5) == labels)
+    assert overall["accuracy"] == pytest.approx(accuracy) and overall["n_clusters"] == 12
+    # A classifier identical to the reference: margin 0 exactly, with no error.
+    assert overall["margin_same"] == 0 and overall["margin_same_se"] == 0
+    assert overall["margin_perfect"] == pytest.approx(accuracy - 1)
+    partial_accuracy = np.mean((noisy[50:] >= 0.5) == labels[50:])
+    assert overall["margin_partial"] == pytest.approx(accuracy - partial_accuracy)
+    assert overall["accuracy_se"] > 0 and overall["margin_perfect_se"] > 0
+    assert table["n"][1] + table["n"][2] == overall["n"]

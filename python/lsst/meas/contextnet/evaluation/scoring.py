@@ -147,6 +147,12 @@ class EvaluationResult:
     classifiers: list[str]
     """Names of the classifiers evaluated, in display order."""
 
+    scores: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    """Per-object score of each classifier as scored (NaN: not scored, e.g. a flagged baseline)."""
+
+    thresholds: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Galaxy when a classifier's score is at least its threshold."""
+
     @property
     def summary(self) -> Table:
         """Rows of `metrics` over all objects (``bin == -1``), one per classifier."""
@@ -447,6 +453,8 @@ def evaluate_catalog(
         counts=all_counts,
         settings=settings,
         classifiers=list(scores),
+        scores=scores,
+        thresholds=thresholds,
     )
 
 

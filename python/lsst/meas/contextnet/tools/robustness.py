@@ -48,8 +48,11 @@ __all__ = [
     "ROBUSTNESS_SNR_BINS",
     "R_SEED_BASE",
     "TEST_SEED_BASE",
+    "MARGIN_BASELINES",
+    "format_margin_table",
     "format_snr_table",
     "format_table",
+    "format_visit_table",
     "run_robustness",
 ]
 
@@ -60,11 +63,15 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.table import Table, vstack
+from lsst.meas.contextnet.evaluation.clustered import clustered_proportion, margin_table
 from lsst.meas.contextnet.pipelinefiles import find_pipeline
+
+if TYPE_CHECKING:
+    from lsst.meas.contextnet.evaluation.scoring import EvaluationResult
 
 _LOG = logging.getLogger(__name__)
 
@@ -100,6 +107,14 @@ PEER_FIRST_VISIT = 90000
 
 PEER_SEED = 4242
 """Seed of the simulated training-world visits the peer is trained on."""
+
+MARGIN_BASELINES: tuple[str, ...] = ("extendedness", "catalog_gbdt")
+"""Classifiers a model's accuracy margins and bright-star recall are compared with."""
+
+FAINT_BIN_MIN_OBJECTS = 200
+"""Magnitude bins fainter than 22 with at least this many objects enter the faint-bin margins."""
+
+_VISIT_CONDITIONS = ("fwhm", "psf_family", "psf_model_size_error", "star_fraction", "density_scale")
 
 
 def _has_collection(butler: Any, name: str) -> bool:
@@ -167,7 +182,7 @@ def run_robustness(
     from lsst.daf.butler import Butler
     from lsst.meas.contextnet.evaluation.peer import train_peer_from_butler
     from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog
-    from lsst.meas.contextnet.sim.exposure import SimulationConfig
+    from lsst.meas.contextnet.sim.exposure import SimulationConfig, visit_conditions
     from lsst.meas.contextnet.sim.simulate import simulate_repo
 
     jobs_to_simulate = [
@@ -212,9 +227,13 @@ def run_robustness(
 
     snr_tables = []
 
+    margin_tables = []
+    visit_tables = []
+    sources = {job[0].removeprefix("sim/"): job for job in jobs_to_simulate}
+
     def scored(
         catalog: Table, name: str, label: str, first: bool, bins: Sequence[float], column: str
-    ) -> Table:
+    ) -> tuple[Table, EvaluationResult]:
         result = evaluate_catalog(
             catalog, mag_bins=list(bins), mag_column=column, do_trivial=False, peer=peer
         )
@@ -224,15 +243,25 @@ def run_robustness(
         if not first:
             # The baselines and the peer do not depend on the model: keep them once.
             metrics = metrics[metrics["classifier"] == label]
-        return metrics
+        return metrics, result
 
     def score(catalog: Table, name: str, label: str, first: bool) -> None:
-        tables.append(scored(catalog, name, label, first, ROBUSTNESS_MAG_BINS, "mag"))
+        metrics, result = scored(catalog, name, label, first, ROBUSTNESS_MAG_BINS, "mag")
+        tables.append(metrics)
+        margin_tables.append(_margins(result, name, label))
+        if name in sources:
+            _, world, band, seed, _, _ = sources[name]
+            config = SimulationConfig(world=world, size=size, band=band)
+
+            def drawn(visit: int) -> dict[str, Any]:
+                return visit_conditions(config, visit, seed).to_dict()
+
+            visit_tables.append(_visit_rows(result, name, label, drawn))
         bright = catalog[np.asarray(catalog["mag"], dtype=float) < ROBUSTNESS_MAG_BINS[1]]
         if len(bright) and {"psfFlux", "psfFluxErr"} <= set(bright.colnames):
             flux = np.asarray(bright["psfFlux"], dtype=float)
             bright["psf_snr"] = flux / np.asarray(bright["psfFluxErr"], dtype=float)
-            metrics = scored(bright, name, label, first, ROBUSTNESS_SNR_BINS, "psf_snr")
+            metrics, _ = scored(bright, name, label, first, ROBUSTNESS_SNR_BINS, "psf_snr")
             metrics.rename_columns(["mag_lo", "mag_hi"], ["snr_lo", "snr_hi"])
             snr_tables.append(metrics)
 
@@ -263,15 +292,35 @@ def run_robustness(
     }
     snr = vstack(snr_tables) if snr_tables else Table()
     snr.meta = {"snr_bins": list(ROBUSTNESS_SNR_BINS), "brighter_than": ROBUSTNESS_MAG_BINS[1]}
+    margins = vstack(margin_tables)
+    margins.meta = {
+        "baselines": list(MARGIN_BASELINES),
+        "standard_errors": "cluster-robust over visits (lsst.meas.contextnet.evaluation.clustered)",
+        "brighter_than": ROBUSTNESS_MAG_BINS[1],
+    }
+    visits_table = vstack(visit_tables) if visit_tables else Table()
     table.write(out / "robustness.csv", overwrite=True)
     snr.write(out / "robustness_snr.csv", overwrite=True)
-    (out / "robustness.md").write_text(format_table(table) + "\n" + format_snr_table(snr))
+    margins.write(out / "robustness_margins.csv", overwrite=True)
+    visits_table.write(out / "robustness_visits.csv", overwrite=True)
+    (out / "robustness.md").write_text(
+        "\n".join(
+            [
+                format_table(table),
+                format_snr_table(snr),
+                format_margin_table(margins),
+                format_visit_table(visits_table),
+            ]
+        )
+    )
     (out / "robustness.json").write_text(
         json.dumps(
             {
                 "meta": table.meta,
                 "rows": [dict(row) for row in _plain_rows(table)],
                 "bright_by_snr": [dict(row) for row in _plain_rows(snr)],
+                "margins": [dict(row) for row in _plain_rows(margins)],
+                "visits": [dict(row) for row in _plain_rows(visits_table)],
             },
             indent=1,
         )
@@ -435,3 +484,201 @@ def format_snr_table(table: Table) -> str:
 
     sections = _world_sections(table, head, lambda row: f"{int(row['n_star'])} stars", cells)
     return "\n".join(["## Star recall brighter than 22, by PSF-flux S/N\n", *sections])
+
+
+def _score_arrays(result: EvaluationResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, magnitudes and visits of the evaluated objects."""
+    catalog = result.catalog
+    labels = np.asarray(np.ma.filled(np.ma.asarray(catalog["is_galaxy"]), False), dtype=bool)
+    mag = np.asarray(np.ma.filled(np.ma.asarray(catalog["mag"], dtype=np.float64), np.nan))
+    return labels, mag, np.asarray(catalog["visit"])
+
+
+def _star_hits(result: EvaluationResult, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each object is called a star by ``name``, and whether ``name`` scored it."""
+    values = np.asarray(result.scores[name], dtype=np.float64)
+    finite = np.isfinite(values)
+    return finite & (np.where(finite, values, np.inf) < result.thresholds[name]), finite
+
+
+def _margins(result: EvaluationResult, world: str, label: str) -> Table:
+    """Accuracy margins over `MARGIN_BASELINES` per magnitude bin and star recall brighter than 22.
+
+    Standard errors are cluster-robust over visits; the star recalls (model and baselines, over
+    the stars brighter than 22 of the whole world) repeat on every row of the world.
+    """
+    labels, mag, visits = _score_arrays(result)
+    table = margin_table(
+        labels,
+        result.scores,
+        result.thresholds,
+        mag,
+        visits,
+        reference="ContextNet",
+        others=MARGIN_BASELINES,
+        mag_bins=ROBUSTNESS_MAG_BINS,
+    )
+    bright_stars = ~labels & (mag < ROBUSTNESS_MAG_BINS[1])
+    for name in ("ContextNet", *MARGIN_BASELINES):
+        if name not in result.scores:
+            continue
+        column = "star_recall_bright" if name == "ContextNet" else f"star_recall_bright_{name}"
+        hits, scored = _star_hits(result, name)
+        recall, se = clustered_proportion(hits, bright_stars & scored, visits)
+        table[column] = recall
+        table[f"{column}_se"] = se
+    table.add_column(world, name="world", index=0)
+    table.add_column(label, name="classifier", index=1)
+    return table
+
+
+def _visit_rows(
+    result: EvaluationResult, world: str, label: str, conditions: Callable[[int], dict[str, Any]]
+) -> Table:
+    """Per visit: its drawn conditions, accuracy and star recall brighter than 22 of each classifier."""
+    labels, mag, visits = _score_arrays(result)
+    names = [name for name in ("ContextNet", *MARGIN_BASELINES) if name in result.scores]
+    calls = {name: _star_hits(result, name) for name in names}
+    bright_stars = ~labels & (mag < ROBUSTNESS_MAG_BINS[1])
+    rows = []
+    for visit in np.unique(visits):
+        here = visits == visit
+        drawn = conditions(int(visit))
+        row: dict[str, Any] = {"world": world, "classifier": label, "visit": int(visit)}
+        row.update({key: drawn[key] for key in ("band", *_VISIT_CONDITIONS)})
+        row["n"] = int(np.count_nonzero(here))
+        row["n_bright_star"] = int(np.count_nonzero(here & bright_stars))
+        for name in names:
+            star, scored = calls[name]
+            suffix = "" if name == "ContextNet" else f"_{name}"
+            counted = here & scored
+            correct = np.count_nonzero(counted & (star != labels))
+            row[f"accuracy{suffix}"] = correct / max(np.count_nonzero(counted), 1)
+            stars = here & bright_stars & scored
+            row[f"star_recall_bright{suffix}"] = (
+                np.count_nonzero(stars & star) / np.count_nonzero(stars) if stars.any() else float("nan")
+            )
+        rows.append(row)
+    return Table(rows=rows)
+
+
+def format_margin_table(margins: Table) -> str:
+    """Format the margins over the baselines with their visit-clustered standard errors.
+
+    Parameters
+    ----------
+    margins : `astropy.table.Table`
+        ``robustness_margins.csv`` of `run_robustness`.
+
+    Returns
+    -------
+    text : `str`
+        One row per world and model: accuracy, its margins over extendedness and the catalog
+        peer, the smallest margin over the faint bins (fainter than 22, at least
+        `FAINT_BIN_MIN_OBJECTS` objects) against the better baseline, and star recall brighter
+        than 22, each with its standard error.
+    """
+    if not len(margins):
+        return ""
+    lines = [
+        "## Margins with visit-clustered standard errors\n",
+        "Standard errors treat the visits as the independent draws "
+        "(`lsst.meas.contextnet.evaluation.clustered`).\n",
+        "| world | classifier | visits | accuracy | - extendedness | - GBDT | weakest faint bin "
+        "(- better baseline) | star recall <22 | extendedness | GBDT |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    pm = "{:.3f} ± {:.3f}".format
+    signed = "{:+.3f} ± {:.3f}".format
+    for world in dict.fromkeys(margins["world"]):
+        mine = margins[margins["world"] == world]
+        for label in dict.fromkeys(mine["classifier"]):
+            rows = mine[mine["classifier"] == label]
+            overall = rows[rows["bin"] == -1][0]
+            weakest = "-"
+            faint = rows[(rows["bin"] >= 1) & (rows["n"] >= FAINT_BIN_MIN_OBJECTS)]
+            candidates = []
+            for row in faint:
+                pairs = [
+                    (row[f"margin_{b}"], row[f"margin_{b}_se"])
+                    for b in MARGIN_BASELINES
+                    if f"margin_{b}" in rows.colnames
+                ]
+                if pairs:
+                    candidates.append((*min(pairs), row))
+            if candidates:
+                margin, se, row = min(candidates, key=lambda item: item[0])
+                weakest = f"{row['mag_lo']:g}-{row['mag_hi']:g}: {signed(margin, se)}"
+            cells = [
+                str(world),
+                str(label),
+                str(int(overall["n_clusters"])),
+                pm(overall["accuracy"], overall["accuracy_se"]),
+                *[
+                    signed(overall[f"margin_{b}"], overall[f"margin_{b}_se"])
+                    if f"margin_{b}" in rows.colnames
+                    else "-"
+                    for b in MARGIN_BASELINES
+                ],
+                weakest,
+                *[
+                    pm(overall[column], overall[f"{column}_se"]) if column in rows.colnames else "-"
+                    for column in (
+                        "star_recall_bright",
+                        *[f"star_recall_bright_{b}" for b in MARGIN_BASELINES],
+                    )
+                ],
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_visit_table(visits: Table, *, min_stars: int = 20, recall_below: float = 0.99) -> str:
+    """Format the visits where the first model misses bright stars, with their drawn conditions.
+
+    Parameters
+    ----------
+    visits : `astropy.table.Table`
+        ``robustness_visits.csv`` of `run_robustness`.
+    min_stars : `int`, optional
+        Visits with fewer stars brighter than 22 are left out.
+    recall_below : `float`, optional
+        Visits whose star recall brighter than 22 is at least this are left out.
+
+    Returns
+    -------
+    text : `str`
+        One row per such visit of the first model: band, seeing, PSF family, PSF-model size
+        error, star fraction, density, stars brighter than 22 and the recall of the model and
+        the baselines.
+    """
+    if not len(visits):
+        return ""
+    first = visits["classifier"][0]
+    mine = visits[
+        (visits["classifier"] == first)
+        & (visits["n_bright_star"] >= min_stars)
+        & (visits["star_recall_bright"] < recall_below)
+    ]
+    lines = [
+        f"## Visits where {first} recalls less than {recall_below:g} of the stars brighter than 22\n",
+        f"Visits with at least {min_stars} such stars; conditions as drawn for the visit.\n",
+        '| world | visit | band | FWHM (") | PSF family | PSF-model size error | star fraction | density '
+        f"| stars <22 | {first} | extendedness | GBDT |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in mine:
+        recalls = [
+            f"{row[c]:.3f}" if c in mine.colnames else "-"
+            for c in (
+                "star_recall_bright",
+                *[f"star_recall_bright_{b}" for b in MARGIN_BASELINES],
+            )
+        ]
+        lines.append(
+            f"| {row['world']} | {int(row['visit'])} | {row['band']} | {row['fwhm']:.2f} "
+            f"| {row['psf_family']} | {row['psf_model_size_error']:+.3f} | {row['star_fraction']:.2f} "
+            f"| {row['density_scale']:.2f} "
+            f"| {int(row['n_bright_star'])} | " + " | ".join(recalls) + " |"
+        )
+    return "\n".join(lines) + "\n"
