@@ -248,6 +248,18 @@ def test_evaluate_catalog(joined):
     assert np.all(np.isfinite(result.catalog["score_magnitude_only"]))
     assert set(result.reliability) == set(CLASSIFIER_ORDER)
     assert result.settings["trivial"]["group_column"] == "visit"
+    # The accuracy's standard error, clustered by the 6 visits: the clustered formula on the rows.
+    from lsst.meas.contextnet.evaluation.clustered import clustered_proportion
+
+    prob = np.asarray(result.catalog["classification_galaxyProb"], dtype=float)
+    correct = (prob >= 0.5) == np.asarray(result.catalog["is_galaxy"], dtype=bool)
+    _, expected = clustered_proportion(correct, np.isfinite(prob), np.asarray(result.catalog["visit"]))
+    assert row["accuracy_se"] == pytest.approx(expected) and expected > 0
+    assert np.all(np.isfinite(summary["accuracy_se"]))
+    assert "acc.se" in result.format_summary()
+    without = evaluate_catalog(result.catalog[[n for n in result.catalog.colnames if n != "visit"]],
+                               mag_bins=MAG_BINS, do_trivial=False)  # fmt: skip
+    assert np.all(np.isnan(without.metrics["accuracy_se"]))
 
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert data["counts"]["n_truth_undetected"] == 54

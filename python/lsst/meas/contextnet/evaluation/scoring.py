@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.table import Table
+from lsst.meas.contextnet.evaluation.clustered import clustered_proportion
 from lsst.meas.contextnet.evaluation.metrics import (
     DEFAULT_MAG_BINS,
     METRIC_NAMES,
@@ -120,6 +121,35 @@ def _bool_column(catalog: Table, name: str, fill: bool) -> np.ndarray:
 
 def _table_rows(table: Table) -> list[dict[str, Any]]:
     return [{name: json_compatible(row[name]) for name in table.colnames} for row in table]
+
+
+def _add_accuracy_se(
+    metrics: Table,
+    labels: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    thresholds: Mapping[str, float],
+    mag: np.ndarray,
+    catalog: Table,
+    group_column: str,
+) -> None:
+    """Add ``accuracy_se``: the standard error of each accuracy with the groups (visits) as the
+    independent draws (`~lsst.meas.contextnet.evaluation.clustered`); NaN without groups.
+    """
+    se = np.full(len(metrics), np.nan)
+    if group_column in catalog.colnames:
+        groups = np.asarray(catalog[group_column])
+        for i, row in enumerate(metrics):
+            values = scores[row["classifier"]]
+            scored = np.isfinite(values)
+            if row["bin"] >= 0:
+                scored &= (mag >= row["mag_lo"]) & (mag < row["mag_hi"])
+            correct = (np.where(scored, values, 0.0) >= thresholds[row["classifier"]]) == labels
+            se[i] = clustered_proportion(correct, scored, groups)[1]
+    column = metrics.index_column("accuracy") + 1
+    metrics.add_column(se, name="accuracy_se", index=column)
+    metrics[
+        "accuracy_se"
+    ].description = f"Standard error of the accuracy clustered by {group_column!r} (NaN without it)."
 
 
 @dataclasses.dataclass
@@ -212,21 +242,22 @@ class EvaluationResult:
         Returns
         -------
         text : `str`
-            One line per classifier: scored and missing counts, accuracy, balanced accuracy,
-            precision and recall of both classes, AUC and ECE.
+            One line per classifier: scored and missing counts, accuracy and its standard
+            error clustered by visit, balanced accuracy, precision and recall of both classes,
+            AUC and ECE.
 
         """
         header = (
-            f"{'classifier':<18}{'n':>9}{'missing':>9}{'accuracy':>10}{'bal.acc':>9}"
+            f"{'classifier':<18}{'n':>9}{'missing':>9}{'accuracy':>10}{'acc.se':>8}{'bal.acc':>9}"
             f"{'gal.prec':>10}{'gal.rec':>9}{'star.prec':>11}{'star.rec':>10}{'AUC':>8}{'ECE':>8}"
         )
         lines = [header, "-" * len(header)]
+        widths = (10, 9, 10, 9, 11, 10, 8, 8)
         for row in self.summary:
-            values = "".join(
-                f"{_format_number(row[name]):>{width}}"
-                for name, width in zip(METRIC_NAMES, (10, 9, 10, 9, 11, 10, 8, 8))
-            )
-            lines.append(f"{row['classifier']:<18}{row['n']:>9d}{row['n_missing']:>9d}{values}")
+            cells = [f"{_format_number(row[name]):>{width}}" for name, width in zip(METRIC_NAMES, widths)]
+            se = row["accuracy_se"] if "accuracy_se" in row.colnames else math.nan
+            cells.insert(1, f"{se:>8.4f}" if math.isfinite(se) else f"{'-':>8}")
+            lines.append(f"{row['classifier']:<18}{row['n']:>9d}{row['n_missing']:>9d}{''.join(cells)}")
         return "\n".join(lines)
 
     def format_by_magnitude(self, metric: str = "accuracy") -> str:
@@ -414,6 +445,7 @@ def evaluate_catalog(
         threshold=thresholds,
         n_calibration_bins=n_calibration_bins,
     )
+    _add_accuracy_se(metrics, labels, scores, thresholds, mag, catalog, group_column)
     reliability = {}
     for name, score in scores.items():
         finite = score[np.isfinite(score)]
