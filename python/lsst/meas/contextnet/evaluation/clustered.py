@@ -51,6 +51,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from astropy.table import Table
+from lsst.meas.contextnet.evaluation.metrics import galaxy_calls, magnitude_bin_index
 from numpy.typing import ArrayLike, NDArray
 
 
@@ -149,7 +150,8 @@ def margin_table(
 
     Each classifier's accuracy is taken over the objects it scores (a finite score), as in
     `~lsst.meas.contextnet.evaluation.metrics.compare_classifiers`; the margin is the difference
-    of the two accuracies and its error includes their correlation.
+    of the two accuracies and its error includes their correlation.  A bin's errors count the
+    clusters that hold objects of that bin.
 
     Parameters
     ----------
@@ -177,19 +179,18 @@ def margin_table(
         ``accuracy_se`` and, per other classifier ``X``, ``margin_X`` and ``margin_X_se``.
     """
     labels = np.asarray(is_galaxy, dtype=bool)
-    magnitudes = np.asarray(mag, dtype=np.float64)
     groups = np.asarray(clusters)
     names = [reference, *[name for name in others if name in scores and name != reference]]
     correct = {}
     scored = {}
     for name in names:
-        values = np.asarray(scores[name], dtype=np.float64)
-        scored[name] = np.isfinite(values)
-        correct[name] = (np.where(scored[name], values, 0.0) >= thresholds[name]) == labels
+        scored[name], galaxy = galaxy_calls(scores[name], thresholds[name])
+        correct[name] = galaxy == labels
     edges = [float(edge) for edge in mag_bins]
+    bin_index = magnitude_bin_index(mag, edges)
     selections = [(-1, -math.inf, math.inf, np.ones(labels.size, dtype=bool))]
     for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
-        selections.append((i, lo, hi, (magnitudes >= lo) & (magnitudes < hi)))
+        selections.append((i, lo, hi, bin_index == i))
     rows = []
     for index, lo, hi, selected in selections:
         counted = selected & scored[reference]

@@ -45,6 +45,7 @@ __all__ = [
     "compute_metrics",
     "confusion_counts",
     "expected_calibration_error",
+    "galaxy_calls",
     "magnitude_bin_index",
     "metrics_by_magnitude",
     "reliability_bins",
@@ -104,6 +105,28 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / float(denominator) if denominator > 0 else math.nan
 
 
+def galaxy_calls(score: ArrayLike, threshold: float = 0.5) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Which objects a classifier scored, and which it calls galaxies.
+
+    Parameters
+    ----------
+    score : array-like of `float`
+        Classifier output; non-finite values are missing (not scored).
+    threshold : `float`, optional
+        An object is called a galaxy when ``score >= threshold``.
+
+    Returns
+    -------
+    scored : `numpy.ndarray` of `bool`
+        Finite scores.
+    galaxy : `numpy.ndarray` of `bool`
+        Scored and at least ``threshold`` (`False` for the missing ones).
+    """
+    values = np.asarray(score, dtype=np.float64)
+    scored = np.isfinite(values)
+    return scored, scored & (np.where(scored, values, -np.inf) >= threshold)
+
+
 def confusion_counts(is_galaxy: ArrayLike, score: ArrayLike, *, threshold: float = 0.5) -> dict[str, int]:
     """Count true/false galaxies and stars after thresholding a score.
 
@@ -124,9 +147,8 @@ def confusion_counts(is_galaxy: ArrayLike, score: ArrayLike, *, threshold: float
 
     """
     labels = _as_labels(is_galaxy)
-    values = _as_scores(score, labels.size)
-    valid = np.isfinite(values)
-    predicted = values[valid] >= threshold
+    valid, galaxy = galaxy_calls(_as_scores(score, labels.size), threshold)
+    predicted = galaxy[valid]
     truth = labels[valid]
     return {
         "true_galaxy": int(np.count_nonzero(predicted & truth)),

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.table import Table
-from lsst.meas.contextnet.evaluation.clustered import clustered_proportion
+from lsst.meas.contextnet.evaluation.clustered import margin_table
 from lsst.meas.contextnet.evaluation.metrics import (
     DEFAULT_MAG_BINS,
     METRIC_NAMES,
@@ -138,15 +138,17 @@ def _add_accuracy_se(
     se = np.full(len(metrics), np.nan)
     if group_column in catalog.colnames:
         groups = np.asarray(catalog[group_column])
+        edges = metrics.meta["mag_bins"]
+        by_classifier = {
+            name: margin_table(
+                labels, scores, thresholds, mag, groups, reference=name, others=(), mag_bins=edges
+            )
+            for name in scores
+        }
         for i, row in enumerate(metrics):
-            values = scores[row["classifier"]]
-            scored = np.isfinite(values)
-            if row["bin"] >= 0:
-                scored &= (mag >= row["mag_lo"]) & (mag < row["mag_hi"])
-            correct = (np.where(scored, values, 0.0) >= thresholds[row["classifier"]]) == labels
-            se[i] = clustered_proportion(correct, scored, groups)[1]
-    column = metrics.index_column("accuracy") + 1
-    metrics.add_column(se, name="accuracy_se", index=column)
+            rows = by_classifier[row["classifier"]]
+            se[i] = rows["accuracy_se"][rows["bin"] == row["bin"]][0]
+    metrics.add_column(se, name="accuracy_se", index=metrics.index_column("accuracy") + 1)
     metrics[
         "accuracy_se"
     ].description = f"Standard error of the accuracy clustered by {group_column!r} (NaN without it)."

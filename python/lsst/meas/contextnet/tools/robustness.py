@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from astropy.table import Table, vstack
 from lsst.meas.contextnet.evaluation.clustered import clustered_proportion, margin_table
+from lsst.meas.contextnet.evaluation.metrics import galaxy_calls
 from lsst.meas.contextnet.pipelinefiles import find_pipeline
 
 if TYPE_CHECKING:
@@ -496,9 +497,8 @@ def _score_arrays(result: EvaluationResult) -> tuple[np.ndarray, np.ndarray, np.
 
 def _star_hits(result: EvaluationResult, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Whether each object is called a star by ``name``, and whether ``name`` scored it."""
-    values = np.asarray(result.scores[name], dtype=np.float64)
-    finite = np.isfinite(values)
-    return finite & (np.where(finite, values, np.inf) < result.thresholds[name]), finite
+    scored, galaxy = galaxy_calls(result.scores[name], result.thresholds[name])
+    return scored & ~galaxy, scored
 
 
 def _margins(result: EvaluationResult, world: str, label: str) -> Table:
