@@ -594,6 +594,23 @@ def test_robustness_refuses_overlapping_visits(tmp_path):
     assert not (tmp_path / "repo").exists() and not (tmp_path / "out").exists()
 
 
+def test_robustness_splits_have_disjoint_seeds(tmp_path):
+    from lsst.meas.contextnet.sim.world import world_names
+    from lsst.meas.contextnet.tools.robustness import SPLIT_SEED_BASES, run_robustness
+
+    # Every world's seed (and its r-band companion's) in one split is never another split's.
+    n = len(world_names())
+    seeds = {
+        split: {base + k for base in bases for k in range(1, n + 1)}
+        for split, bases in SPLIT_SEED_BASES.items()
+    }
+    assert sum(len(s) for s in seeds.values()) == 2 * n * len(SPLIT_SEED_BASES)
+    assert not seeds["test"] & seeds["validation"]
+    with pytest.raises(ValueError, match="split must be one of"):
+        run_robustness(str(tmp_path / "repo"), tmp_path / "out", split="train")
+    assert not (tmp_path / "repo").exists()
+
+
 @pytest.mark.slow
 def test_robustness_command_writes_one_table(tmp_path):
     from lsst.meas.contextnet.model import ContextNetConfig, build_model

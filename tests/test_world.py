@@ -33,6 +33,7 @@ from lsst.meas.contextnet.sim.psf import (
 )
 from lsst.meas.contextnet.sim.world import (
     RANDOMIZED,
+    TRAINING_WORLDS,
     WORLDS,
     get_world,
     resolve_world,
@@ -81,6 +82,19 @@ def test_draws_are_deterministic_and_test_worlds_change_one_distribution():
     for name, world in WORLDS.items():
         if name.startswith("band-"):
             assert world.bands == (name[-1],)
+
+
+def test_hard_context_world_is_the_randomized_corner_of_broad_psfs_and_few_stars():
+    hard = get_world("hard-context")
+    draws = _draws(hard, 1000)
+    fwhm = np.array([d.fwhm for d in draws])
+    stars = np.array([d.star_fraction for d in draws])
+    assert fwhm.min() >= 0.9 and fwhm.max() <= 2.0 and stars.min() >= 0.05 and stars.max() <= 0.35
+    # Only those two distributions differ from the randomized world's.
+    assert (
+        hard.replace(name="randomized", fwhm_range=(0.35, 2.0), star_fraction_range=(0.05, 0.9)) == RANDOMIZED
+    )
+    assert "hard-context" in TRAINING_WORLDS
 
 
 def test_narrow_world_keeps_the_historical_fwhm_stream():

@@ -54,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         peer_visits=args.peer_visits,
         r_visits=args.r_visits,
+        split=args.split,
     )
     print(format_table(table))
     print(f"wrote {Path(args.output) / 'robustness.csv'}, robustness.md, robustness.json")
@@ -69,7 +70,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         Subparsers of the ``contextnet`` parser.
     """
     from lsst.meas.contextnet.sim.world import world_names
-    from lsst.meas.contextnet.tools.robustness import DEFAULT_TEST_WORLDS
+    from lsst.meas.contextnet.tools.robustness import DEFAULT_TEST_WORLDS, SPLIT_SEED_BASES
 
     parser = subparsers.add_parser(
         "robustness",
@@ -111,5 +112,12 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         default=16,
         help="r-band visits of each world, scored as world '<world>-r' (star recall at r < 22 in the "
         "band it is stated in; 0: none; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=sorted(SPLIT_SEED_BASES),
+        default="test",
+        help="seeds of the worlds: 'test' to report a model, 'validation' to choose between models "
+        "(default: %(default)s; use one repository per split)",
     )
     parser.set_defaults(func=_run)

@@ -35,6 +35,9 @@ every world gets a companion collection ``sim/<world>-r`` of ``r``-band visits o
 (seeds `R_SEED_BASE` + k, never used for training), scored as world ``<world>-r``.  A second
 table splits the sources brighter than 22 by PSF-flux S/N (`ROBUSTNESS_SNR_BINS`), so a bright-star
 miss can be told apart from a star near the detection limit.
+
+The same worlds drawn with other seeds (``split="validation"``, `SPLIT_SEED_BASES`) are the
+validation set a model change is judged on before the test seeds are used once to report it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ __all__ = [
     "ROBUSTNESS_MAG_BINS",
     "ROBUSTNESS_SNR_BINS",
     "R_SEED_BASE",
+    "SPLIT_SEED_BASES",
     "TEST_SEED_BASE",
     "MARGIN_BASELINES",
     "format_margin_table",
@@ -103,6 +107,13 @@ TEST_SEED_BASE = 9000
 R_SEED_BASE = 9100
 """Test world ``k``'s companion ``r``-band visits use seed ``9100 + k``."""
 
+SPLIT_SEED_BASES: dict[str, tuple[int, int]] = {
+    "test": (TEST_SEED_BASE, R_SEED_BASE),
+    "validation": (5500, 5600),
+}
+"""Seed bases of each split, ``(world, r-band companion)``: ``test`` reports a model, ``validation``
+chooses between models; neither is used for training."""
+
 PEER_FIRST_VISIT = 90000
 """First visit of the peer's training visits (``sim/peer-train``)."""
 
@@ -147,6 +158,7 @@ def run_robustness(
     jobs: int = 1,
     peer_visits: int = 16,
     r_visits: int = 16,
+    split: str = "test",
 ) -> Table:
     """Simulate, classify and score the test worlds; write and return the table.
 
@@ -174,6 +186,9 @@ def run_robustness(
     r_visits : `int`, optional
         ``r``-band visits of each world in its companion collection ``sim/<world>-r`` (scored as
         world ``<world>-r``); 0 for none.
+    split : `str`, optional
+        ``test`` or ``validation``: the seeds the worlds are drawn with (`SPLIT_SEED_BASES`).  A
+        repository holds one split (its collections are named by world alone).
 
     Returns
     -------
@@ -186,13 +201,15 @@ def run_robustness(
     from lsst.meas.contextnet.sim.exposure import SimulationConfig, visit_conditions
     from lsst.meas.contextnet.sim.simulate import simulate_repo
 
+    if split not in SPLIT_SEED_BASES:
+        raise ValueError(f"split must be one of {sorted(SPLIT_SEED_BASES)}, got {split!r}")
+    world_seed, r_seed = SPLIT_SEED_BASES[split]
     jobs_to_simulate = [
-        (f"sim/{w}", w, None, TEST_SEED_BASE + _world_index(w), _first_visit(w), visits) for w in worlds
+        (f"sim/{w}", w, None, world_seed + _world_index(w), _first_visit(w), visits) for w in worlds
     ]
     if r_visits > 0:
         jobs_to_simulate += [
-            (f"sim/{w}-r", w, "r", R_SEED_BASE + _world_index(w), _first_visit(w) + 5000, r_visits)
-            for w in worlds
+            (f"sim/{w}-r", w, "r", r_seed + _world_index(w), _first_visit(w) + 5000, r_visits) for w in worlds
         ]
     jobs_to_simulate.append(("sim/peer-train", "randomized", None, PEER_SEED, PEER_FIRST_VISIT, peer_visits))
     _check_visit_ranges([(job[0], job[4], job[5]) for job in jobs_to_simulate])
@@ -287,6 +304,8 @@ def run_robustness(
                     score(subset, f"band-{band}", label, index == 0)
     table = vstack(tables)
     table.meta = {
+        "split": split,
+        "seeds": {job[0]: job[3] for job in jobs_to_simulate},
         "mag_bins": list(ROBUSTNESS_MAG_BINS),
         "models": [[spec[0], str(spec[1]) if spec[1] else "shipped", *spec[2:]] for spec in models],
         "peer": peer.card,
