@@ -429,10 +429,11 @@ WORLDS: dict[str, World] = {
         name="psf-optical", psf_families=("kolmogorov_optical",), zernike_waves=(0.02, 0.08)
     ),
     "galaxy-knots": RANDOMIZED.replace(name="galaxy-knots", galaxy_families=("knots",)),
+    **{f"band-{b}": RANDOMIZED.replace(name=f"band-{b}", bands=(b,)) for b in "ugrizy"},
+    # Last, so that adding it left the robustness seeds and visits of the worlds above unchanged.
     "hard-context": RANDOMIZED.replace(
         name="hard-context", fwhm_range=(0.9, 2.0), star_fraction_range=(0.05, 0.35)
     ),
-    **{f"band-{b}": RANDOMIZED.replace(name=f"band-{b}", bands=(b,)) for b in "ugrizy"},
 }
 """Named worlds (see the module documentation)."""
 
