@@ -19,6 +19,7 @@
 """Tests of training: data loading, augmentation, optimization, checkpoints and the CLI."""
 
 import argparse
+import dataclasses
 import json
 
 import h5py
@@ -32,7 +33,12 @@ from lsst.meas.contextnet.modelio import load_model
 from lsst.meas.contextnet.training.augment import apply_symmetry
 from lsst.meas.contextnet.training.data import combine_training_data, load_training_data
 from lsst.meas.contextnet.training.shards import FORMAT_VERSION
-from lsst.meas.contextnet.training.trainer import TrainingOptions, run_training, train_model
+from lsst.meas.contextnet.training.trainer import (
+    TrainingOptions,
+    object_weights,
+    run_training,
+    train_model,
+)
 
 SIZE = 28
 TINY = {"conv_channels": (4, 8), "n_local": 6, "global_widths": (16,), "predict_widths": (16,)}
@@ -372,3 +378,26 @@ def test_warm_start_begins_from_the_file_weights(data_dir, tmp_path):
     assert any(not torch.allclose(cold.model.state_dict()[k], v) for k, v in start.items())
     with pytest.raises(ValueError, match="not the one being trained"):
         train_model(load_training_data(data_dir), config(m=4), options(epochs=1, init_from=first))
+
+
+def test_bright_star_weight_weights_the_loss(data_dir):
+    data = load_training_data(data_dir)
+    assert data.mag is not None and data.mag.shape == data.labels.shape
+    weighted = options(bright_star_weight=5.0, bright_star_mag=20.0)
+    weights = object_weights(data, weighted)
+    bright_star = (data.labels == 0) & (data.mag < 20.0)
+    assert 0 < bright_star.sum() < bright_star.size
+    np.testing.assert_array_equal(weights[bright_star], 5.0)
+    np.testing.assert_array_equal(weights[~bright_star], 1.0)
+    assert object_weights(data, options()) is None
+    # The weighted loss differs from the plain one from the first epoch, and the card says how.
+    plain = train_model(data, config(), options(epochs=1))
+    result = train_model(data, config(), dataclasses.replace(weighted, epochs=1))
+    assert result.history[0]["train_loss"] != plain.history[0]["train_loss"]
+    assert "weighted 5" in result.training["loss"]
+    assert "weighted" not in plain.training["loss"]
+    with pytest.raises(ValueError, match="bright_star_weight must be positive"):
+        options(bright_star_weight=0.0)
+    without = dataclasses.replace(data, mag=None)
+    with pytest.raises(ValueError, match="true magnitudes"):
+        train_model(without, config(), weighted)

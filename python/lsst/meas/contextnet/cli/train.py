@@ -72,6 +72,8 @@ def _run(args: argparse.Namespace) -> int:
         augment=not args.no_augment,
         progress=not args.no_progress,
         init_from=args.init_from,
+        bright_star_weight=args.bright_star_weight,
+        bright_star_mag=args.bright_star_mag,
     )
     metadata = run_training(
         args.data, args.output, config, options, softening=args.softening, weights_dtype=args.weights_dtype
@@ -176,6 +178,18 @@ def add_subcommand(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--max-minutes", type=float, default=None, help="stop training after this many minutes"
+    )
+    parser.add_argument(
+        "--bright-star-weight",
+        type=float,
+        default=1.0,
+        help="loss weight of stars brighter than --bright-star-mag (default 1: every object weighs the same)",
+    )
+    parser.add_argument(
+        "--bright-star-mag",
+        type=float,
+        default=22.0,
+        help="true magnitude, in each set's band, brighter than which a star is weighted (default 22)",
     )
     parser.add_argument(
         "--softening",

@@ -55,6 +55,9 @@ class TrainingData:
     description: dict[str, Any]
     """JSON-serializable description of the source (directory, shards, manifest, counts)."""
 
+    mag: np.ndarray | None = None
+    """True magnitudes in each set's band, float32, shape ``(V, M)``; `None` when a shard has none."""
+
     @property
     def n_visits(self) -> int:
         """Number of sets (visits)."""
@@ -128,7 +131,7 @@ def load_training_data(
     shards, manifest = list_shards(root)
     manifest_path = root / MANIFEST_NAME
 
-    cutouts, positions, labels = [], [], []
+    cutouts, positions, labels, mags = [], [], [], []
     psf_grid = DEFAULT_PSF_GRID
     shape: tuple[int, int] | None = None
     attrs: dict[str, Any] = {}
@@ -141,6 +144,7 @@ def load_training_data(
             sigma = np.asarray(h5["noise_sigma"][...], dtype=np.float32)
             pos = np.asarray(h5["positions"][...], dtype=np.float32)
             lab = np.asarray(h5["labels"][...])
+            mags.append(np.asarray(h5["mag"][...], dtype=np.float32) if "mag" in h5 else None)
             if "psf" in inputs:
                 missing = [name for name in ("bad", "psf_grid", "pixel_xy", "offsets") if name not in h5]
                 if missing:
@@ -215,7 +219,15 @@ def load_training_data(
         positions=np.concatenate(positions),
         labels=all_labels,
         description=description,
+        mag=_joined_magnitudes(mags),
     )
+
+
+def _joined_magnitudes(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """Concatenate per-part magnitudes, or `None` if any part has none."""
+    if not parts or any(part is None for part in parts):
+        return None
+    return np.concatenate(parts)
 
 
 def combine_training_data(parts: Sequence[TrainingData]) -> TrainingData:
@@ -278,4 +290,5 @@ def combine_training_data(parts: Sequence[TrainingData]) -> TrainingData:
         positions=np.concatenate([part.positions for part in parts]),
         labels=labels,
         description=description,
+        mag=_joined_magnitudes([part.mag for part in parts]),
     )

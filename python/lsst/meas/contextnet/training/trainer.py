@@ -39,7 +39,7 @@ PSF's variation across the detector is tied to them.
 
 from __future__ import annotations
 
-__all__ = ["TrainingOptions", "TrainingResult", "run_training", "train_model"]
+__all__ = ["TrainingOptions", "TrainingResult", "object_weights", "run_training", "train_model"]
 
 import dataclasses
 import logging
@@ -97,6 +97,12 @@ class TrainingOptions:
     init_from : `pathlib.Path`, optional
         Model file whose weights start the training (warm start) instead of a random
         initialization; its architecture must be the one being trained.
+    bright_star_weight : `float`
+        Weight in the loss of each star brighter than ``bright_star_mag`` (every other object
+        weighs 1): above 1, calling such a star a galaxy costs more than the reverse error, which
+        moves the decision for bright sources toward "star" (the data must hold magnitudes).
+    bright_star_mag : `float`
+        Magnitude (in each set's band) brighter than which a star takes ``bright_star_weight``.
 
     """
 
@@ -113,6 +119,8 @@ class TrainingOptions:
     augment: bool = True
     progress: bool = True
     init_from: Path | None = None
+    bright_star_weight: float = 1.0
+    bright_star_mag: float = 22.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -129,6 +137,49 @@ class TrainingOptions:
             raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("resume needs a checkpoint directory")
+        if not (self.bright_star_weight > 0 and math.isfinite(self.bright_star_weight)):
+            raise ValueError(f"bright_star_weight must be positive, got {self.bright_star_weight}")
+
+    def loss_description(self) -> str:
+        """The loss, in words, for the model card."""
+        text = "binary cross-entropy on every object of every set"
+        if self.bright_star_weight != 1.0:
+            text += (
+                f", stars brighter than {self.bright_star_mag:g} (true magnitude in the set's band) "
+                f"weighted {self.bright_star_weight:g}"
+            )
+        return text
+
+
+def object_weights(data: TrainingData, options: TrainingOptions) -> np.ndarray | None:
+    """Return the loss weight of every object (`None`: all weigh 1).
+
+    Parameters
+    ----------
+    data : `TrainingData`
+        Training sets; their magnitudes are needed when ``options.bright_star_weight != 1``.
+    options : `TrainingOptions`
+        Gives ``bright_star_weight`` and ``bright_star_mag``.
+
+    Returns
+    -------
+    weights : `numpy.ndarray` or `None`
+        float32 ``(V, M)``: ``bright_star_weight`` for stars brighter than ``bright_star_mag``,
+        1 otherwise.
+
+    Raises
+    ------
+    ValueError
+        If a weight is asked for and the data hold no magnitudes.
+    """
+    if options.bright_star_weight == 1.0:
+        return None
+    if data.mag is None:
+        raise ValueError(
+            "bright_star_weight needs the true magnitudes of the training data ('mag' in every shard)"
+        )
+    bright_star = (data.labels < 0.5) & (data.mag < options.bright_star_mag)
+    return np.where(bright_star, np.float32(options.bright_star_weight), np.float32(1.0)).astype(np.float32)
 
 
 @dataclasses.dataclass
@@ -211,7 +262,7 @@ class _Trainer:
             self.model = build_model(config).to(self.device)
         self.init_from = _warm_start(self.model, config, options.init_from) if options.init_from else None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
-        self.loss_fn = torch.nn.BCEWithLogitsLoss()
+        self.weights = object_weights(data, options)
         self.start_epoch = 0
         self.best_state: dict[str, Any] | None = None
         self.best_loss = math.inf
@@ -231,6 +282,7 @@ class _Trainer:
                 "shards": data.description.get("shards"),
                 "m_data": data.m,
                 "init_from": self.init_from,
+                "loss": options.loss_description(),
             }
         )
         directory = options.checkpoint_dir
@@ -265,6 +317,15 @@ class _Trainer:
         self.elapsed_before = float(state["elapsed_s"])
         self.emit(f"resuming from {path} after epoch {self.start_epoch}")
 
+    def loss(self, logits: Any, labels: Any, visit: np.ndarray, index: np.ndarray) -> Any:
+        """Mean binary cross-entropy of a batch, each object weighted by `object_weights`."""
+        import torch
+
+        weight = None
+        if self.weights is not None:
+            weight = torch.from_numpy(self.weights[visit[:, np.newaxis], index]).to(self.device)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, weight=weight)
+
     def batch(self, visit: np.ndarray, index: np.ndarray, codes: np.ndarray | None) -> tuple[Any, Any, Any]:
         """Gather one batch of sets (with their symmetries) as tensors on the device."""
         import torch
@@ -296,9 +357,10 @@ class _Trainer:
         step = self.options.batch_sets
         with torch.no_grad():
             for start in range(0, visits.size, step):
-                cut, pos, lab = self.batch(visits[start : start + step], indices[start : start + step], None)
+                visit, index = visits[start : start + step], indices[start : start + step]
+                cut, pos, lab = self.batch(visit, index, None)
                 logits = self.model.forward_logits(cut, pos)
-                total += float(self.loss_fn(logits, lab)) * lab.numel()
+                total += float(self.loss(logits, lab, visit, index)) * lab.numel()
                 probs[start : start + len(lab)] = torch.sigmoid(logits).cpu().numpy()
         return total / max(probs.size, 1), probs
 
@@ -327,7 +389,7 @@ class _Trainer:
             )
             t1 = time.perf_counter()
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.model.forward_logits(cut, pos), lab)
+            loss = self.loss(self.model.forward_logits(cut, pos), lab, visit[start:stop], index[start:stop])
             loss.backward()
             self.optimizer.step()
             running += float(loss.detach()) * lab.numel()
@@ -450,7 +512,7 @@ class _Trainer:
             "optimizer": "Adam",
             "lr": options.lr,
             "batch_sets": options.batch_sets,
-            "loss": "binary cross-entropy on every object of every set",
+            "loss": options.loss_description(),
             "augmentation": (
                 "per-set symmetries of the square (8), applied to cutouts and positions"
                 if options.augment
