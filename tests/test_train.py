@@ -71,6 +71,7 @@ def write_shards(directory, n_sets=24, m=8, n_shards=2, seed=0, noise=10.0):
             h5["positions"] = rng.uniform(-1, 1, size=(s, m, 2)).astype(np.float32)
             h5["labels"] = labels
             h5["mag"] = (25 - 2.5 * np.log10(flux)).astype(np.float32)
+            h5["snr"] = (flux / (noise * 4 * width)).astype(np.float32)
             h5.attrs["cutout_size"] = SIZE
             h5.attrs["m"] = m
             h5.attrs["band"] = "r"
@@ -401,3 +402,12 @@ def test_bright_star_weight_weights_the_loss(data_dir):
     without = dataclasses.replace(data, mag=None)
     with pytest.raises(ValueError, match="true magnitudes"):
         train_model(without, config(), weighted)
+    # An S/N floor leaves the stars below it at weight 1.
+    floor = float(np.median(data.snr[bright_star]))
+    with_floor = object_weights(data, dataclasses.replace(weighted, bright_star_snr=floor))
+    np.testing.assert_array_equal(with_floor == 5.0, bright_star & (data.snr >= floor))
+    assert "S/N >= " in dataclasses.replace(weighted, bright_star_snr=floor).loss_description()
+    with pytest.raises(ValueError, match="detection S/N"):
+        object_weights(
+            dataclasses.replace(data, snr=None), dataclasses.replace(weighted, bright_star_snr=floor)
+        )

@@ -74,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         bright_star_weight=args.bright_star_weight,
         bright_star_mag=args.bright_star_mag,
+        bright_star_snr=args.bright_star_snr,
     )
     metadata = run_training(
         args.data, args.output, config, options, softening=args.softening, weights_dtype=args.weights_dtype
@@ -190,6 +191,12 @@ def add_subcommand(subparsers: Any) -> None:
         type=float,
         default=22.0,
         help="true magnitude, in each set's band, brighter than which a star is weighted (default 22)",
+    )
+    parser.add_argument(
+        "--bright-star-snr",
+        type=float,
+        default=0.0,
+        help="detection S/N below which a star brighter than --bright-star-mag is not weighted (default 0)",
     )
     parser.add_argument(
         "--softening",

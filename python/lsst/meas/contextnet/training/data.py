@@ -58,6 +58,9 @@ class TrainingData:
     mag: np.ndarray | None = None
     """True magnitudes in each set's band, float32, shape ``(V, M)``; `None` when a shard has none."""
 
+    snr: np.ndarray | None = None
+    """Detection S/N, float32, shape ``(V, M)``; `None` when a shard has none."""
+
     @property
     def n_visits(self) -> int:
         """Number of sets (visits)."""
@@ -131,7 +134,7 @@ def load_training_data(
     shards, manifest = list_shards(root)
     manifest_path = root / MANIFEST_NAME
 
-    cutouts, positions, labels, mags = [], [], [], []
+    cutouts, positions, labels, mags, snrs = [], [], [], [], []
     psf_grid = DEFAULT_PSF_GRID
     shape: tuple[int, int] | None = None
     attrs: dict[str, Any] = {}
@@ -145,6 +148,7 @@ def load_training_data(
             pos = np.asarray(h5["positions"][...], dtype=np.float32)
             lab = np.asarray(h5["labels"][...])
             mags.append(np.asarray(h5["mag"][...], dtype=np.float32) if "mag" in h5 else None)
+            snrs.append(np.asarray(h5["snr"][...], dtype=np.float32) if "snr" in h5 else None)
             if "psf" in inputs:
                 missing = [name for name in ("bad", "psf_grid", "pixel_xy", "offsets") if name not in h5]
                 if missing:
@@ -219,12 +223,13 @@ def load_training_data(
         positions=np.concatenate(positions),
         labels=all_labels,
         description=description,
-        mag=_joined_magnitudes(mags),
+        mag=_joined(mags),
+        snr=_joined(snrs),
     )
 
 
-def _joined_magnitudes(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
-    """Concatenate per-part magnitudes, or `None` if any part has none."""
+def _joined(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """Concatenate per-part arrays, or `None` if any part has none."""
     if not parts or any(part is None for part in parts):
         return None
     return np.concatenate(parts)
@@ -290,5 +295,6 @@ def combine_training_data(parts: Sequence[TrainingData]) -> TrainingData:
         positions=np.concatenate([part.positions for part in parts]),
         labels=labels,
         description=description,
-        mag=_joined_magnitudes([part.mag for part in parts]),
+        mag=_joined([part.mag for part in parts]),
+        snr=_joined([part.snr for part in parts]),
     )

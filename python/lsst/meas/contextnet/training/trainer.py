@@ -103,6 +103,11 @@ class TrainingOptions:
         moves the decision for bright sources toward "star" (the data must hold magnitudes).
     bright_star_mag : `float`
         Magnitude (in each set's band) brighter than which a star takes ``bright_star_weight``.
+    bright_star_snr : `float`
+        Detection S/N below which a star brighter than ``bright_star_mag`` still weighs 1 (0: any
+        S/N). In the red bands and the shortest exposures a star at 22 is near the detection
+        limit, where nothing in the pixels can tell it from a galaxy and a weight would only move
+        its probability off calibration.
 
     """
 
@@ -121,6 +126,7 @@ class TrainingOptions:
     init_from: Path | None = None
     bright_star_weight: float = 1.0
     bright_star_mag: float = 22.0
+    bright_star_snr: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -144,10 +150,10 @@ class TrainingOptions:
         """The loss, in words, for the model card."""
         text = "binary cross-entropy on every object of every set"
         if self.bright_star_weight != 1.0:
-            text += (
-                f", stars brighter than {self.bright_star_mag:g} (true magnitude in the set's band) "
-                f"weighted {self.bright_star_weight:g}"
-            )
+            text += f", stars brighter than {self.bright_star_mag:g} (true magnitude in the set's band)"
+            if self.bright_star_snr > 0:
+                text += f" with detection S/N >= {self.bright_star_snr:g}"
+            text += f" weighted {self.bright_star_weight:g}"
         return text
 
 
@@ -157,20 +163,21 @@ def object_weights(data: TrainingData, options: TrainingOptions) -> np.ndarray |
     Parameters
     ----------
     data : `TrainingData`
-        Training sets; their magnitudes are needed when ``options.bright_star_weight != 1``.
+        Training sets; their magnitudes (and, with ``options.bright_star_snr``, their detection
+        S/N) are needed when ``options.bright_star_weight != 1``.
     options : `TrainingOptions`
-        Gives ``bright_star_weight`` and ``bright_star_mag``.
+        Gives ``bright_star_weight``, ``bright_star_mag`` and ``bright_star_snr``.
 
     Returns
     -------
     weights : `numpy.ndarray` or `None`
-        float32 ``(V, M)``: ``bright_star_weight`` for stars brighter than ``bright_star_mag``,
-        1 otherwise.
+        float32 ``(V, M)``: ``bright_star_weight`` for stars brighter than ``bright_star_mag``
+        with S/N at least ``bright_star_snr``, 1 otherwise.
 
     Raises
     ------
     ValueError
-        If a weight is asked for and the data hold no magnitudes.
+        If a weight is asked for and the data hold no magnitudes (or no S/N when one is needed).
     """
     if options.bright_star_weight == 1.0:
         return None
@@ -179,6 +186,12 @@ def object_weights(data: TrainingData, options: TrainingOptions) -> np.ndarray |
             "bright_star_weight needs the true magnitudes of the training data ('mag' in every shard)"
         )
     bright_star = (data.labels < 0.5) & (data.mag < options.bright_star_mag)
+    if options.bright_star_snr > 0:
+        if data.snr is None:
+            raise ValueError(
+                "bright_star_snr needs the detection S/N of the training data ('snr' in every shard)"
+            )
+        bright_star &= data.snr >= options.bright_star_snr
     return np.where(bright_star, np.float32(options.bright_star_weight), np.float32(1.0)).astype(np.float32)
 
 
