@@ -192,7 +192,7 @@ def object_weights(data: TrainingData, options: TrainingOptions) -> np.ndarray |
                 "bright_star_snr needs the detection S/N of the training data ('snr' in every shard)"
             )
         bright_star &= data.snr >= options.bright_star_snr
-    return np.where(bright_star, np.float32(options.bright_star_weight), np.float32(1.0)).astype(np.float32)
+    return np.where(bright_star, np.float32(options.bright_star_weight), np.float32(1.0))
 
 
 @dataclasses.dataclass
@@ -330,17 +330,21 @@ class _Trainer:
         self.elapsed_before = float(state["elapsed_s"])
         self.emit(f"resuming from {path} after epoch {self.start_epoch}")
 
-    def loss(self, logits: Any, labels: Any, visit: np.ndarray, index: np.ndarray) -> Any:
-        """Mean binary cross-entropy of a batch, each object weighted by `object_weights`."""
+    @staticmethod
+    def loss(logits: Any, labels: Any, weight: Any) -> Any:
+        """Mean binary cross-entropy of a batch, each object weighted (`object_weights`)."""
         import torch
 
-        weight = None
-        if self.weights is not None:
-            weight = torch.from_numpy(self.weights[visit[:, np.newaxis], index]).to(self.device)
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, weight=weight)
 
-    def batch(self, visit: np.ndarray, index: np.ndarray, codes: np.ndarray | None) -> tuple[Any, Any, Any]:
-        """Gather one batch of sets (with their symmetries) as tensors on the device."""
+    def batch(
+        self, visit: np.ndarray, index: np.ndarray, codes: np.ndarray | None
+    ) -> tuple[Any, Any, Any, Any]:
+        """Gather one batch of sets (with their symmetries) as tensors on the device.
+
+        Returns the cutouts, positions, labels and loss weights (`None` when every object
+        weighs 1).
+        """
         import torch
 
         data = self.data
@@ -352,11 +356,13 @@ class _Trainer:
                 if code:
                     rows = codes == code
                     cut[rows], pos[rows] = apply_symmetry(cut[rows], pos[rows], int(code))
-        lab = data.labels[visit[:, np.newaxis], index]
+        rows = (visit[:, np.newaxis], index)
+        weight = None if self.weights is None else torch.from_numpy(self.weights[rows]).to(self.device)
         return (
             torch.from_numpy(np.ascontiguousarray(cut)).to(self.device),
             torch.from_numpy(np.ascontiguousarray(pos)).to(self.device),
-            torch.from_numpy(lab).to(self.device),
+            torch.from_numpy(data.labels[rows]).to(self.device),
+            weight,
         )
 
     def validate(self) -> tuple[float, np.ndarray]:
@@ -370,10 +376,11 @@ class _Trainer:
         step = self.options.batch_sets
         with torch.no_grad():
             for start in range(0, visits.size, step):
-                visit, index = visits[start : start + step], indices[start : start + step]
-                cut, pos, lab = self.batch(visit, index, None)
+                cut, pos, lab, weight = self.batch(
+                    visits[start : start + step], indices[start : start + step], None
+                )
                 logits = self.model.forward_logits(cut, pos)
-                total += float(self.loss(logits, lab, visit, index)) * lab.numel()
+                total += float(self.loss(logits, lab, weight)) * lab.numel()
                 probs[start : start + len(lab)] = torch.sigmoid(logits).cpu().numpy()
         return total / max(probs.size, 1), probs
 
@@ -397,12 +404,12 @@ class _Trainer:
         for start in bar:
             stop = start + options.batch_sets
             t0 = time.perf_counter()
-            cut, pos, lab = self.batch(
+            cut, pos, lab, weight = self.batch(
                 visit[start:stop], index[start:stop], codes[start:stop] if codes is not None else None
             )
             t1 = time.perf_counter()
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss(self.model.forward_logits(cut, pos), lab, visit[start:stop], index[start:stop])
+            loss = self.loss(self.model.forward_logits(cut, pos), lab, weight)
             loss.backward()
             self.optimizer.step()
             running += float(loss.detach()) * lab.numel()
