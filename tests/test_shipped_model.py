@@ -28,11 +28,13 @@ from lsst.meas.contextnet.modelio import load_model
 from lsst.meas.contextnet.sim.generator import TrainingDataConfig, write_training_data
 from lsst.meas.contextnet.training.data import load_training_data
 
-# Seed of the scored sets: never used to train the shipped model (its card records 20261201).
+# Seed of the scored sets: never used to train the shipped model (its card records seed 5 and
+# data seeds 20261208 and 20261209; the models it continues, 20261201 and 20261202).
 SCORE_SEED = 31_337
 N_SETS = 3
-# Measured 0.901 on these 3 sets (3,000 sources, three visits of different seeing) with the
-# shipped model; a model that loses 0.03 here (about 5 binomial standard errors) has regressed.
+# Measured 0.899 on these 3 sets (3,000 sources, three visits of different seeing) with the
+# shipped model (0.902 with the one shipped before it); a model that loses 0.03 here (about 5
+# binomial standard errors) has regressed.
 ACCURACY_FLOOR = 0.87
 
 
