@@ -611,6 +611,18 @@ def test_robustness_splits_have_disjoint_seeds(tmp_path):
     assert not (tmp_path / "repo").exists()
 
 
+def test_robustness_refuses_an_incomplete_collection(tmp_path):
+    from lsst.meas.contextnet.sim.exposure import SimulationConfig
+    from lsst.meas.contextnet.sim.simulate import simulate_repo
+    from lsst.meas.contextnet.tools.robustness import run_robustness
+
+    # One visit of the two the run asks for, as an interrupted simulation leaves it.
+    repo = str(tmp_path / "repo")
+    simulate_repo(repo, "sim/star-poor", visits=1, config=SimulationConfig(size=256), seed=1, progress=False)
+    with pytest.raises(RuntimeError, match="'sim/star-poor' holds 1 calexp datasets where 2 are expected"):
+        run_robustness(repo, tmp_path / "out", worlds=["star-poor"], visits=2, size=256, r_visits=0)
+
+
 @pytest.mark.slow
 def test_robustness_command_writes_one_table(tmp_path):
     from lsst.meas.contextnet.model import ContextNetConfig, build_model
@@ -686,3 +698,20 @@ def test_robustness_command_writes_one_table(tmp_path):
         assert binned[binned["world"] == world]["n"].sum() <= overall[overall["world"] == world]["n"][0]
     text = (tmp_path / "out" / "robustness.md").read_text()
     assert "by PSF-flux S/N" in text and "Margins with visit-clustered standard errors" in text
+    # A rerun reuses what is there, but a classification run missing a detector is an error.
+    writer = Butler.from_config(str(tmp_path / "repo"), writeable=True)
+    run = "contextnet/tiny/star-poor-r"
+    refs = writer.query_datasets("contextnet_classification", collections=run)
+    writer.pruneDatasets(refs[:1], disassociate=True, unstore=True, purge=True)
+    with pytest.raises(RuntimeError, match=f"'{run}' holds 0 contextnet_classification datasets where 1"):
+        run_robustness(
+            str(tmp_path / "repo"),
+            tmp_path / "out2",
+            models=[("tiny", str(model))],
+            worlds=["star-poor", "bad-seeing"],
+            visits=1,
+            size=768,
+            peer_visits=3,
+            jobs=1,
+            r_visits=1,
+        )

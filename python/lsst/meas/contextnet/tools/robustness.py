@@ -26,7 +26,8 @@ in training, ...) with seeds never used for training, classifies each with the r
 (`~lsst.meas.contextnet.evaluation.peer`) on simulated visits of the training world, and scores every
 model, ``extendedness``, ``sizeExtendedness`` and the peer per world and magnitude bin
 (accuracy, star and galaxy recall, AUC, ECE).  Existing collections are reused, so a rerun only
-does what is missing.
+does what is missing; one that holds fewer exposures or classifications than it should (an
+interrupted run) is an error that names it, never silently scored.
 
 Magnitudes are in each visit's band, so "brighter than 22" is a different depth in each band: at
 the faint end of that bin a star has a signal-to-noise ratio of about 35 in ``r`` but about 8 in
@@ -139,6 +140,28 @@ def _has_collection(butler: Any, name: str) -> bool:
     return True
 
 
+def _is_complete(butler: Any, collection: str, dataset_type: str, expected: int) -> bool:
+    """Whether ``collection`` exists holding ``expected`` datasets of ``dataset_type``.
+
+    Raises
+    ------
+    RuntimeError
+        Raised if the collection exists with another number of them (a run that was interrupted,
+        or made with other settings): reusing it would score a different set of visits.
+    """
+    if not _has_collection(butler, collection):
+        return False
+    found = len(butler.query_datasets(dataset_type, collections=collection, explain=False, limit=None))
+    if found != expected:
+        raise RuntimeError(
+            f"collection {collection!r} holds {found} {dataset_type} datasets where {expected} are "
+            "expected (an interrupted or different run); remove it "
+            f"(butler remove-runs REPO {collection!r}, or butler remove-collections for a chain) "
+            "and rerun"
+        )
+    return True
+
+
 def _world_index(world: str) -> int:
     from lsst.meas.contextnet.sim.world import world_names
 
@@ -216,7 +239,9 @@ def run_robustness(
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     for collection, world, band, seed, first_visit, n_visits in jobs_to_simulate:
-        exists = Path(repo, "butler.yaml").is_file() and _has_collection(Butler.from_config(repo), collection)
+        exists = Path(repo, "butler.yaml").is_file() and _is_complete(
+            Butler.from_config(repo), collection, "calexp", n_visits
+        )
         if exists:
             _LOG.info("%s exists; not simulating it again", collection)
             continue
@@ -375,7 +400,9 @@ def _classify(repo: str, world: str, label: str, model: Any, overrides: Sequence
     from lsst.meas.contextnet.evaluation.butler import load_from_butler
 
     run = f"contextnet/{label}/{world}"
-    if not _has_collection(Butler.from_config(repo), run):
+    butler = Butler.from_config(repo)
+    n_exposures = len(butler.query_datasets("calexp", collections=f"sim/{world}", limit=None))
+    if not _is_complete(butler, run, "contextnet_classification", n_exposures):
         command = [
             str(Path(sys.executable).with_name("pipetask")),
             "run",
