@@ -634,17 +634,16 @@ def test_robustness_command_writes_one_table(tmp_path):
         architecture="tiny-test", m=8, conv_channels=(2,), n_local=4, global_widths=(8,)
     )
     export_model(build_model(config), model, {"training": {"data": "none: random initialization for tests"}})
-    table = run_robustness(
-        str(tmp_path / "repo"),
-        tmp_path / "out",
-        models=[("tiny", str(model))],
-        worlds=["star-poor", "bad-seeing"],
-        visits=1,
-        size=768,
-        peer_visits=3,
-        jobs=1,
-        r_visits=1,
-    )
+    settings = {
+        "models": [("tiny", str(model))],
+        "worlds": ["star-poor", "bad-seeing"],
+        "visits": 1,
+        "size": 768,
+        "peer_visits": 3,
+        "jobs": 1,
+        "r_visits": 1,
+    }
+    table = run_robustness(str(tmp_path / "repo"), tmp_path / "out", **settings)
     worlds = set(table["world"])
     named = {"star-poor", "bad-seeing", "star-poor-r", "bad-seeing-r"}
     assert named <= worlds
@@ -704,14 +703,4 @@ def test_robustness_command_writes_one_table(tmp_path):
     refs = writer.query_datasets("contextnet_classification", collections=run)
     writer.pruneDatasets(refs[:1], disassociate=True, unstore=True, purge=True)
     with pytest.raises(RuntimeError, match=f"'{run}' holds 0 contextnet_classification datasets where 1"):
-        run_robustness(
-            str(tmp_path / "repo"),
-            tmp_path / "out2",
-            models=[("tiny", str(model))],
-            worlds=["star-poor", "bad-seeing"],
-            visits=1,
-            size=768,
-            peer_visits=3,
-            jobs=1,
-            r_visits=1,
-        )
+        run_robustness(str(tmp_path / "repo"), tmp_path / "out2", **settings)
