@@ -217,6 +217,14 @@ def run_robustness(
     -------
     table : `astropy.table.Table`
         One row per world, classifier and magnitude bin (``bin == -1``: all objects).
+
+    Raises
+    ------
+    ValueError
+        Raised for an unknown split or visit ranges of two collections that would overlap.
+    RuntimeError
+        Raised if a collection to reuse holds fewer or more exposures (or classifications) than
+        this run expects, e.g. one left by an interrupted run.
     """
     from lsst.daf.butler import Butler
     from lsst.meas.contextnet.evaluation.peer import train_peer_from_butler
