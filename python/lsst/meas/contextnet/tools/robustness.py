@@ -140,25 +140,26 @@ def _has_collection(butler: Any, name: str) -> bool:
     return True
 
 
-def _is_complete(butler: Any, collection: str, dataset_type: str, expected: int) -> bool:
-    """Whether ``collection`` exists holding ``expected`` datasets of ``dataset_type``.
+def _is_complete(butler: Any, collection: str, dataset_types: Sequence[str], expected: int) -> bool:
+    """Whether ``collection`` exists holding ``expected`` datasets of each of ``dataset_types``.
 
     Raises
     ------
     RuntimeError
-        Raised if the collection exists with another number of them (a run that was interrupted,
-        or made with other settings): reusing it would score a different set of visits.
+        Raised if the collection exists with another number of one of them (a run that was
+        interrupted, or made with other settings): reusing it would score other visits.
     """
     if not _has_collection(butler, collection):
         return False
-    found = len(butler.query_datasets(dataset_type, collections=collection, explain=False, limit=None))
-    if found != expected:
-        raise RuntimeError(
-            f"collection {collection!r} holds {found} {dataset_type} datasets where {expected} are "
-            "expected (an interrupted or different run); remove it "
-            f"(butler remove-runs REPO {collection!r}, or butler remove-collections for a chain) "
-            "and rerun"
-        )
+    for dataset_type in dataset_types:
+        found = len(butler.query_datasets(dataset_type, collections=collection, explain=False, limit=None))
+        if found != expected:
+            raise RuntimeError(
+                f"collection {collection!r} holds {found} {dataset_type} datasets where {expected} "
+                "are expected (an interrupted or different run); remove it "
+                f"(butler remove-runs REPO {collection!r}, or butler remove-collections for a "
+                "chain) and rerun"
+            )
     return True
 
 
@@ -230,6 +231,7 @@ def run_robustness(
     from lsst.meas.contextnet.evaluation.peer import train_peer_from_butler
     from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog
     from lsst.meas.contextnet.sim.exposure import SimulationConfig, visit_conditions
+    from lsst.meas.contextnet.sim.repo import DATASET_TYPES
     from lsst.meas.contextnet.sim.simulate import simulate_repo
 
     if split not in SPLIT_SEED_BASES:
@@ -248,7 +250,7 @@ def run_robustness(
     out.mkdir(parents=True, exist_ok=True)
     for collection, world, band, seed, first_visit, n_visits in jobs_to_simulate:
         exists = Path(repo, "butler.yaml").is_file() and _is_complete(
-            Butler.from_config(repo), collection, "calexp", n_visits
+            Butler.from_config(repo), collection, list(DATASET_TYPES), n_visits
         )
         if exists:
             _LOG.info("%s exists; not simulating it again", collection)
@@ -410,7 +412,7 @@ def _classify(repo: str, world: str, label: str, model: Any, overrides: Sequence
     run = f"contextnet/{label}/{world}"
     butler = Butler.from_config(repo)
     n_exposures = len(butler.query_datasets("calexp", collections=f"sim/{world}", limit=None))
-    if not _is_complete(butler, run, "contextnet_classification", n_exposures):
+    if not _is_complete(butler, run, ["contextnet_classification"], n_exposures):
         command = [
             str(Path(sys.executable).with_name("pipetask")),
             "run",
