@@ -97,6 +97,21 @@ def test_hard_context_world_is_the_randomized_corner_of_broad_psfs_and_few_stars
     assert "hard-context" in TRAINING_WORLDS
 
 
+def test_hard_psf_model_world_doubles_the_psf_model_errors_of_hard_context():
+    world = get_world("hard-psf-model")
+    assert world.replace(
+        name="hard-context", psf_model_size_error=0.015, psf_model_shear_error=0.01
+    ) == get_world("hard-context")
+    draws = _draws(world, 2000)
+    size = np.array([d.psf_model_size_error for d in draws])
+    shear = np.array([d.psf_model_shear_error for d in draws])
+    assert np.std(size) == pytest.approx(0.03, rel=0.08) and abs(np.mean(size)) < 0.003
+    assert np.std(shear) == pytest.approx(0.02, rel=0.08)
+    # The world's index leaves the test worlds' seeds and visits where they were.
+    assert list(WORLDS).index("hard-psf-model") == len(WORLDS) - 1
+    assert "hard-psf-model" in TRAINING_WORLDS
+
+
 def test_narrow_world_keeps_the_historical_fwhm_stream():
     narrow = get_world("narrow")
     for seed in range(5):
