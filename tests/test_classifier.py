@@ -321,6 +321,29 @@ def test_cutouts_without_enough_good_pixels_are_not_classified(model_path: Path)
         make_task(model_path).run(exposure, catalog)
 
 
+def test_cutouts_mostly_outside_the_image_are_not_classified(model_path: Path) -> None:
+    # 12 px cutouts on an 80 x 64 image: at the corner (0, 0) 6 x 6 of the 144 pixels are in the
+    # image, at (79.4, 63.4) 7 x 7; at (0, 30) half of them, enough to be classified.
+    x, y = random_positions(10)
+    catalog = make_catalog(np.concatenate([x, [0.0, 79.4, 0.0]]), np.concatenate([y, [0.0, 63.4, 30.0]]))
+    out = make_task(model_path).run(make_exposure(), catalog).classification
+    np.testing.assert_array_equal(out["classification_flag_noData"], [False] * 10 + [True, True, False])
+    np.testing.assert_array_equal(out["classification_flag_edge"], [False] * 10 + [True] * 3)
+    prob = np.asarray(out["classification_galaxyProb"])
+    assert np.all(np.isnan(prob[10:12])) and np.all(np.isfinite(prob[[*range(10), 12]]))
+
+
+def test_pooling_model_with_few_sources_is_flagged(tmp_path: Path) -> None:
+    pool = export_tiny(tmp_path / "pool.pt", global_kind="pool")
+    x, y = random_positions(5)
+    catalog = make_catalog(x, y)
+    out = make_task(pool).run(make_exposure(), catalog).classification  # minContextSources = 50
+    assert np.all(out["classification_flag_fewSources"]) and np.all(out["classification_flag"])
+    assert np.all(np.isfinite(out["classification_galaxyProb"]))
+    out = make_task(pool, minContextSources=5).run(make_exposure(), catalog).classification
+    assert not np.any(out["classification_flag_fewSources"])
+
+
 def test_model_output_that_is_not_a_probability_is_an_error(tmp_path: Path) -> None:
     with torch.random.fork_rng():
         torch.manual_seed(0)

@@ -28,7 +28,7 @@ from lsst.meas.contextnet.cutouts import (
     normalize_cutouts,
 )
 
-FIELDS = ("cutouts", "edge", "bad_pixels", "off_image", "bad_centroid")
+FIELDS = ("cutouts", "edge", "bad_pixels", "off_image", "bad_centroid", "n_inside")
 
 
 def assert_same(a: CutoutResult, b: CutoutResult) -> None:
@@ -72,6 +72,7 @@ def test_edges_are_zero_padded_and_flagged(image: np.ndarray) -> None:
     y = np.array([0.0, 59.0, 30.0, 30.0, 2.9, 56.0])
     result = both(image, x, y, 8)
     np.testing.assert_array_equal(result.edge, [True, True, True, False, True, False])
+    np.testing.assert_array_equal(result.n_inside, [16, 25, 56, 64, 56, 64])
     assert not result.off_image.any()
     # Source at (0, 0): rows/cols -4..3 -> only the lower-right 4x4 block is on the image.
     expected = np.zeros((8, 8), np.float32)
@@ -90,6 +91,7 @@ def test_centroids_beyond_the_image(image: np.ndarray) -> None:
     y = np.array([30.0, 30.0, -6.0, 30.0, 30.0, 5.0])
     result = both(image, x, y, 8)
     assert result.off_image.all() and result.edge.all()
+    np.testing.assert_array_equal(result.n_inside, [16, 16, 0, 0, 0, 0])
     # x = -2: cols -6..1 -> 2 columns on the image.
     np.testing.assert_array_equal(result.cutouts[0][:, 6:], image[26:34, 0:2])
     assert not result.cutouts[0][:, :6].any()
@@ -102,6 +104,7 @@ def test_non_finite_centroids(image: np.ndarray) -> None:
     y = np.array([10.0, -np.inf, 10.0, 20.0])
     result = both(image, x, y, 6)
     np.testing.assert_array_equal(result.bad_centroid, [True, True, True, False])
+    np.testing.assert_array_equal(result.n_inside, [0, 0, 0, 36])
     assert not result.cutouts[:3].any()
     assert not (result.edge[:3] | result.off_image[:3] | result.bad_pixels[:3]).any()
     np.testing.assert_array_equal(result.cutouts[3], image[17:23, 17:23])

@@ -322,9 +322,11 @@ class ContextNetClassifierTask(PipelineTask):
     Flags: ``classification_flag_edge`` (cutout crosses the image edge: missing pixels are 0, the
     sky level; also set for centroids off the image), ``classification_flag_badPixels`` (NaN pixels,
     non-finite variance or ``badMaskPlanes`` pixels inside the cutout, replaced by 0),
-    ``classification_flag_fewSources`` (fewer classifiable sources than ``m``, so sets repeat
-    sources) and ``classification_flag`` (any of these, or a centroid that is not finite or off the
-    image: such sources are not classified and get NaN).
+    ``classification_flag_fewSources`` (fewer classifiable sources than the paper network's ``m``,
+    so sets repeat sources, or than a pooling network's ``minContextSources``),
+    ``classification_flag_noData`` (less than ``minGoodPixelFraction`` of the cutout in the image
+    and good: not classified, NaN) and ``classification_flag`` (any of these, or a centroid that
+    is not finite or off the image: such sources are not classified and get NaN).
 
     """
 
@@ -538,8 +540,8 @@ class ContextNetClassifierTask(PipelineTask):
         self.metadata["noise_sigma"] = noise_sigma
         if n_valid < min_sources:
             self.log.warning(
-                "Only %d classifiable sources for a model needing %d per set: every row is flagged "
-                "classification_flag_fewSources.",
+                "Only %d classifiable sources, fewer than the model's %d for a full context: every row "
+                "is flagged classification_flag_fewSources.",
                 n_valid,
                 min_sources,
             )
@@ -581,7 +583,7 @@ class ContextNetClassifierTask(PipelineTask):
             return loaded.m, self.config.nEnsemble, loaded.m
         m = self.config.poolSetSize or max(n_valid, 1)
         n_p = self.config.nEnsemble if self.config.poolSetSize else 1
-        return m, n_p, min(self.config.minContextSources, m)
+        return m, n_p, self.config.minContextSources
 
     @timeMethod
     def prepare_inputs(self, exposure: MaskedImage, table: Table, loaded: LoadedModel) -> Struct:
@@ -636,7 +638,9 @@ class ContextNetClassifierTask(PipelineTask):
             raise NoiseEstimateError(noise_sigma)
         self._check_pedestal(exposure.image.array, noise_sigma)
         size = loaded.cutout_size
-        good = 1.0 - (cutouts.bad.sum(axis=(1, 2)) if cutouts.bad is not None else 0) / (size * size)
+        # Good pixels: in the image, and not bad.
+        n_bad = cutouts.bad.sum(axis=(1, 2)) if cutouts.bad is not None else 0
+        good = (cutouts.n_inside - n_bad) / (size * size)
         no_data = ~(cutouts.bad_centroid | cutouts.off_image) & (good < self.config.minGoodPixelFraction)
         valid = ~(cutouts.bad_centroid | cutouts.off_image | no_data)
         if len(table) and not valid.any() and no_data.any():

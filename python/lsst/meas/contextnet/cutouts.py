@@ -184,6 +184,9 @@ class CutoutResult:
         Boolean ``(N,)``: the centroid is finite but its pixel lies outside the image.
     bad_centroid : `numpy.ndarray`
         Boolean ``(N,)``: the centroid is not finite; the cutout is all zeros and no other flag is set.
+    n_inside : `numpy.ndarray`
+        Int32 ``(N,)``: the cutout's pixels that lie in the image (``size**2`` away from the edges,
+        0 for a non-finite centroid); the others are not data, good or bad.
     bad : `numpy.ndarray`, optional
         Boolean ``(N, size, size)``: the bad pixels (set to 0), as the PSF-flux fit of
         `lsst.meas.contextnet.psfinputs` needs them; pixels outside the image are not bad.
@@ -195,6 +198,7 @@ class CutoutResult:
     bad_pixels: np.ndarray
     off_image: np.ndarray
     bad_centroid: np.ndarray
+    n_inside: np.ndarray
     bad: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -464,6 +468,7 @@ def extract_cutouts(
         bits,
     )
     outer = np.flatnonzero(~interior)
+    n_inside = np.full(len(x), size * size, dtype=np.int32)
     if len(outer) > 0:
         # Pixels outside the image are neither bad nor kept.
         offsets = np.arange(size)
@@ -473,6 +478,7 @@ def extract_cutouts(
         cols_valid = (cols >= 0) & (cols < width)
         inside = rows_valid[:, :, None] & cols_valid[:, None, :]
         bad[outer] &= inside
+        n_inside[outer] = inside.sum(axis=(1, 2))
         cutouts[outer] = np.where(inside, cutouts[outer], 0.0)
     cutouts[checked] = np.where(bad[checked], 0.0, cutouts[checked])
     bad_pixels = np.zeros(len(x), dtype=bool)
@@ -483,6 +489,7 @@ def extract_cutouts(
         bad_pixels=bad_pixels,
         off_image=off_image,
         bad_centroid=bad_centroid,
+        n_inside=n_inside,
         bad=bad,
     )
 
@@ -540,6 +547,7 @@ def extract_cutouts_loop(
     bad_pixels = np.zeros(n, dtype=bool)
     off_image = np.zeros(n, dtype=bool)
     bad_centroid = np.zeros(n, dtype=bool)
+    n_inside = np.zeros(n, dtype=np.int32)
     for k in range(n):
         if not (math.isfinite(x[k]) and math.isfinite(y[k])):
             bad_centroid[k] = True
@@ -554,6 +562,7 @@ def extract_cutouts_loop(
         iy0, iy1 = max(y0, 0), min(y0 + size, height)
         if ix0 >= ix1 or iy0 >= iy1:
             continue
+        n_inside[k] = (ix1 - ix0) * (iy1 - iy0)
         pixels = image[iy0:iy1, ix0:ix1].astype(np.float32)
         bad = ~np.isfinite(pixels)
         if variance is not None:
@@ -564,5 +573,10 @@ def extract_cutouts_loop(
         bad_pixels[k] = bool(bad.any())
         cutouts[k, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = pixels
     return CutoutResult(
-        cutouts=cutouts, edge=edge, bad_pixels=bad_pixels, off_image=off_image, bad_centroid=bad_centroid
+        cutouts=cutouts,
+        edge=edge,
+        bad_pixels=bad_pixels,
+        off_image=off_image,
+        bad_centroid=bad_centroid,
+        n_inside=n_inside,
     )
