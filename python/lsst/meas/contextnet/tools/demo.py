@@ -514,7 +514,14 @@ def run_demo(settings: DemoSettings, *, stream: TextIO | None = None, progress: 
     from lsst.meas.contextnet.modelio import file_sha256, load_model
 
     loaded = load_model(model_path, "cpu")
-    model_m = loaded.m
+    if loaded.global_kind == "pool":
+        from lsst.meas.contextnet.classifier import ContextNetClassifierConfig
+
+        min_sources = ContextNetClassifierConfig().minContextSources
+        few_reason = f"fewer than minContextSources = {min_sources}: their context is weak"
+    else:
+        min_sources = loaded.m
+        few_reason = f"the model's set size m = {min_sources} exceeds them: their sets repeat sources"
     card = loaded.metadata
     _say(stream, f"model:    {model_path} (sha256 {loaded.sha256[:12]})")
     _say(
@@ -576,12 +583,12 @@ def run_demo(settings: DemoSettings, *, stream: TextIO | None = None, progress: 
             stream,
             f"[1/3] --keep: reusing the simulated data in {settings.repo} collection {SIM_COLLECTION!r}",
         )
-    if n_sources and min(n_sources) < model_m:
+    if n_sources and min(n_sources) < min_sources:
         _say(
             stream,
-            f"      note: the model's set size m = {model_m} exceeds the sources of some exposures "
-            f"(fewest: {min(n_sources)}); their sets repeat sources and every such row is flagged "
-            "classification_flag_fewSources (a full 4096x4096 detector has 1200-2200 sources).",
+            f"      note: some exposures have few sources (fewest: {min(n_sources)}; {few_reason}); "
+            "every such row is flagged classification_flag_fewSources (a full 4096x4096 detector has "
+            "1200-2200 sources).",
         )
 
     # 2. Classify with the real pipetask.
