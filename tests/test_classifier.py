@@ -27,7 +27,7 @@ import astropy.units as u
 import numpy as np
 import pytest
 import torch
-from astropy.table import Table
+from astropy.table import MaskedColumn, Table
 from conftest import export_tiny_model
 from lsst.images import Box, Image, Mask, MaskedImage, MaskPlane, MaskSchema
 from lsst.meas.contextnet.classifier import (
@@ -262,6 +262,18 @@ def test_edge_beyond_and_non_finite_centroids(model_path: Path) -> None:
     flag = np.asarray(out["classification_flag"])
     np.testing.assert_array_equal(flag, [False] * 12 + [True] * 5)
     assert not np.any(out["classification_flag_fewSources"])  # 14 classifiable >= m = 8
+
+
+def test_masked_centroids_are_not_finite_centroids(model_path: Path) -> None:
+    x, y = random_positions(10)
+    catalog = make_catalog(x, y)
+    catalog["x"] = MaskedColumn(catalog["x"], mask=[False] * 8 + [True, False])
+    catalog["y"] = MaskedColumn(catalog["y"], mask=[False] * 9 + [True])
+    out = make_task(model_path).run(make_exposure(), catalog).classification
+    assert len(out) == 10
+    prob = np.asarray(out["classification_galaxyProb"])
+    assert np.all(np.isnan(prob[8:])) and np.all(np.isfinite(prob[:8]))
+    np.testing.assert_array_equal(out["classification_flag"], [False] * 8 + [True, True])
 
 
 def test_no_classifiable_source(model_path: Path) -> None:

@@ -620,8 +620,9 @@ class ContextNetClassifierTask(PipelineTask):
             If no source has enough good pixels.
         """
         start = time.perf_counter()
-        x = np.asarray(table[self.config.xColumn], dtype=np.float64)
-        y = np.asarray(table[self.config.yColumn], dtype=np.float64)
+        # A masked centroid (a MaskedColumn) is a missing one: NaN, flagged like any non-finite centroid.
+        x = np.ma.filled(np.ma.asarray(table[self.config.xColumn], dtype=np.float64), np.nan)
+        y = np.ma.filled(np.ma.asarray(table[self.config.yColumn], dtype=np.float64), np.nan)
         bbox = exposure.bbox
         mask_array, mask_bits = self._bad_mask(exposure)
         cutouts = extract_cutouts(
