@@ -274,6 +274,7 @@ def test_masked_centroids_are_not_finite_centroids(model_path: Path) -> None:
     prob = np.asarray(out["classification_galaxyProb"])
     assert np.all(np.isnan(prob[8:])) and np.all(np.isfinite(prob[:8]))
     np.testing.assert_array_equal(out["classification_flag"], [False] * 8 + [True, True])
+    assert np.isnan(out["x"][8]) and np.isnan(out["y"][9]) and np.isfinite(out["x"][9])
 
 
 def test_no_classifiable_source(model_path: Path) -> None:
@@ -354,6 +355,9 @@ def test_pooling_model_with_few_sources_is_flagged(tmp_path: Path) -> None:
     assert np.all(np.isfinite(out["classification_galaxyProb"]))
     out = make_task(pool, minContextSources=5).run(make_exposure(), catalog).classification
     assert not np.any(out["classification_flag_fewSources"])
+    # Random sets of 8 from 5 sources repeat them.
+    out = make_task(pool, minContextSources=5, poolSetSize=8).run(make_exposure(), catalog).classification
+    assert np.all(out["classification_flag_fewSources"])
 
 
 def test_model_output_that_is_not_a_probability_is_an_error(tmp_path: Path) -> None:

@@ -323,7 +323,7 @@ class ContextNetClassifierTask(PipelineTask):
     sky level; also set for centroids off the image), ``classification_flag_badPixels`` (NaN pixels,
     non-finite variance or ``badMaskPlanes`` pixels inside the cutout, replaced by 0),
     ``classification_flag_fewSources`` (fewer classifiable sources than the paper network's ``m``,
-    so sets repeat sources, or than a pooling network's ``minContextSources``),
+    so sets repeat sources, or than a pooling network's ``minContextSources`` or ``poolSetSize``),
     ``classification_flag_noData`` (less than ``minGoodPixelFraction`` of the cutout in the image
     and good: not classified, NaN) and ``classification_flag`` (any of these, or a centroid that
     is not finite or off the image: such sources are not classified and get NaN).
@@ -577,13 +577,14 @@ class ContextNetClassifierTask(PipelineTask):
         m, n_p, min_sources : `int`
             The paper's network: its own ``m``, ``nEnsemble``, ``m``. A pooling network: all
             sources in one set (``n_p = 1``), or random sets of ``poolSetSize`` with
-            ``nEnsemble`` each, and ``minContextSources``.
+            ``nEnsemble`` each, and the larger of ``minContextSources`` and ``poolSetSize``
+            (fewer than ``poolSetSize`` fill the sets with repeats).
         """
         if loaded.global_kind != "pool":
             return loaded.m, self.config.nEnsemble, loaded.m
         m = self.config.poolSetSize or max(n_valid, 1)
         n_p = self.config.nEnsemble if self.config.poolSetSize else 1
-        return m, n_p, self.config.minContextSources
+        return m, n_p, max(self.config.minContextSources, self.config.poolSetSize)
 
     @timeMethod
     def prepare_inputs(self, exposure: MaskedImage, table: Table, loaded: LoadedModel) -> Struct:
@@ -782,7 +783,11 @@ class ContextNetClassifierTask(PipelineTask):
             unit = COLUMN_UNITS.get(name)
             if name in copied:
                 source = table[copied[name]]
-                data = np.asarray(source, dtype=dtype)
+                if dtype.startswith("float"):
+                    # A masked value is a missing one, not its fill value.
+                    data = np.ma.filled(np.ma.asarray(source, dtype=dtype), np.nan)
+                else:
+                    data = np.asarray(source, dtype=dtype)
                 if name in ("coord_ra", "coord_dec"):
                     unit = getattr(source, "unit", None) or self.config.coordUnit
             else:

@@ -43,8 +43,8 @@ CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
     "classification_nSets": ("int32", "Number of ensemble sets that contained the source."),
     "classification_flag": (
         "bool",
-        "Any problem: edge, bad pixels, too few sources, or a centroid that is not finite or off "
-        "the image (then galaxyProb is NaN).",
+        "Any problem: edge, bad pixels, too few sources, too few good pixels (noData), or a centroid "
+        "that is missing, not finite or off the image (those two: galaxyProb NaN).",
     ),
     "classification_flag_edge": (
         "bool",

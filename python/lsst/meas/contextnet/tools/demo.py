@@ -682,8 +682,9 @@ def _report(demo: DemoResult, stream: TextIO) -> None:
         _say(
             stream,
             f"Note: {result.counts['n_flagged']} evaluated sources have classification_flag set (edge, bad "
-            "pixels, or fewer sources per detector than the model's set size m, in which case sets repeat "
-            "sources); they are included above. See eval/summary.txt for every classifier, AUC and ECE.",
+            "pixels, too few good pixels, or fewer sources on their detector than a paper network's m "
+            "or a pooling network's minContextSources); they are included above. See eval/summary.txt "
+            "for every classifier, AUC and ECE.",
         )
     _say(stream)
     _say(stream, "=" * 100)
