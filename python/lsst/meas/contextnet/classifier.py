@@ -91,6 +91,11 @@ if TYPE_CHECKING:
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
+def _float_values(column: Any, dtype: str = "float64") -> np.ndarray:
+    """Return a table column as floats, NaN where it is masked (a missing value, not its fill)."""
+    return np.ma.filled(np.ma.asarray(column, dtype=dtype), np.nan)
+
+
 class ContextNetClassifierConnections(
     PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
 ):
@@ -621,9 +626,9 @@ class ContextNetClassifierTask(PipelineTask):
             If no source has enough good pixels.
         """
         start = time.perf_counter()
-        # A masked centroid (a MaskedColumn) is a missing one: NaN, flagged like any non-finite centroid.
-        x = np.ma.filled(np.ma.asarray(table[self.config.xColumn], dtype=np.float64), np.nan)
-        y = np.ma.filled(np.ma.asarray(table[self.config.yColumn], dtype=np.float64), np.nan)
+        # A masked centroid is a missing one, flagged like any non-finite centroid.
+        x = _float_values(table[self.config.xColumn])
+        y = _float_values(table[self.config.yColumn])
         bbox = exposure.bbox
         mask_array, mask_bits = self._bad_mask(exposure)
         cutouts = extract_cutouts(
@@ -783,11 +788,9 @@ class ContextNetClassifierTask(PipelineTask):
             unit = COLUMN_UNITS.get(name)
             if name in copied:
                 source = table[copied[name]]
-                if dtype.startswith("float"):
-                    # A masked value is a missing one, not its fill value.
-                    data = np.ma.filled(np.ma.asarray(source, dtype=dtype), np.nan)
-                else:
-                    data = np.asarray(source, dtype=dtype)
+                data = (
+                    _float_values(source, dtype) if dtype.startswith("float") else np.asarray(source, dtype)
+                )
                 if name in ("coord_ra", "coord_dec"):
                     unit = getattr(source, "unit", None) or self.config.coordUnit
             else:
