@@ -19,6 +19,7 @@
 """Tests of the PSF-aware inputs: one path for training and the task, and the task's PSF checks."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -205,3 +206,47 @@ def test_psf_reaches_the_model_and_a_missing_psf_is_an_error(simulated, psf_mode
     no_psf = MaskedImage(visit_image.image, mask=visit_image.mask, variance=visit_image.variance)
     with pytest.raises(MissingPsfError, match="needs the exposure's PSF model"):
         task.run(no_psf, exposure.src, seed=1)
+
+
+def test_shift_commutes_with_transposition():
+    # Even side: the Nyquist frequencies of both axes are shifted alike, so shifting by (dx, dy)
+    # and transposing is shifting the transposed images by (dy, dx).
+    rng = np.random.default_rng(1)
+    images = rng.uniform(size=(4, 28, 28)).astype(np.float32)
+    dx, dy = np.array([0.3, -0.45, 0.5, 0.1]), np.array([-0.2, 0.25, 0.0, 0.4])
+    shifted = shift_images(images, dx, dy)
+    transposed = shift_images(images.transpose(0, 2, 1), dy, dx).transpose(0, 2, 1)
+    np.testing.assert_allclose(shifted, transposed, atol=1e-5)
+
+
+def test_psf_flux_of_a_star_at_the_edge_leaves_out_the_pixels_beyond_it(simulated, psf_model):
+    # A noiseless star drawn as the PSF model, once 2 px from the left edge (10 of its cutout's
+    # 16 columns in the image) and once inside: both PSF channels equal the image channel to 1%
+    # of its peak (fitting the pixels beyond the edge as zeros put them 2% of the peak apart).
+    exposure, _ = simulated
+    field = exposure.psf_field
+    half = PSF_MODEL_STAMP_SIZE // 2
+    image = np.zeros_like(exposure.image)
+    xs, y = (2, 256), 200
+    for x in xs:
+        stamp = 5000.0 * field.kernel_image(x, y, half)
+        left = x - half
+        image[y - half : y + half + 1, max(left, 0) : x + half + 1] = stamp[:, max(-left, 0) :]
+    clean = SimpleNamespace(
+        image=image,
+        variance=np.ones_like(exposure.variance),
+        mask=np.zeros_like(exposure.mask),
+        mask_planes=exposure.mask_planes,
+        wcs=exposure.wcs,
+    )
+    visit_image = _visit_image(clean, field)
+    task = ContextNetClassifierTask(config=_config(psf_model))
+    loaded = task.load_model()
+    table = exposure.src[:2].copy()
+    table["x"], table["y"] = np.array(xs, dtype=float), np.full(2, float(y))
+    prepared = task.prepare_inputs(visit_image, table, loaded)
+    assert prepared.valid.all() and prepared.cutouts.n_inside.tolist() == [160, 256]
+    inside = ~prepared.cutouts.outside
+    for k in range(2):
+        image_channel, psf_channel = prepared.inputs[k]
+        assert np.max(np.abs(image_channel - psf_channel)[inside[k]]) < 0.01 * image_channel.max()

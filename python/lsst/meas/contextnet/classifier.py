@@ -645,9 +645,9 @@ class ContextNetClassifierTask(PipelineTask):
             raise NoiseEstimateError(noise_sigma)
         self._check_pedestal(exposure.image.array, noise_sigma)
         size = loaded.cutout_size
-        # Good pixels: in the image, and not bad.
-        n_bad = cutouts.bad.sum(axis=(1, 2)) if cutouts.bad is not None else 0
-        good = (cutouts.n_inside - n_bad) / (size * size)
+        # Good pixels: in the image, and not bad; the others are left out of the PSF-flux fit too.
+        unused = cutouts.unused_pixels()
+        good = 1.0 - unused.sum(axis=(1, 2)) / (size * size)
         no_data = ~(cutouts.bad_centroid | cutouts.off_image) & (good < self.config.minGoodPixelFraction)
         valid = ~(cutouts.bad_centroid | cutouts.off_image | no_data)
         if len(table) and not valid.any() and no_data.any():
@@ -670,7 +670,7 @@ class ContextNetClassifierTask(PipelineTask):
             noise_sigma,
             loaded.metadata["normalization"],
             loaded.inputs,
-            bad=cutouts.bad[valid] if cutouts.bad is not None else None,
+            bad=unused[valid],
             psf=psf_images,
             dx=dx,
             dy=dy,

@@ -188,8 +188,11 @@ class CutoutResult:
         Int32 ``(N,)``: the cutout's pixels that lie in the image (``size**2`` away from the edges,
         0 for a non-finite centroid); the others are not data, good or bad.
     bad : `numpy.ndarray`, optional
-        Boolean ``(N, size, size)``: the bad pixels (set to 0), as the PSF-flux fit of
-        `lsst.meas.contextnet.psfinputs` needs them; pixels outside the image are not bad.
+        Boolean ``(N, size, size)``: the bad pixels (set to 0); pixels outside the image are not
+        bad.
+    outside : `numpy.ndarray`, optional
+        Boolean ``(N, size, size)``: the pixels outside the image (set to 0); all of them for a
+        non-finite centroid.
 
     """
 
@@ -200,9 +203,24 @@ class CutoutResult:
     bad_centroid: np.ndarray
     n_inside: np.ndarray
     bad: np.ndarray | None = None
+    outside: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.cutouts)
+
+    def unused_pixels(self) -> np.ndarray | None:
+        """Return the pixels that hold no data: bad, or outside the image.
+
+        Returns
+        -------
+        unused : `numpy.ndarray` or `None`
+            Boolean ``(N, size, size)``, ``bad | outside``: the pixels a fit to the data must
+            leave out (the PSF-flux fit of `lsst.meas.contextnet.psfinputs`); `None` when this
+            result does not carry the pixel arrays (`extract_cutouts_loop`).
+        """
+        if self.bad is None or self.outside is None:
+            return None
+        return self.bad | self.outside
 
 
 def _check_extraction_inputs(
@@ -469,6 +487,7 @@ def extract_cutouts(
     )
     outer = np.flatnonzero(~interior)
     n_inside = np.full(len(x), size * size, dtype=np.int32)
+    outside = np.zeros(cutouts.shape, dtype=bool)
     if len(outer) > 0:
         # Pixels outside the image are neither bad nor kept.
         offsets = np.arange(size)
@@ -479,6 +498,7 @@ def extract_cutouts(
         inside = rows_valid[:, :, None] & cols_valid[:, None, :]
         bad[outer] &= inside
         n_inside[outer] = inside.sum(axis=(1, 2))
+        outside[outer] = ~inside
         cutouts[outer] = np.where(inside, cutouts[outer], 0.0)
     cutouts[checked] = np.where(bad[checked], 0.0, cutouts[checked])
     bad_pixels = np.zeros(len(x), dtype=bool)
@@ -491,6 +511,7 @@ def extract_cutouts(
         bad_centroid=bad_centroid,
         n_inside=n_inside,
         bad=bad,
+        outside=outside,
     )
 
 

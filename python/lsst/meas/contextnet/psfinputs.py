@@ -27,7 +27,8 @@ wherever they are computed:
    images around it (the fields vary smoothly, so this is accurate to a small fraction of a
    percent of the peak; the benchmark reports the error against per-source evaluation);
 3. `psf_channel`: the PSF image is shifted to the source's sub-pixel centroid (a Fourier phase),
-   scaled to the source's PSF flux (a least-squares fit over the cutout's good pixels) and
+   scaled to the source's PSF flux (a least-squares fit over the cutout's good pixels: pixels
+   outside the image or bad are left out) and
    stretched exactly like the cutout, so a star's two channels agree up to noise and a
    galaxy's differ: the comparison extendedness makes, given to the network as pixels;
 4. `model_inputs`: stacks the channels a model's card declares (``"image"``, ``"psf"``).
@@ -204,6 +205,10 @@ def subpixel_offsets(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def shift_images(images: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """Shift images by sub-pixel offsets with a Fourier phase (band-limited interpolation).
 
+    For an even side the Nyquist frequency of each axis is shifted by its real part,
+    ``cos(pi d)`` (the phase of the frequencies +1/2 and -1/2 averaged), the same along x and
+    y, so that a shift commutes with transposing the images.
+
     Parameters
     ----------
     images : `numpy.ndarray`
@@ -228,6 +233,9 @@ def shift_images(images: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarr
     phase_y = np.exp(-2j * np.pi * ky[None, :] * np.asarray(dy, dtype=np.float64)[:, None]).astype(
         np.complex64
     )
+    if size % 2 == 0:
+        phase_x[:, -1] = np.cos(np.pi * np.asarray(dx, dtype=np.float64))
+        phase_y[:, size // 2] = np.cos(np.pi * np.asarray(dy, dtype=np.float64))
     # PyTorch's batched FFT: the same transform as numpy.fft in single precision, three times
     # faster on thousands of small images.
     transform = torch.fft.rfft2(torch.from_numpy(np.ascontiguousarray(images)))
@@ -244,7 +252,9 @@ def psf_flux(cutouts: np.ndarray, bad: np.ndarray | None, psf: np.ndarray) -> np
     cutouts : `numpy.ndarray`
         ``(N, S, S)`` sky-subtracted pixels.
     bad : `numpy.ndarray`, optional
-        ``(N, S, S)`` booleans, true on pixels left out of the fit.
+        ``(N, S, S)`` booleans, true on pixels left out of the fit: bad pixels and pixels
+        outside the image (`~lsst.meas.contextnet.cutouts.CutoutResult.unused_pixels`), which
+        hold no data, not zeros.
     psf : `numpy.ndarray`
         ``(N, S, S)`` unit-sum PSF images centred on the sources.
 
@@ -277,7 +287,7 @@ def psf_channel(
     cutouts : `numpy.ndarray`
         ``(N, S, S)`` sky-subtracted pixels, bad pixels 0.
     bad : `numpy.ndarray`, optional
-        ``(N, S, S)`` booleans, true on bad pixels.
+        ``(N, S, S)`` booleans, true on pixels left out of the PSF-flux fit (`psf_flux`).
     psf : `numpy.ndarray`
         ``(N, S, S)`` unit-sum PSF images centred on the cutouts' central pixel
         (`interpolate_psf`).
@@ -323,7 +333,7 @@ def model_inputs(
     inputs : `~collections.abc.Sequence` [`str`], optional
         Channels the model declares, a prefix-ordered subset of `INPUT_CHANNELS`.
     bad : `numpy.ndarray`, optional
-        ``(N, S, S)`` bad-pixel booleans (for the PSF-flux fit).
+        ``(N, S, S)`` booleans, true on pixels left out of the PSF-flux fit (`psf_flux`).
     psf : `numpy.ndarray`, optional
         ``(N, S, S)`` PSF images (`interpolate_psf`); required with ``"psf"``.
     dx, dy : `numpy.ndarray`, optional
