@@ -19,7 +19,6 @@
 """Tests of the PSF-aware inputs: one path for training and the task, and the task's PSF checks."""
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -217,36 +216,3 @@ def test_shift_commutes_with_transposition():
     shifted = shift_images(images, dx, dy)
     transposed = shift_images(images.transpose(0, 2, 1), dy, dx).transpose(0, 2, 1)
     np.testing.assert_allclose(shifted, transposed, atol=1e-5)
-
-
-def test_psf_flux_of_a_star_at_the_edge_leaves_out_the_pixels_beyond_it(simulated, psf_model):
-    # A noiseless star drawn as the PSF model, once 2 px from the left edge (10 of its cutout's
-    # 16 columns in the image) and once inside: both PSF channels equal the image channel to 1%
-    # of its peak (fitting the pixels beyond the edge as zeros put them 2% of the peak apart).
-    exposure, _ = simulated
-    field = exposure.psf_field
-    half = PSF_MODEL_STAMP_SIZE // 2
-    image = np.zeros_like(exposure.image)
-    xs, y = (2, 256), 200
-    for x in xs:
-        stamp = 5000.0 * field.kernel_image(x, y, half)
-        left = x - half
-        image[y - half : y + half + 1, max(left, 0) : x + half + 1] = stamp[:, max(-left, 0) :]
-    clean = SimpleNamespace(
-        image=image,
-        variance=np.ones_like(exposure.variance),
-        mask=np.zeros_like(exposure.mask),
-        mask_planes=exposure.mask_planes,
-        wcs=exposure.wcs,
-    )
-    visit_image = _visit_image(clean, field)
-    task = ContextNetClassifierTask(config=_config(psf_model))
-    loaded = task.load_model()
-    table = exposure.src[:2].copy()
-    table["x"], table["y"] = np.array(xs, dtype=float), np.full(2, float(y))
-    prepared = task.prepare_inputs(visit_image, table, loaded)
-    assert prepared.valid.all() and prepared.cutouts.n_inside.tolist() == [160, 256]
-    inside = ~prepared.cutouts.outside
-    for k in range(2):
-        image_channel, psf_channel = prepared.inputs[k]
-        assert np.max(np.abs(image_channel - psf_channel)[inside[k]]) < 0.01 * image_channel.max()

@@ -645,9 +645,8 @@ class ContextNetClassifierTask(PipelineTask):
             raise NoiseEstimateError(noise_sigma)
         self._check_pedestal(exposure.image.array, noise_sigma)
         size = loaded.cutout_size
-        # Good pixels: in the image, and not bad; the others are left out of the PSF-flux fit too.
-        unused = cutouts.unused_pixels()
-        good = 1.0 - unused.sum(axis=(1, 2)) / (size * size)
+        # Good pixels: in the image, and not bad.
+        good = (cutouts.n_inside - cutouts.bad.sum(axis=(1, 2))) / (size * size)
         no_data = ~(cutouts.bad_centroid | cutouts.off_image) & (good < self.config.minGoodPixelFraction)
         valid = ~(cutouts.bad_centroid | cutouts.off_image | no_data)
         if len(table) and not valid.any() and no_data.any():
@@ -670,7 +669,7 @@ class ContextNetClassifierTask(PipelineTask):
             noise_sigma,
             loaded.metadata["normalization"],
             loaded.inputs,
-            bad=unused[valid],
+            bad=cutouts.bad[valid],
             psf=psf_images,
             dx=dx,
             dy=dy,

@@ -187,12 +187,9 @@ class CutoutResult:
     n_inside : `numpy.ndarray`
         Int32 ``(N,)``: the cutout's pixels that lie in the image (``size**2`` away from the edges,
         0 for a non-finite centroid); the others are not data, good or bad.
-    bad : `numpy.ndarray`, optional
-        Boolean ``(N, size, size)``: the bad pixels (set to 0); pixels outside the image are not
-        bad.
-    outside : `numpy.ndarray`, optional
-        Boolean ``(N, size, size)``: the pixels outside the image (set to 0); all of them for a
-        non-finite centroid.
+    bad : `numpy.ndarray`
+        Boolean ``(N, size, size)``: the bad pixels (set to 0), as the PSF-flux fit of
+        `lsst.meas.contextnet.psfinputs` needs them; pixels outside the image are not bad.
 
     """
 
@@ -202,25 +199,10 @@ class CutoutResult:
     off_image: np.ndarray
     bad_centroid: np.ndarray
     n_inside: np.ndarray
-    bad: np.ndarray | None = None
-    outside: np.ndarray | None = None
+    bad: np.ndarray
 
     def __len__(self) -> int:
         return len(self.cutouts)
-
-    def unused_pixels(self) -> np.ndarray | None:
-        """Return the pixels that hold no data: bad, or outside the image.
-
-        Returns
-        -------
-        unused : `numpy.ndarray` or `None`
-            Boolean ``(N, size, size)``, ``bad | outside``: the pixels a fit to the data must
-            leave out (the PSF-flux fit of `lsst.meas.contextnet.psfinputs`); `None` when this
-            result does not carry the pixel arrays (`extract_cutouts_loop`).
-        """
-        if self.bad is None or self.outside is None:
-            return None
-        return self.bad | self.outside
 
 
 def _check_extraction_inputs(
@@ -422,7 +404,8 @@ def extract_cutouts(
     Returns
     -------
     result : `CutoutResult`
-        Cutouts (float32, bad and out-of-image pixels set to 0) and per-source flags.
+        Cutouts (float32, bad and out-of-image pixels set to 0), per-source flags and the bad
+        pixels.
 
     Raises
     ------
@@ -487,7 +470,6 @@ def extract_cutouts(
     )
     outer = np.flatnonzero(~interior)
     n_inside = np.full(len(x), size * size, dtype=np.int32)
-    outside = np.zeros(cutouts.shape, dtype=bool)
     if len(outer) > 0:
         # Pixels outside the image are neither bad nor kept.
         offsets = np.arange(size)
@@ -498,7 +480,6 @@ def extract_cutouts(
         inside = rows_valid[:, :, None] & cols_valid[:, None, :]
         bad[outer] &= inside
         n_inside[outer] = inside.sum(axis=(1, 2))
-        outside[outer] = ~inside
         cutouts[outer] = np.where(inside, cutouts[outer], 0.0)
     cutouts[checked] = np.where(bad[checked], 0.0, cutouts[checked])
     bad_pixels = np.zeros(len(x), dtype=bool)
@@ -511,7 +492,6 @@ def extract_cutouts(
         bad_centroid=bad_centroid,
         n_inside=n_inside,
         bad=bad,
-        outside=outside,
     )
 
 
@@ -549,7 +529,7 @@ def extract_cutouts_loop(
     Returns
     -------
     result : `CutoutResult`
-        Cutouts and per-source flags.
+        Cutouts, per-source flags and the bad pixels.
 
     Raises
     ------
@@ -569,6 +549,7 @@ def extract_cutouts_loop(
     off_image = np.zeros(n, dtype=bool)
     bad_centroid = np.zeros(n, dtype=bool)
     n_inside = np.zeros(n, dtype=np.int32)
+    bad_map = np.zeros((n, size, size), dtype=bool)
     for k in range(n):
         if not (math.isfinite(x[k]) and math.isfinite(y[k])):
             bad_centroid[k] = True
@@ -592,7 +573,9 @@ def extract_cutouts_loop(
             bad |= _bad_mask_values(mask[iy0:iy1, ix0:ix1], bits, mask.ndim)
         pixels[bad] = 0.0
         bad_pixels[k] = bool(bad.any())
-        cutouts[k, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = pixels
+        overlap = (slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0))
+        cutouts[k][overlap] = pixels
+        bad_map[k][overlap] = bad
     return CutoutResult(
         cutouts=cutouts,
         edge=edge,
@@ -600,4 +583,5 @@ def extract_cutouts_loop(
         off_image=off_image,
         bad_centroid=bad_centroid,
         n_inside=n_inside,
+        bad=bad_map,
     )

@@ -27,8 +27,7 @@ wherever they are computed:
    images around it (the fields vary smoothly, so this is accurate to a small fraction of a
    percent of the peak; the benchmark reports the error against per-source evaluation);
 3. `psf_channel`: the PSF image is shifted to the source's sub-pixel centroid (a Fourier phase),
-   scaled to the source's PSF flux (a least-squares fit over the cutout's good pixels: pixels
-   outside the image or bad are left out) and
+   scaled to the source's PSF flux (a least-squares fit to the cutout, bad pixels left out) and
    stretched exactly like the cutout, so a star's two channels agree up to noise and a
    galaxy's differ: the comparison extendedness makes, given to the network as pixels;
 4. `model_inputs`: stacks the channels a model's card declares (``"image"``, ``"psf"``).
@@ -252,9 +251,7 @@ def psf_flux(cutouts: np.ndarray, bad: np.ndarray | None, psf: np.ndarray) -> np
     cutouts : `numpy.ndarray`
         ``(N, S, S)`` sky-subtracted pixels.
     bad : `numpy.ndarray`, optional
-        ``(N, S, S)`` booleans, true on pixels left out of the fit: bad pixels and pixels
-        outside the image (`~lsst.meas.contextnet.cutouts.CutoutResult.unused_pixels`), which
-        hold no data, not zeros.
+        ``(N, S, S)`` booleans, true on pixels left out of the fit (bad pixels).
     psf : `numpy.ndarray`
         ``(N, S, S)`` unit-sum PSF images centred on the sources.
 
@@ -285,9 +282,9 @@ def psf_channel(
     Parameters
     ----------
     cutouts : `numpy.ndarray`
-        ``(N, S, S)`` sky-subtracted pixels, bad pixels 0.
+        ``(N, S, S)`` sky-subtracted pixels, bad pixels and pixels outside the image 0.
     bad : `numpy.ndarray`, optional
-        ``(N, S, S)`` booleans, true on pixels left out of the PSF-flux fit (`psf_flux`).
+        ``(N, S, S)`` booleans, true on bad pixels: left out of the PSF-flux fit (`psf_flux`).
     psf : `numpy.ndarray`
         ``(N, S, S)`` unit-sum PSF images centred on the cutouts' central pixel
         (`interpolate_psf`).
@@ -302,6 +299,15 @@ def psf_channel(
     -------
     channel : `numpy.ndarray`
         ``(N, S, S)`` float32.
+
+    Notes
+    -----
+    The fit is to the cutout as the network sees it: pixels beyond the image are fitted as the
+    zeros the cutout holds there, so a star cut by the image's edge gets a fainter, whole PSF
+    image. The network was trained on stamps without image edges, and of three choices this one
+    classified the validation split's edge sources best; leaving those pixels out of the fit, or
+    leaving them out and setting them to 0 in the channel, did worse (the results page, section
+    "Sources at the image's edge").
     """
     centred = shift_images(psf, dx, dy)
     flux = psf_flux(cutouts, bad, centred)
@@ -325,7 +331,7 @@ def model_inputs(
     Parameters
     ----------
     cutouts : `numpy.ndarray`
-        ``(N, S, S)`` sky-subtracted pixels, bad pixels 0.
+        ``(N, S, S)`` sky-subtracted pixels, bad pixels and pixels outside the image 0.
     noise_sigma : `float` or `numpy.ndarray`
         Background noise per pixel (a scalar, or one value per source).
     normalization : `~collections.abc.Mapping`
@@ -333,7 +339,7 @@ def model_inputs(
     inputs : `~collections.abc.Sequence` [`str`], optional
         Channels the model declares, a prefix-ordered subset of `INPUT_CHANNELS`.
     bad : `numpy.ndarray`, optional
-        ``(N, S, S)`` booleans, true on pixels left out of the PSF-flux fit (`psf_flux`).
+        ``(N, S, S)`` booleans, true on bad pixels (for the PSF channel, `psf_channel`).
     psf : `numpy.ndarray`, optional
         ``(N, S, S)`` PSF images (`interpolate_psf`); required with ``"psf"``.
     dx, dy : `numpy.ndarray`, optional

@@ -257,7 +257,7 @@ def _bench_psf_inputs(
             prepared.noise_sigma,
             loaded.metadata["normalization"],
             loaded.inputs,
-            bad=prepared.cutouts.unused_pixels()[valid],
+            bad=prepared.cutouts.bad[valid],
             psf=direct[valid],
             dx=dx,
             dy=dy,

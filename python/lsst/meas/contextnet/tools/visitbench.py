@@ -158,7 +158,7 @@ def _synthetic_detector(
     dx = x - np.floor(x + 0.5)
     dy = y - np.floor(y + 0.5)
     positions = scale_positions(x, y, size, size)
-    return cutouts, cut.unused_pixels(), psf_images, dx, dy, positions, galaxy
+    return cutouts, cut.bad, psf_images, dx, dy, positions, galaxy
 
 
 def _peak_tflops(name: str | None) -> float | None:
