@@ -19,6 +19,7 @@
 """Tests of the PSF-aware inputs: one path for training and the task, and the task's PSF checks."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -216,3 +217,41 @@ def test_shift_commutes_with_transposition():
     shifted = shift_images(images, dx, dy)
     transposed = shift_images(images.transpose(0, 2, 1), dy, dx).transpose(0, 2, 1)
     np.testing.assert_allclose(shifted, transposed, atol=1e-5)
+
+
+def test_psf_flux_of_a_star_at_the_edge_counts_the_zeros_beyond_it(simulated, psf_model):
+    # A noiseless star drawn as the PSF model, 2 px from the left edge (10 of its cutout's 16
+    # columns in the image) and inside. Inside, the PSF channel equals the image channel; at the
+    # edge the fit counts the cutout's zeros beyond the image, so the PSF image is scaled by
+    # sum(p**2 in the image) / sum(p**2): the choice that classified edge sources best on the
+    # validation split (psfinputs.psf_channel, results page "Sources at the image's edge").
+    exposure, _ = simulated
+    field = exposure.psf_field
+    half = PSF_MODEL_STAMP_SIZE // 2
+    image = np.zeros_like(exposure.image)
+    xs, y = (2, 256), 200
+    for x in xs:
+        stamp = 5000.0 * field.kernel_image(x, y, half)
+        left = x - half
+        image[y - half : y + half + 1, max(left, 0) : x + half + 1] = stamp[:, max(-left, 0) :]
+    clean = SimpleNamespace(
+        image=image,
+        variance=np.ones_like(exposure.variance),
+        mask=np.zeros_like(exposure.mask),
+        mask_planes=exposure.mask_planes,
+        wcs=exposure.wcs,
+    )
+    task = ContextNetClassifierTask(config=_config(psf_model))
+    loaded = task.load_model()
+    table = exposure.src[:2].copy()
+    table["x"], table["y"] = np.array(xs, dtype=float), np.full(2, float(y))
+    prepared = task.prepare_inputs(_visit_image(clean, field), table, loaded)
+    assert prepared.valid.all() and prepared.cutouts.n_inside.tolist() == [160, 256]
+    image_channel, psf_channel = prepared.inputs[1]
+    assert np.max(np.abs(image_channel - psf_channel)) < 0.01 * image_channel.max()
+    # Undo the stretch: the PSF images times the fitted fluxes.
+    model = np.sinh(prepared.inputs[:, 1]) * prepared.noise_sigma * NORMALIZATION["softening"]
+    psf = model[1] / model[1].sum()
+    expected = np.sum(psf[:, 6:] ** 2) / np.sum(psf**2)
+    assert expected < 0.95
+    assert model[0].sum() / model[1].sum() == pytest.approx(expected, abs=0.01)
