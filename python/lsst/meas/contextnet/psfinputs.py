@@ -244,7 +244,7 @@ def shift_images(images: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarr
 
 
 def psf_flux(cutouts: np.ndarray, bad: np.ndarray | None, psf: np.ndarray) -> np.ndarray:
-    """Fit each cutout's amplitude as a point source: ``sum(p d) / sum(p**2)`` over good pixels.
+    """Fit each cutout's amplitude as a point source: ``sum(p d) / sum(p**2)``, bad pixels left out.
 
     Parameters
     ----------
@@ -258,7 +258,7 @@ def psf_flux(cutouts: np.ndarray, bad: np.ndarray | None, psf: np.ndarray) -> np
     Returns
     -------
     flux : `numpy.ndarray`
-        ``(N,)`` float64 (0 where no good pixel overlaps the PSF).
+        ``(N,)`` float64 (0 where no pixel left in the fit overlaps the PSF).
     """
     weight = psf.astype(np.float64)
     if bad is not None:
@@ -306,8 +306,9 @@ def psf_channel(
     zeros the cutout holds there, so a star cut by the image's edge gets a fainter, whole PSF
     image. The network was trained on stamps without image edges, and of three choices this one
     classified the validation split's edge sources best; leaving those pixels out of the fit, or
-    leaving them out and setting them to 0 in the channel, did worse (the results page, section
-    "Sources at the image's edge").
+    leaving them out and setting them to 0 in the channel, did worse, and filling them with the
+    source's reflection was not resolved from it (the results page, section "Sources at the
+    image's edge").
     """
     centred = shift_images(psf, dx, dy)
     flux = psf_flux(cutouts, bad, centred)
