@@ -377,8 +377,25 @@ def test_warm_start_begins_from_the_file_weights(data_dir, tmp_path):
     assert len(result.training["init_from"]["sha256"]) == 64
     cold = train_model(load_training_data(data_dir), config(), options(epochs=1, lr=1e-12))
     assert any(not torch.allclose(cold.model.state_dict()[k], v) for k, v in start.items())
-    with pytest.raises(ValueError, match="not the one being trained"):
+    with pytest.raises(ValueError, match="nor a narrower local network"):
         train_model(load_training_data(data_dir), config(m=4), options(epochs=1, init_from=first))
+
+
+def test_warm_start_widens_a_narrower_local_network(data_dir, tmp_path):
+    first = tmp_path / "first.pt"
+    run_training(data_dir, first, config(), options(epochs=1), command="contextnet train --first")
+    narrow = load_model(first, "cpu")
+    wide = dataclasses.replace(config(), conv_channels=(6, 12), n_local=9)
+    result = train_model(load_training_data(data_dir), wide, options(epochs=1, lr=1e-12, init_from=first))
+    assert result.training["init_from"]["widened_from"] == {"conv_channels": [4, 8], "n_local": 6}
+    rng = np.random.default_rng(3)
+    cutouts = torch.from_numpy(rng.normal(size=(2, 8, 1, SIZE, SIZE)).astype(np.float32))
+    positions = torch.from_numpy(rng.uniform(-1, 1, size=(2, 8, 2)).astype(np.float32))
+    with torch.no_grad():
+        before = narrow.module.forward_logits(cutouts, positions)
+        after = result.model.forward_logits(cutouts, positions)
+    # The copies' 1% noise moves the logits a little; a fresh model would be far off.
+    torch.testing.assert_close(after, before, rtol=0, atol=0.05)
 
 
 def test_bright_star_weight_weights_the_loss(data_dir):

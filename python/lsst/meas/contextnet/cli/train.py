@@ -175,7 +175,10 @@ def add_subcommand(subparsers: Any) -> None:
         "--init-from",
         type=Path,
         default=None,
-        help="start from this model file's weights (same architecture) instead of a random initialization",
+        help=(
+            "start from this model file's weights instead of a random initialization: the same "
+            "architecture, or one with a narrower local network, which is widened"
+        ),
     )
     parser.add_argument(
         "--max-minutes", type=float, default=None, help="stop training after this many minutes"

@@ -96,7 +96,9 @@ class TrainingOptions:
         Show a tqdm progress bar.
     init_from : `pathlib.Path`, optional
         Model file whose weights start the training (warm start) instead of a random
-        initialization; its architecture must be the one being trained.
+        initialization; its architecture must be the one being trained, or the same with a
+        narrower local network, which is then widened without changing what it computes
+        (`~lsst.meas.contextnet.training.widen.widen_state_dict`).
     bright_star_weight : `float`
         Weight in the loss of each star brighter than ``bright_star_mag`` (every other object
         weighs 1): above 1, calling such a star a galaxy costs more than the reverse error, which
@@ -273,7 +275,9 @@ class _Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(options.seed)
             self.model = build_model(config).to(self.device)
-        self.init_from = _warm_start(self.model, config, options.init_from) if options.init_from else None
+        self.init_from = None
+        if options.init_from:
+            self.init_from = _warm_start(self.model, config, options.init_from, options.seed)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
         self.weights = object_weights(data, options)
         self.start_epoch = 0
@@ -560,24 +564,39 @@ class _Trainer:
         )
 
 
-def _warm_start(model: Any, config: Any, path: Path) -> dict[str, Any]:
-    """Load a model file's weights into ``model``; return what the model card records of it."""
+def _warm_start(model: Any, config: Any, path: Path, seed: int) -> dict[str, Any]:
+    """Load a model file's weights into ``model``; return what the model card records of it.
+
+    A model whose local network is narrower than ``config``'s (fewer convolution channels or
+    local features, nothing else different) is widened to it (`widen_state_dict`).
+    """
+    from lsst.meas.contextnet.model import ContextNetConfig
     from lsst.meas.contextnet.modelio import load_model
+
+    from .widen import widen_state_dict
 
     loaded = load_model(path, "cpu")
     theirs = loaded.metadata.get("config")
-    if theirs != json_compatible(config.to_dict()):
-        raise ValueError(
-            f"cannot start from {str(path)!r}: its architecture {theirs} is not the one being trained "
-            f"{json_compatible(config.to_dict())}"
-        )
-    model.load_state_dict(loaded.module.state_dict())
-    return {
+    state = loaded.module.state_dict()
+    widened = theirs != json_compatible(config.to_dict())
+    if widened:
+        try:
+            state = widen_state_dict(state, ContextNetConfig.from_dict(theirs), config, seed=seed)
+        except ValueError as error:
+            raise ValueError(
+                f"cannot start from {str(path)!r}: its architecture {theirs} is neither the one being "
+                f"trained {json_compatible(config.to_dict())} nor a narrower local network of it ({error})"
+            ) from None
+    model.load_state_dict(state)
+    record = {
         "path": str(path),
         "sha256": loaded.sha256,
         "command": loaded.metadata.get("training", {}).get("command"),
         "best_epoch": loaded.metadata.get("training", {}).get("best_epoch"),
     }
+    if widened:
+        record["widened_from"] = {key: theirs[key] for key in ("conv_channels", "n_local")}
+    return record
 
 
 def train_model(
