@@ -159,6 +159,27 @@ def test_generate_set_contents():
         assert abs(peak[0] - 14) <= 1 and abs(peak[1] - 14) <= 1
 
 
+def test_measured_centroids_scatter_like_the_detection():
+    true = generate_set(TrainingDataConfig(world="randomized", m=300), np.random.default_rng(7))
+    config = TrainingDataConfig(world="randomized", m=300, centroids="measured")
+    measured = generate_set(config, np.random.default_rng(7))
+    # Only where the PSF channel is placed changes.
+    np.testing.assert_array_equal(measured["cutouts"], true["cutouts"])
+    np.testing.assert_array_equal(measured["labels"], true["labels"])
+    error = np.hypot(*(measured["offsets"] - true["offsets"]).T)
+    assert np.all(error <= 3.0)
+    bright, faint = true["snr"] >= 50, true["snr"] < 10
+    # Measured: centroid errors shrink with S/N (the windowed centroid's noise goes as 1/S/N);
+    # a few sources merged into a neighbour by the deblender keep their true position (error 0).
+    assert np.median(error[bright]) < 0.05
+    assert np.median(error[faint]) > 0.3
+    assert 0 < np.mean(error == 0) < 0.2
+    again = generate_set(config, np.random.default_rng(7))
+    np.testing.assert_array_equal(again["offsets"], measured["offsets"])
+    with pytest.raises(ValueError, match="centroids must be one of"):
+        TrainingDataConfig(centroids="peak")
+
+
 def test_psf_variation_none_is_fixed():
     config = TrainingDataConfig(m=10, detector_size=256, psf_variation="none")
     fwhms = [generate_set(config, np.random.default_rng(s))["psf_fwhm"] for s in range(3)]

@@ -40,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
         psf_variation=args.psf_variation,
         star_fraction=args.star_fraction,
         sets_per_shard=args.sets_per_shard,
+        centroids=args.centroids,
     )
     path = write_training_data(
         args.output,
@@ -110,6 +111,15 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--sets-per-shard", type=int, default=16, help="sets per shard (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--centroids",
+        default="true",
+        choices=("true", "measured"),
+        help=(
+            "where the PSF channel places each source: its true position, or the centroid the "
+            "full-image simulator's detection measures on the stamp (default: %(default)s)"
+        ),
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing data in --output")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")

@@ -62,6 +62,7 @@ import numpy as np
 from lsst.meas.contextnet.cutouts import scale_positions
 from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
 from lsst.meas.contextnet.sim import survey
+from lsst.meas.contextnet.sim.detect import DetectionConfig, detect_sources
 from lsst.meas.contextnet.sim.population import (
     PopulationConfig,
     detection_kernel,
@@ -75,6 +76,8 @@ from lsst.meas.contextnet.sim.world import SceneConfig
 from lsst.meas.contextnet.training.shards import FORMAT_VERSION, MANIFEST_NAME, SHARD_DATASETS
 
 _SEARCH_RADIUS = 2
+CENTROIDS = ("true", "measured")
+"""Values of `TrainingDataConfig.centroids`."""
 _ALL_SOURCES_PER_DETECTION = 2.5  # drawn sources (detected or not) per detected source
 
 
@@ -98,6 +101,11 @@ class TrainingDataConfig(SceneConfig):
         Sets per HDF5 shard.
     psf_grid : `int`
         Points per detector side of the stored PSF-model grid.
+    centroids : `str`
+        Where the PSF channel places each source (the stored ``offsets``): ``"true"``, its true
+        position, or ``"measured"``, the centroid the full-image simulator's detection
+        (`~lsst.meas.contextnet.sim.detect.detect_sources`) measures on the stamp, as the task
+        places it at the catalog's centroid (`_measured_offsets`).
     """
 
     m: int = 1000
@@ -105,6 +113,7 @@ class TrainingDataConfig(SceneConfig):
     detector_size: int = 4096
     sets_per_shard: int = 16
     psf_grid: int = DEFAULT_PSF_GRID
+    centroids: str = "true"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -126,6 +135,8 @@ class TrainingDataConfig(SceneConfig):
             or self.psf_grid < 2
         ):
             raise ValueError(f"psf_grid must be an integer >= 2, got {self.psf_grid!r}")
+        if self.centroids not in CENTROIDS:
+            raise ValueError(f"centroids must be one of {CENTROIDS}, got {self.centroids!r}")
 
 
 def _set_rng(seed: int, index: int) -> np.random.Generator:
@@ -156,6 +167,74 @@ def _render_candidates(
         bulge_fraction=np.asarray(cand["bulge_fraction"]),
         sersic_n=np.asarray(cand["sersic_n"]),
     )
+
+
+def _measured_offsets(
+    pixels: np.ndarray,
+    variance: np.ndarray,
+    bad: np.ndarray,
+    kernel: np.ndarray,
+    threshold: float,
+    true_offsets: np.ndarray,
+) -> np.ndarray:
+    """Measure each stamp's source position as the full-image simulator does.
+
+    The stamps are laid side by side in one image and run through
+    `~lsst.meas.contextnet.sim.detect.detect_sources` (the full-image simulator's detection,
+    deblending and windowed centroids); each source takes the detection nearest its true
+    position, within 3 pixels. A source with none (merged by the deblender into a neighbour, which
+    the full-image catalog would not list on its own) keeps its true position.
+
+    Parameters
+    ----------
+    pixels, variance, bad : `numpy.ndarray`
+        Sky-subtracted pixels, their variance and bad pixels, shape ``(n, S, S)``.
+    kernel : `numpy.ndarray`
+        Detection kernel.
+    threshold : `float`
+        Detection threshold (sigma of the matched-filtered image).
+    true_offsets : `numpy.ndarray`
+        True position of each source relative to its stamp's centre pixel ``(S // 2, S // 2)``,
+        shape ``(n, 2)`` as ``(x, y)``.
+
+    Returns
+    -------
+    offsets : `numpy.ndarray`
+        The measured positions relative to the stamps' centre pixels, shape ``(n, 2)``; the true
+        position where no detection lies within 3 pixels of it.
+    """
+    from scipy.spatial import cKDTree
+
+    n, side, _ = pixels.shape
+    if n == 0:
+        return true_offsets
+    # Stamps in a square grid, apart by the kernel's width of empty sky so that neither the
+    # matched filter nor the segmentation joins sources of different stamps.
+    pitch = side + kernel.shape[0]
+    columns = int(np.ceil(np.sqrt(n)))
+    rows = -(-n // columns)
+
+    def tile(stamps: np.ndarray, fill: Any) -> np.ndarray:
+        grid = np.full((rows * columns, pitch, pitch), fill, dtype=stamps.dtype)
+        grid[:n, :side, :side] = stamps
+        return grid.reshape(rows, columns, pitch, pitch).swapaxes(1, 2).reshape(rows * pitch, columns * pitch)
+
+    detections, _ = detect_sources(
+        tile(pixels, 0.0),
+        tile(variance, float(np.median(variance))),
+        kernel,
+        bad=tile(bad, False),
+        config=DetectionConfig(threshold=threshold),
+    )
+    index = np.arange(n)
+    corner = np.stack([(index % columns) * pitch, (index // columns) * pitch], axis=1)
+    offsets = true_offsets.copy()
+    if len(detections):
+        found = np.stack([np.asarray(detections["x"]), np.asarray(detections["y"])], axis=1)
+        distance, nearest = cKDTree(found).query(corner + side // 2 + true_offsets, distance_upper_bound=3.0)
+        hit = np.isfinite(distance)
+        offsets[hit] = found[nearest[hit]] - corner[hit] - side // 2
+    return offsets
 
 
 def _add_neighbours(
@@ -307,13 +386,18 @@ def generate_set(
             keep = detected[: wanted - found]
             found += len(keep)
             fwhm = true_psf.fwhm_at(x[keep], y[keep])
+            offsets = np.stack([dx[keep], dy[keep]], axis=1)
+            if config.centroids == "measured":
+                offsets = _measured_offsets(
+                    pixels[keep], expected[keep], bad[keep], kernel, config.detection_threshold, offsets
+                )
             parts.append(
                 {
                     "cutouts": pixels[keep, cut, cut],
                     "bad": bad[keep, cut, cut],
                     "positions": scale_positions(x[keep], y[keep], size, size),
                     "pixel_xy": np.stack([x[keep], y[keep]], axis=1),
-                    "offsets": np.stack([dx[keep], dy[keep]], axis=1),
+                    "offsets": offsets,
                     "labels": np.full(len(keep), galaxies, dtype=np.uint8),
                     "mag": np.asarray(cand["mag"])[keep],
                     "hlr_arcsec": np.asarray(cand["hlr_arcsec"])[keep],
