@@ -62,7 +62,7 @@ import numpy as np
 from lsst.meas.contextnet.cutouts import scale_positions
 from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
 from lsst.meas.contextnet.sim import survey
-from lsst.meas.contextnet.sim.detect import DetectionConfig, detect_sources
+from lsst.meas.contextnet.sim.detect import DetectionConfig, detect_sources, match_to_truth
 from lsst.meas.contextnet.sim.population import (
     PopulationConfig,
     detection_kernel,
@@ -182,8 +182,9 @@ def _measured_offsets(
     The stamps are laid side by side in one image and run through
     `~lsst.meas.contextnet.sim.detect.detect_sources` (the full-image simulator's detection,
     deblending and windowed centroids); each source takes the detection nearest its true
-    position, within 3 pixels. A source with none (merged by the deblender into a neighbour, which
-    the full-image catalog would not list on its own) keeps its true position.
+    position within 3 pixels (`~lsst.meas.contextnet.sim.detect.match_to_truth`). A source with
+    none (merged by the deblender into a neighbour, which the full-image catalog would not list
+    on its own) keeps its true position.
 
     Parameters
     ----------
@@ -203,8 +204,6 @@ def _measured_offsets(
         The measured positions relative to the stamps' centre pixels, shape ``(n, 2)``; the true
         position where no detection lies within 3 pixels of it.
     """
-    from scipy.spatial import cKDTree
-
     n, side, _ = pixels.shape
     if n == 0:
         return true_offsets
@@ -227,13 +226,14 @@ def _measured_offsets(
         config=DetectionConfig(threshold=threshold),
     )
     index = np.arange(n)
-    corner = np.stack([(index % columns) * pitch, (index // columns) * pitch], axis=1)
+    centre = np.stack([(index % columns) * pitch, (index // columns) * pitch], axis=1) + side // 2
+    true = centre + true_offsets
+    # One source per stamp, stamps far apart: the match is each source's nearest detection.
+    match = match_to_truth(detections["x"], detections["y"], true[:, 0], true[:, 1], np.ones(n), 3.0)
+    hit = match >= 0
+    found = np.stack([np.asarray(detections["x"]), np.asarray(detections["y"])], axis=1)
     offsets = true_offsets.copy()
-    if len(detections):
-        found = np.stack([np.asarray(detections["x"]), np.asarray(detections["y"])], axis=1)
-        distance, nearest = cKDTree(found).query(corner + side // 2 + true_offsets, distance_upper_bound=3.0)
-        hit = np.isfinite(distance)
-        offsets[hit] = found[nearest[hit]] - corner[hit] - side // 2
+    offsets[hit] = found[match[hit]] - centre[hit]
     return offsets
 
 

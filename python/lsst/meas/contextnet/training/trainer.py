@@ -573,7 +573,7 @@ def _warm_start(model: Any, config: Any, path: Path, seed: int) -> dict[str, Any
     from lsst.meas.contextnet.model import ContextNetConfig
     from lsst.meas.contextnet.modelio import load_model
 
-    from .widen import widen_state_dict
+    from .widen import WIDENABLE_FIELDS, widen_state_dict
 
     loaded = load_model(path, "cpu")
     theirs = loaded.metadata.get("config")
@@ -595,7 +595,7 @@ def _warm_start(model: Any, config: Any, path: Path, seed: int) -> dict[str, Any
         "best_epoch": loaded.metadata.get("training", {}).get("best_epoch"),
     }
     if widened:
-        record["widened_from"] = {key: theirs[key] for key in ("conv_channels", "n_local")}
+        record["widened_from"] = {key: theirs[key] for key in WIDENABLE_FIELDS}
     return record
 
 

@@ -103,7 +103,7 @@ def _spread_inputs(
     copied = blocks[:, :, : n_units * per_unit].reshape(out, n_blocks, n_units, per_unit)
     copied = (copied[:, :, units] / counts[None, None, :, None]).reshape(out, n_blocks, -1)
     blocks = torch.cat([copied, blocks[:, :, n_units * per_unit :]], dim=2).reshape(out, -1)
-    return torch.cat([blocks, weight[:, n_blocks * block :]], dim=1).clone()
+    return torch.cat([blocks, weight[:, n_blocks * block :]], dim=1)
 
 
 def widen_state_dict(
