@@ -229,6 +229,20 @@ def test_same_seed_same_result_and_seed_matters(model_path: Path) -> None:
     np.testing.assert_array_equal(first["classification_galaxyProb"], configured["classification_galaxyProb"])
 
 
+def test_symmetries_average_the_probabilities(model_path: Path) -> None:
+    x, y = random_positions(40)
+    catalog = make_catalog(x, y)
+    exposure = make_exposure()
+    plain = make_task(model_path).run(exposure, catalog, seed=1).classification
+    averaged = make_task(model_path, nSymmetries=8).run(exposure, catalog, seed=1).classification
+    probability = np.asarray(averaged["classification_galaxyProb"])
+    assert np.all((probability >= 0) & (probability <= 1))
+    assert np.abs(probability - np.asarray(plain["classification_galaxyProb"])).max() > 1e-4
+    np.testing.assert_array_equal(averaged["classification_nSets"], plain["classification_nSets"])
+    with pytest.raises(FieldValidationError):
+        make_task(model_path, nSymmetries=3)
+
+
 def test_model_is_loaded_once(model_path: Path) -> None:
     task = make_task(model_path)
     assert task.load_model() is task.load_model()

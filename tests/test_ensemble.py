@@ -27,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsst.meas.contextnet.ensemble import EnsembleResult, build_sets, ensemble_predict, model_set_size
 from lsst.meas.contextnet.model import ContextNetConfig, build_model
+from lsst.meas.contextnet.symmetry import SYMMETRY_GROUPS, apply_symmetry
 
 TINY = {"global_widths": (16,), "predict_widths": (8,), "n_local": 4, "conv_channels": (3, 4)}
 
@@ -173,3 +174,30 @@ def test_empty_input_and_errors():
     assert model_set_size(model) == 5
     with pytest.raises(ValueError, match="set size"):
         model_set_size(torch.nn.Linear(2, 2))
+
+
+def test_symmetries_average_each_set_over_the_transformed_detector():
+    model = make_model("light", 8)
+    cutouts, positions = make_objects(30)
+    codes = SYMMETRY_GROUPS[8]
+    averaged = ensemble_predict(model, cutouts, positions, 2, seed=4, symmetries=codes)
+    sets = build_sets(30, 8, 2, np.random.default_rng(4))
+    per_code = []
+    with torch.no_grad():
+        for code in codes:
+            sym_cutouts, sym_positions = apply_symmetry(cutouts, positions, code)
+            per_code.append(
+                model(torch.from_numpy(sym_cutouts[sets][:, :, None]), torch.from_numpy(sym_positions[sets]))
+            )
+    per_set = torch.stack(per_code).mean(0).numpy()
+    mean = np.bincount(sets.ravel(), weights=per_set.ravel(), minlength=30) / np.bincount(sets.ravel())
+    np.testing.assert_allclose(averaged.mean, mean, rtol=0, atol=1e-6)
+    identity = ensemble_predict(model, cutouts, positions, 2, seed=4)
+    assert np.abs(averaged.mean - identity.mean).max() > 1e-4
+    np.testing.assert_array_equal(averaged.n_sets, identity.n_sets)
+    np.testing.assert_array_equal(
+        ensemble_predict(model, cutouts, positions, 2, seed=4, symmetries=(0,)).mean, identity.mean
+    )
+    for bad in ((), (8,)):
+        with pytest.raises(ValueError, match="symmetries"):
+            ensemble_predict(model, cutouts, positions, 2, seed=4, symmetries=bad)

@@ -30,7 +30,6 @@ from lsst.meas.contextnet.cli.train import add_subcommand
 from lsst.meas.contextnet.cutouts import normalize_cutouts
 from lsst.meas.contextnet.model import ContextNetConfig
 from lsst.meas.contextnet.modelio import load_model
-from lsst.meas.contextnet.training.augment import apply_symmetry
 from lsst.meas.contextnet.training.data import combine_training_data, load_training_data
 from lsst.meas.contextnet.training.shards import FORMAT_VERSION
 from lsst.meas.contextnet.training.trainer import (
@@ -147,50 +146,6 @@ def test_load_training_data_errors(tmp_path):
     (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="unsupported format_version 1"):
         load_training_data(tmp_path / "b")
-
-
-def test_symmetries_are_the_eight_distinct_ones():
-    rng = np.random.default_rng(0)
-    cutout = rng.normal(size=(SIZE, SIZE))
-    results = [apply_symmetry(cutout, np.array([0.3, -0.6]), code) for code in range(8)]
-    np.testing.assert_array_equal(results[0][0], cutout)
-    keys = {(r[0][1:, 1:].tobytes(), tuple(r[1])) for r in results}
-    assert len(keys) == 8
-    positions = {tuple(np.round(r[1], 6)) for r in results}
-    assert positions == {
-        (sx * a, sy * b) for a, b in [(0.3, -0.6), (-0.6, 0.3)] for sx in (1, -1) for sy in (1, -1)
-    }
-    with pytest.raises(ValueError, match="0 to 7"):
-        apply_symmetry(cutout, np.zeros(2), 8)
-
-
-@pytest.mark.parametrize("code", range(8))
-@pytest.mark.parametrize("shape", [(61, 61), (53, 67)])
-def test_symmetry_equals_transforming_the_detector(code, shape):
-    """Cutting the transformed detector image equals transforming cutout and position."""
-    height, width = shape
-    rng = np.random.default_rng(code)
-    image = rng.normal(size=shape)
-    x, y = 20, 31
-    half = SIZE // 2
-
-    def cut(img, px, py):
-        return img[py - half : py + half, px - half : px + half]
-
-    def scaled(px, py, w, h):
-        return np.array([2 * px / (w - 1) - 1, 2 * py / (h - 1) - 1])
-
-    new, w, h, nx, ny = image, width, height, x, y
-    if code & 1:
-        new, w, h, nx, ny = new.T, h, w, ny, nx
-    if code & 2:
-        new, nx = new[:, ::-1], w - 1 - nx
-    if code & 4:
-        new, ny = new[::-1, :], h - 1 - ny
-    out_cutout, out_position = apply_symmetry(cut(image, x, y), scaled(x, y, width, height), code)
-    np.testing.assert_allclose(out_position, scaled(nx, ny, w, h), atol=1e-12)
-    # Row and column 0 wrap around for even cutout sizes (see apply_symmetry's notes).
-    np.testing.assert_array_equal(out_cutout[1:, 1:], cut(new, nx, ny)[1:, 1:])
 
 
 def test_training_lowers_loss_and_classifies(data_dir):

@@ -71,6 +71,7 @@ from lsst.meas.contextnet.modelcheck import (
 )
 from lsst.meas.contextnet.outputcolumns import CLASSIFICATION_COLUMNS, COLUMN_UNITS
 from lsst.meas.contextnet.psfinputs import evaluate_psf_grid, interpolate_psf, model_inputs, subpixel_offsets
+from lsst.meas.contextnet.symmetry import SYMMETRY_GROUPS
 from lsst.pex.config import ChoiceField, Field, FieldValidationError, ListField, RangeField
 from lsst.pipe.base import (
     InputQuantizedConnection,
@@ -181,6 +182,17 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
         "reported probability is the mean over them and its error their standard deviation.",
         default=5,
         min=1,
+    )
+    nSymmetries = ChoiceField[int](
+        doc="Symmetries of the square under which every set of sources is classified, the whole "
+        "detector's cutouts and positions alike (the training augmentation's symmetries); a set's "
+        "probability is the mean over them, at that many times the model's cost.",
+        default=1,
+        allowed={
+            1: "The sources as they are.",
+            4: "The four rotations by multiples of 90 degrees.",
+            8: "The four rotations and their mirror images.",
+        },
     )
     minGoodPixelFraction = RangeField[float](
         doc="Sources whose cutout has a smaller fraction of good pixels (in the image, finite, not in a "
@@ -499,8 +511,9 @@ class ContextNetClassifierTask(PipelineTask):
         n_sets = count_sets(n_valid, m, n_p)
         from lsst.meas.contextnet.ensemble import ensemble_predict
 
+        codes = SYMMETRY_GROUPS[self.config.nSymmetries]
         result = ensemble_predict(
-            ProgressModule(loaded.module, n_sets if n_valid else 0, PeriodicLogger(self.log)),
+            ProgressModule(loaded.module, len(codes) * n_sets if n_valid else 0, PeriodicLogger(self.log)),
             prepared.inputs,
             prepared.positions,
             n_p,
@@ -509,6 +522,7 @@ class ContextNetClassifierTask(PipelineTask):
             device=loaded.device,
             local_batch=self.config.batchSize,
             m=m,
+            symmetries=codes,
         )
         self.metadata["timing.model"] = time.perf_counter() - start
         wrong = ~np.isfinite(result.mean) | (result.mean < 0.0) | (result.mean > 1.0)

@@ -26,6 +26,10 @@ The local network depends only on the object, so its features are computed once 
 gathered into every set that contains it (`ensemble_predict` with ``method="cached"``); the
 paper's wording reruns it inside every set, which costs ``n_p`` times as much for the same answer
 (``method="recompute"``, kept as a reference and for benchmarks).
+
+Each set can also be predicted under several symmetries of the square (``symmetries``: the whole
+detector rotated or mirrored, as in the training augmentation); a set's prediction is then the
+mean over them.
 """
 
 from __future__ import annotations
@@ -43,11 +47,12 @@ __all__ = [
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
+from lsst.meas.contextnet.symmetry import apply_symmetry
 
 if TYPE_CHECKING:
     from lsst.utils.logging import PeriodicLogger
@@ -60,7 +65,7 @@ class EnsembleResult(NamedTuple):
     """Mean galaxy probability over the sets containing the object (float32, shape ``(n,)``)."""
 
     std: np.ndarray
-    """Standard deviation (``ddof=0``) of those predictions (float32, shape ``(n,)``)."""
+    """Standard deviation (``ddof=0``) of the per-set predictions (float32, shape ``(n,)``)."""
 
     n_sets: np.ndarray
     """Number of distinct sets that contained the object (int32, shape ``(n,)``)."""
@@ -222,6 +227,7 @@ def ensemble_predict(
     *,
     m: int | None = None,
     method: str = "cached",
+    symmetries: Sequence[int] = (0,),
 ) -> EnsembleResult:
     """Predict galaxy probabilities for ``n`` objects by ensembling over random sets.
 
@@ -252,6 +258,10 @@ def ensemble_predict(
     method : `str`, optional
         ``"cached"`` (local features once per object) or ``"recompute"`` (the local network run
         inside every set, as the paper describes; same results, ``n_p`` times the work).
+    symmetries : `~collections.abc.Sequence` [`int`], optional
+        Codes of the symmetries of the square (`lsst.meas.contextnet.symmetry.apply_symmetry`)
+        under which every set is predicted, all its cutouts and positions alike; a set's
+        prediction is the mean over them. Default: the identity alone.
 
     Returns
     -------
@@ -261,11 +271,15 @@ def ensemble_predict(
     Raises
     ------
     ValueError
-        If the arrays have inconsistent shapes, a size is invalid or ``method`` is unknown.
+        If the arrays have inconsistent shapes, a size is invalid, ``method`` is unknown or
+        ``symmetries`` is empty or holds a code that is not 0-7.
 
     """
     if method not in ("cached", "recompute"):
         raise ValueError(f"method must be 'cached' or 'recompute', got {method!r}")
+    codes = [int(code) for code in symmetries]
+    if not codes or any(code not in range(8) for code in codes):
+        raise ValueError(f"symmetries must be a non-empty sequence of codes 0-7, got {symmetries!r}")
     if batch_sets < 1 or local_batch < 1:
         raise ValueError(f"batch_sets and local_batch must be positive, got {batch_sets}, {local_batch}")
     cutouts = np.asarray(normalized_cutouts, dtype=np.float32)
@@ -291,30 +305,50 @@ def ensemble_predict(
         device = first.device if first is not None else torch.device("cpu")
     device = torch.device(device)
 
-    predictions = np.empty(sets.shape, dtype=np.float32)
+    predictions = np.zeros(sets.shape, dtype=np.float64)
     with torch.inference_mode():
-        if method == "cached":
-            chunks = []
-            for start in range(0, n, local_batch):
-                chunks.append(
-                    module.local_features(
-                        torch.from_numpy(cutouts[start : start + local_batch]).to(device),
-                        torch.from_numpy(pos[start : start + local_batch]).to(device),
-                    )
+        for code in codes:
+            inputs, features_pos = apply_symmetry(cutouts, pos, code) if code else (cutouts, pos)
+            predictions += _predict_sets(
+                module, inputs, features_pos, sets, device, batch_sets, local_batch, method
+            )
+    return _object_statistics(sets, (predictions / len(codes)).astype(np.float32), n)
+
+
+def _predict_sets(
+    module: Any,
+    cutouts: np.ndarray,
+    pos: np.ndarray,
+    sets: np.ndarray,
+    device: torch.device,
+    batch_sets: int,
+    local_batch: int,
+    method: str,
+) -> np.ndarray:
+    """Each set's predictions, shape ``sets.shape`` (see `ensemble_predict`)."""
+    predictions = np.empty(sets.shape, dtype=np.float32)
+    if method == "cached":
+        chunks = []
+        for start in range(0, len(cutouts), local_batch):
+            chunks.append(
+                module.local_features(
+                    torch.from_numpy(cutouts[start : start + local_batch]).to(device),
+                    torch.from_numpy(pos[start : start + local_batch]).to(device),
                 )
-            features = torch.cat(chunks)
-            index = torch.from_numpy(sets).to(device)
-            for start in range(0, sets.shape[0], batch_sets):
-                probs = module.predict_sets(features[index[start : start + batch_sets]])
-                predictions[start : start + batch_sets] = probs.float().cpu().numpy()
-        else:
-            for start in range(0, sets.shape[0], batch_sets):
-                chunk = sets[start : start + batch_sets]
-                probs = module(
-                    torch.from_numpy(cutouts[chunk]).to(device), torch.from_numpy(pos[chunk]).to(device)
-                )
-                predictions[start : start + batch_sets] = probs.float().cpu().numpy()
-    return _object_statistics(sets, predictions, n)
+            )
+        features = torch.cat(chunks)
+        index = torch.from_numpy(sets).to(device)
+        for start in range(0, sets.shape[0], batch_sets):
+            probs = module.predict_sets(features[index[start : start + batch_sets]])
+            predictions[start : start + batch_sets] = probs.float().cpu().numpy()
+    else:
+        for start in range(0, sets.shape[0], batch_sets):
+            chunk = sets[start : start + batch_sets]
+            probs = module(
+                torch.from_numpy(cutouts[chunk]).to(device), torch.from_numpy(pos[chunk]).to(device)
+            )
+            predictions[start : start + batch_sets] = probs.float().cpu().numpy()
+    return predictions
 
 
 def seed_from_data_id(base_seed: int, data_id: Mapping[str, Any]) -> int:

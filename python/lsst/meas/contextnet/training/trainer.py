@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION
 from lsst.meas.contextnet.serialization import json_compatible
-from lsst.meas.contextnet.training.augment import apply_symmetry
+from lsst.meas.contextnet.symmetry import apply_symmetry
 from lsst.meas.contextnet.training.data import TrainingData, combine_training_data, load_training_data
 
 _LOG = logging.getLogger(__name__)

@@ -16,13 +16,27 @@
 # You should have received a copy of the GNU General Public License
 # along with this program.  If not, see <https://www.gnu.org/licenses/>.
 
-"""Augmentation of training sets by the symmetries of the square."""
+"""The 8 symmetries of the square, applied to cutouts and their position features.
+
+Training augments each set of sources with one of them (the whole detector seen through a rotated
+or mirrored camera); the classifier can average its predictions over several
+(`SYMMETRY_GROUPS`, the task's ``nSymmetries``).
+"""
 
 from __future__ import annotations
 
-__all__ = ["apply_symmetry"]
+__all__ = ["SYMMETRY_GROUPS", "apply_symmetry"]
 
 import numpy as np
+
+SYMMETRY_GROUPS: dict[int, tuple[int, ...]] = {
+    1: (0,),
+    4: (0, 3, 6, 5),
+    8: tuple(range(8)),
+}
+"""Symmetry codes (see `apply_symmetry`) by group size: the identity, the four rotations by
+multiples of 90 degrees (codes 3 and 5 rotate by 90 degrees one way and the other, 6 by 180), all
+eight."""
 
 
 def apply_symmetry(cutouts: np.ndarray, positions: np.ndarray, code: int) -> tuple[np.ndarray, np.ndarray]:
