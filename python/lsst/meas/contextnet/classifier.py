@@ -186,7 +186,7 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
     nSymmetries = ChoiceField[int](
         doc="Symmetries of the square under which every set of sources is classified, the whole "
         "detector's cutouts and positions alike (the training augmentation's symmetries); a set's "
-        "probability is the mean over them, at that many times the model's cost.",
+        "probability is the mean over them, at up to that many times the model's cost.",
         default=1,
         allowed={
             1: "The sources as they are.",
