@@ -305,14 +305,17 @@ def ensemble_predict(
         device = first.device if first is not None else torch.device("cpu")
     device = torch.device(device)
 
-    predictions = np.zeros(sets.shape, dtype=np.float64)
     with torch.inference_mode():
-        for code in codes:
-            inputs, features_pos = apply_symmetry(cutouts, pos, code) if code else (cutouts, pos)
-            predictions += _predict_sets(
-                module, inputs, features_pos, sets, device, batch_sets, local_batch, method
-            )
-    return _object_statistics(sets, (predictions / len(codes)).astype(np.float32), n)
+        predictions = np.mean(
+            [
+                _predict_sets(
+                    module, *apply_symmetry(cutouts, pos, code), sets, device, batch_sets, local_batch, method
+                )
+                for code in codes
+            ],
+            axis=0,
+        )
+    return _object_statistics(sets, predictions, n)
 
 
 def _predict_sets(

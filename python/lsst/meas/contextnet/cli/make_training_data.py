@@ -68,6 +68,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     subparsers : `argparse._SubParsersAction`
         The ``contextnet`` parser's subparsers.
     """
+    from lsst.meas.contextnet.sim.generator import CENTROIDS
     from lsst.meas.contextnet.sim.psf import PSF_VARIATIONS
     from lsst.meas.contextnet.sim.world import TRAINING_WORLDS
 
@@ -115,7 +116,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--centroids",
         default="true",
-        choices=("true", "measured"),
+        choices=CENTROIDS,
         help=(
             "where the PSF channel places each source: its true position, or the centroid the "
             "full-image simulator's detection measures on the stamp (default: %(default)s)"

@@ -50,7 +50,7 @@ processes or on the shard size.
 
 from __future__ import annotations
 
-__all__ = ["TrainingDataConfig", "generate_set", "write_training_data"]
+__all__ = ["CENTROIDS", "TrainingDataConfig", "generate_set", "write_training_data"]
 
 import dataclasses
 import json
@@ -76,9 +76,10 @@ from lsst.meas.contextnet.sim.world import SceneConfig
 from lsst.meas.contextnet.training.shards import FORMAT_VERSION, MANIFEST_NAME, SHARD_DATASETS
 
 _SEARCH_RADIUS = 2
-CENTROIDS = ("true", "measured")
-"""Values of `TrainingDataConfig.centroids`."""
 _ALL_SOURCES_PER_DETECTION = 2.5  # drawn sources (detected or not) per detected source
+
+CENTROIDS: tuple[str, ...] = ("true", "measured")
+"""Values of `TrainingDataConfig.centroids`."""
 
 
 @dataclasses.dataclass(frozen=True)
