@@ -531,14 +531,16 @@ def test_seed_from_data_id_is_stable() -> None:
 # --- Butler: one quantum through runQuantum ---------------------------------------------------
 
 
-def make_visit_image(visit: int, detector: int, size: int = 96, seed: int = 4):
-    """A simulated-looking VisitImage built with the repo area's builder."""
+def make_visit_image(
+    visit: int, detector: int, size: int = 96, seed: int = 4, *, fwhm: float | None = None, band: str = "r"
+):
+    """A simulated-looking VisitImage built with the repo area's builder (PSF of mean ``fwhm``)."""
     from astropy.time import Time
     from lsst.meas.contextnet.sim.psf import PsfField
     from lsst.meas.contextnet.sim.repo import make_tan_wcs, make_visit_image
 
     exposure = make_exposure(size, size, seed=seed)
-    psf = PsfField.from_rng(np.random.default_rng(seed), size, size).to_piff()
+    psf = PsfField.from_rng(np.random.default_rng(seed), size, size, visit_fwhm=fwhm).to_piff()
     wcs = make_tan_wcs(150.0, 2.0, size, size)
     saturated = np.zeros((size, size), bool)
     saturated[50, 50] = True
@@ -550,7 +552,7 @@ def make_visit_image(visit: int, detector: int, size: int = 96, seed: int = 4):
         psf,
         visit=visit,
         detector=detector,
-        band="r",
+        band=band,
         exposure_time_s=30.0,
         begin=Time("2026-01-01T03:00:00", scale="tai"),
     ), wcs
@@ -765,3 +767,52 @@ def test_model_output_above_one_is_an_error(model_path: Path, monkeypatch: pytes
     x, y = random_positions(10)
     with pytest.raises(ModelOutputError, match="not finite or not in"):
         make_task(model_path).run(make_exposure(), make_catalog(x, y))
+
+
+NARROW_CARD = {
+    "training": {
+        "data": {"manifest": {"world": {"name": "narrow", "fwhm_range": [0.5, 1.3], "bands": ["r"]}}},
+        "seed": 0,
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("fwhm", "band", "outside", "reason"),
+    [
+        (0.9, "r", False, None),
+        (2.4, "r", True, 'outside the training range 0.50"-1.30"'),
+        (0.9, "g", True, "band 'g'"),
+    ],
+)
+def test_exposures_outside_the_training_conditions_are_flagged(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    fwhm: float,
+    band: str,
+    outside: bool,
+    reason: str | None,
+) -> None:
+    calexp, _ = make_visit_image(visit=7, detector=1, fwhm=fwhm, band=band)
+    task = make_task(export_tiny(tmp_path / "narrow.pt", metadata=NARROW_CARD))
+    x, y = random_positions(20, 96, 96)
+    with caplog.at_level("WARNING"):
+        out = task.run(calexp, make_catalog(x, y)).classification
+    assert out["classification_flag_outsideTraining"].tolist() == [outside] * 20
+    # A caution, not a failure: the sources are classified and the general flag is not set.
+    assert np.isfinite(out["classification_galaxyProb"]).all()
+    assert not out["classification_flag"].any()
+    assert task.metadata["outside_training"] is outside
+    assert task.metadata["psf_fwhm"] == pytest.approx(fwhm, rel=0.08)
+    assert ("outside the conditions the model was trained on" in caplog.text) is outside
+    if reason is not None:
+        assert reason in caplog.text
+
+
+def test_models_without_training_worlds_flag_nothing(model_path: Path) -> None:
+    calexp, _ = make_visit_image(visit=7, detector=1, fwhm=2.4)
+    x, y = random_positions(20, 96, 96)
+    task = make_task(model_path)
+    out = task.run(calexp, make_catalog(x, y)).classification
+    assert not out["classification_flag_outsideTraining"].any()
+    assert "outside_training" not in task.metadata

@@ -72,6 +72,13 @@ from lsst.meas.contextnet.modelcheck import (
 from lsst.meas.contextnet.outputcolumns import CLASSIFICATION_COLUMNS, COLUMN_UNITS
 from lsst.meas.contextnet.psfinputs import evaluate_psf_grid, interpolate_psf, model_inputs, subpixel_offsets
 from lsst.meas.contextnet.symmetry import SYMMETRY_GROUPS
+from lsst.meas.contextnet.trainingworld import (
+    ConditionsCheck,
+    TrainingConditions,
+    check_conditions,
+    psf_fwhm,
+    training_conditions,
+)
 from lsst.pex.config import ChoiceField, Field, FieldValidationError, ListField, RangeField
 from lsst.pipe.base import (
     InputQuantizedConnection,
@@ -90,6 +97,17 @@ if TYPE_CHECKING:
     from lsst.meas.contextnet.modelio import LoadedModel
 
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _pixel_scale(exposure: Any, frame: Any) -> float | None:
+    """Return the pixel scale (arcseconds) at the centre of ``frame``, or `None` without a projection."""
+    projection = getattr(exposure, "sky_projection", None)
+    if projection is None:
+        return None
+    x = frame.x.start + 0.5 * (frame.x.size - 1)
+    y = frame.y.start + 0.5 * (frame.y.size - 1)
+    sky = projection.pixel_to_sky(x=np.array([x, x + 1.0, x]), y=np.array([y, y, y + 1.0]))
+    return math.sqrt(sky[0].separation(sky[1]).arcsec * sky[0].separation(sky[2]).arcsec)
 
 
 def _float_values(column: Any, dtype: str = "float64") -> np.ndarray:
@@ -213,6 +231,15 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
         "this can be classified (the context of so few is weak).",
         default=50,
         min=1,
+    )
+    seeingTolerance = RangeField[float](
+        doc="Fractional margin around the seeing range of the model's training data (its card) within "
+        "which an exposure's PSF FWHM counts as inside it; outside it, or in a band the model was not "
+        "trained on, every row is flagged classification_flag_outsideTraining. The FWHM measured on "
+        "the PSF model is within -4.5% and +9.6% of the simulator's drawn seeing in 48 test visits "
+        "(the PSF model's own size errors included).",
+        default=0.1,
+        min=0.0,
     )
     maxPedestal = RangeField[float](
         doc="Largest median pixel value, in units of the background noise, of an image taken to be "
@@ -344,6 +371,10 @@ class ContextNetClassifierTask(PipelineTask):
     ``classification_flag_noData`` (less than ``minGoodPixelFraction`` of the cutout in the image
     and good: not classified, NaN) and ``classification_flag`` (any of these, or a centroid that
     is not finite or off the image: such sources are not classified and get NaN).
+    ``classification_flag_outsideTraining`` marks every row of an exposure whose PSF FWHM or band
+    lies outside the conditions of the model's training data
+    (`~lsst.meas.contextnet.trainingworld`); it is a caution, not a failure, and is not part of
+    ``classification_flag``.
 
     """
 
@@ -550,6 +581,7 @@ class ContextNetClassifierTask(PipelineTask):
         output["classification_flag_fewSources"][:] = few_sources
         output["classification_flag_noData"][:] = prepared.no_data
         output["classification_flag"][:] = edge | cutouts.bad_pixels | few_sources | ~valid
+        output["classification_flag_outsideTraining"][:] = prepared.conditions.outside
         output.meta["contextnet_noise_sigma"] = noise_sigma
 
         self.metadata["n_classified"] = n_valid
@@ -627,7 +659,9 @@ class ContextNetClassifierTask(PipelineTask):
             ``cutouts`` (`~lsst.meas.contextnet.cutouts.CutoutResult` of every source),
             ``valid`` (boolean: classifiable sources), ``no_data`` (boolean: too few good
             pixels), ``inputs`` ((n_valid, C, S, S) float32),
-            ``positions`` ((n_valid, 2) float32) and ``noise_sigma``; the stages' times are in
+            ``positions`` ((n_valid, 2) float32), ``noise_sigma`` and ``conditions``
+            (`~lsst.meas.contextnet.trainingworld.ConditionsCheck`: the exposure against the
+            model's training conditions); the stages' times are in
             ``self.metadata`` (``timing.cutouts``, ``timing.psf``, ``timing.inputs``).
 
         Raises
@@ -672,9 +706,17 @@ class ContextNetClassifierTask(PipelineTask):
         self.metadata["timing.cutouts"] = time.perf_counter() - start
 
         start = time.perf_counter()
+        training = training_conditions(loaded.metadata)
+        psf = getattr(exposure, "psf", None)
+        if psf is None and "psf" in loaded.inputs:
+            raise MissingPsfError(loaded.inputs)
+        grid = None
+        if psf is not None and ("psf" in loaded.inputs or training is not None):
+            grid = self._psf_grid(psf, frame, loaded)
+        conditions = self._check_conditions(exposure, frame, grid, training)
         psf_images = dx = dy = None
         if "psf" in loaded.inputs:
-            psf_images = self._psf_images(exposure, frame, fx, fy, loaded)
+            psf_images = interpolate_psf(grid, fx, fy, frame.x.size, frame.y.size)
             dx, dy = subpixel_offsets(x[valid], y[valid])
         self.metadata["timing.psf"] = time.perf_counter() - start
         start = time.perf_counter()
@@ -697,6 +739,7 @@ class ContextNetClassifierTask(PipelineTask):
             inputs=inputs,
             positions=positions,
             noise_sigma=noise_sigma,
+            conditions=conditions,
         )
 
     def _check_pedestal(self, image: np.ndarray, noise_sigma: float) -> None:
@@ -717,17 +760,9 @@ class ContextNetClassifierTask(PipelineTask):
             self.config.maxPedestal,
         )
 
-    def _psf_images(
-        self, exposure: MaskedImage, frame: Any, x: np.ndarray, y: np.ndarray, loaded: LoadedModel
-    ) -> np.ndarray:
-        """Evaluate the exposure's PSF model on the model's grid and interpolate it at the sources.
-
-        ``x`` and ``y`` are in the frame of ``frame`` (the detector's bounding box).
-        """
-        psf = getattr(exposure, "psf", None)
-        if psf is None:
-            raise MissingPsfError(loaded.inputs)
-        grid = evaluate_psf_grid(
+    def _psf_grid(self, psf: Any, frame: Any, loaded: LoadedModel) -> np.ndarray:
+        """Draw the exposure's PSF model on the model's grid of the detector (``frame``)."""
+        return evaluate_psf_grid(
             lambda px, py: psf.compute_kernel_image(x=px, y=py).array,
             frame.x.size,
             frame.y.size,
@@ -736,7 +771,39 @@ class ContextNetClassifierTask(PipelineTask):
             x0=frame.x.start,
             y0=frame.y.start,
         )
-        return interpolate_psf(grid, x, y, frame.x.size, frame.y.size)
+
+    def _check_conditions(
+        self, exposure: MaskedImage, frame: Any, grid: np.ndarray | None, training: TrainingConditions | None
+    ) -> ConditionsCheck:
+        """Compare the exposure's seeing and band with the model's training conditions.
+
+        The seeing is the median FWHM of the PSF grid's images, in arcseconds at the pixel scale of
+        the detector's centre; it is not measured without a PSF grid or a sky projection.
+        """
+        band = getattr(exposure, "band", None)
+        scale = _pixel_scale(exposure, frame)
+        fwhm = None
+        if grid is not None and scale is not None:
+            fwhm = float(np.median(psf_fwhm(grid))) * scale
+            self.metadata["psf_fwhm"] = fwhm
+        if training is None:
+            self.log.debug("The model card names no training worlds; not checking the exposure against them.")
+            return ConditionsCheck(fwhm=fwhm, band=band, reasons=())
+        if fwhm is None:
+            self.log.info(
+                "The exposure has no %s: its seeing is not compared with the model's training range.",
+                "PSF model" if grid is None else "sky projection",
+            )
+        check = check_conditions(training, fwhm, band, self.config.seeingTolerance)
+        self.metadata["outside_training"] = check.outside
+        if check.outside:
+            self.log.warning(
+                "The exposure lies outside the conditions the model was trained on (%s): its "
+                "probabilities are not validated there, and every row is flagged "
+                "classification_flag_outsideTraining.",
+                "; ".join(check.reasons),
+            )
+        return check
 
     def _as_table(self, catalog: Any) -> Table:
         """Return the catalog as an astropy table with every configured column, or raise."""

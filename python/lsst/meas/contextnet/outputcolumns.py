@@ -65,6 +65,11 @@ CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
         "Fewer than minGoodPixelFraction of the cutout's pixels are good (in the image, finite, not "
         "in a bad mask plane): not classified, galaxyProb NaN.",
     ),
+    "classification_flag_outsideTraining": (
+        "bool",
+        "The exposure's PSF FWHM or band lies outside the conditions of the model's training data "
+        "(its model card): classified, but not validated there. Not part of classification_flag.",
+    ),
 }
 """Columns of the output table that do not depend on the configuration, with their dtypes and
 descriptions; the configured baseline columns follow them."""
