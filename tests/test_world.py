@@ -108,8 +108,18 @@ def test_hard_psf_model_world_doubles_the_psf_model_errors_of_hard_context():
     assert np.std(size) == pytest.approx(0.03, rel=0.08) and abs(np.mean(size)) < 0.003
     assert np.std(shear) == pytest.approx(0.02, rel=0.08)
     # The world's index leaves the test worlds' seeds and visits where they were.
-    assert list(WORLDS).index("hard-psf-model") == len(WORLDS) - 1
+    assert list(WORLDS).index("hard-psf-model") == list(WORLDS).index("hard-context") + 1
     assert "hard-psf-model" in TRAINING_WORLDS
+
+
+def test_beyond_seeing_world_lies_outside_the_training_seeing():
+    world = get_world("beyond-seeing")
+    assert world.replace(name="randomized", fwhm_range=(0.35, 2.0)) == RANDOMIZED
+    fwhm = np.array([d.fwhm for d in _draws(world, 500)])
+    training_high = max(get_world(name).fwhm_range[1] for name in TRAINING_WORLDS)
+    assert fwhm.min() >= 2.2 > training_high and fwhm.max() <= 2.8
+    # Added last, so the seeds and visits of the worlds before it stay where they were.
+    assert list(WORLDS)[-1] == "beyond-seeing" and "beyond-seeing" not in TRAINING_WORLDS
 
 
 def test_narrow_world_keeps_the_historical_fwhm_stream():

@@ -76,7 +76,9 @@ Test worlds (held out by family; their seeds are never used for training):
 (Kolmogorov convolved with an obscured-pupil `galsim.OpticalPSF` with random aberrations, a PSF
 family never used in training) and ``galaxy-knots`` (exponential disks with star-forming knots,
 `galsim.RandomKnots`, a galaxy family never used in training); each is the randomized world with
-that one distribution changed.  ``band-u`` ... ``band-y`` fix the band.
+that one distribution changed.  ``band-u`` ... ``band-y`` fix the band.  ``beyond-seeing``
+(2.2"-2.8") lies outside the training range altogether: the visits the classifier task flags
+``classification_flag_outsideTraining`` for the shipped model.
 """
 
 from __future__ import annotations
@@ -436,7 +438,7 @@ WORLDS: dict[str, World] = {
     ),
     "galaxy-knots": RANDOMIZED.replace(name="galaxy-knots", galaxy_families=("knots",)),
     **{f"band-{b}": RANDOMIZED.replace(name=f"band-{b}", bands=(b,)) for b in "ugrizy"},
-    # Training worlds go last: a world's position sets its robustness seed and visits
+    # Later worlds go last: a world's position sets its robustness seed and visits
     # (tools.robustness._world_index), so appending keeps those of the worlds above.
     "hard-context": RANDOMIZED.replace(
         name="hard-context", fwhm_range=(0.9, 2.0), star_fraction_range=(0.05, 0.35)
@@ -448,6 +450,7 @@ WORLDS: dict[str, World] = {
         psf_model_size_error=0.03,
         psf_model_shear_error=0.02,
     ),
+    "beyond-seeing": RANDOMIZED.replace(name="beyond-seeing", fwhm_range=(2.2, 2.8)),
 }
 """Named worlds (see the module documentation)."""
 
