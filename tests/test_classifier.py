@@ -802,7 +802,7 @@ def test_exposures_outside_the_training_conditions_are_flagged(
     # A caution, not a failure: the sources are classified and the general flag is not set.
     assert np.isfinite(out["classification_galaxyProb"]).all()
     assert not out["classification_flag"].any()
-    assert task.metadata["outside_training"] is outside
+    assert task.metadata["training_conditions"] == ("outside" if outside else "inside")
     assert task.metadata["psf_fwhm"] == pytest.approx(fwhm, rel=0.08)
     assert ("outside the conditions the model was trained on" in caplog.text) is outside
     if reason is not None:
@@ -815,4 +815,40 @@ def test_models_without_training_worlds_flag_nothing(model_path: Path) -> None:
     task = make_task(model_path)
     out = task.run(calexp, make_catalog(x, y)).classification
     assert not out["classification_flag_outsideTraining"].any()
-    assert "outside_training" not in task.metadata
+    # A PSF-blind model with nothing to check against does not draw the PSF at all.
+    assert task.metadata["training_conditions"] == "unchecked"
+    assert np.isnan(task.metadata["psf_fwhm"])
+
+
+def test_an_image_without_psf_or_band_is_not_checked(tmp_path: Path) -> None:
+    # A MaskedImage has no PSF model, sky projection or band: nothing to compare, nothing flagged.
+    task = make_task(export_tiny(tmp_path / "narrow.pt", metadata=NARROW_CARD))
+    x, y = random_positions(20)
+    out = task.run(make_exposure(), make_catalog(x, y)).classification
+    assert not out["classification_flag_outsideTraining"].any()
+    assert task.metadata["training_conditions"] == "unchecked"
+    assert np.isnan(task.metadata["psf_fwhm"])
+
+
+class _UndrawablePsf:
+    def compute_kernel_image(self, x: float, y: float):
+        raise RuntimeError("position outside the PSF model's bounds")
+
+
+def test_a_psf_blind_model_classifies_when_the_psf_cannot_be_drawn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from types import SimpleNamespace
+
+    calexp, _ = make_visit_image(visit=7, detector=1, fwhm=2.4)
+    parts = ("image", "variance", "mask", "bbox", "detector", "band", "sky_projection")
+    exposure = SimpleNamespace(psf=_UndrawablePsf(), **{name: getattr(calexp, name) for name in parts})
+    task = make_task(export_tiny(tmp_path / "narrow.pt", metadata=NARROW_CARD))
+    x, y = random_positions(20, 96, 96)
+    with caplog.at_level("INFO"):
+        out = task.run(exposure, make_catalog(x, y)).classification
+    assert np.isfinite(out["classification_galaxyProb"]).all()
+    assert "Could not draw the PSF model" in caplog.text and "outside the PSF model's bounds" in caplog.text
+    # The band is still checked, and is a training band.
+    assert task.metadata["training_conditions"] == "inside" and np.isnan(task.metadata["psf_fwhm"])
+    assert not out["classification_flag_outsideTraining"].any()

@@ -178,7 +178,7 @@ def test_task_psf_grid_equals_the_training_path(simulated, psf_model):
     loaded = task.load_model()
     x = np.array([10.0, 128.3, 250.0])
     y = np.array([5.0, 99.7, 200.0])
-    from_task = task._psf_grid(visit_image.psf, visit_image.detector.bbox, loaded)
+    from_task, _ = task._psf_grid(visit_image.psf, visit_image.detector.bbox, loaded)
     half = PSF_MODEL_STAMP_SIZE // 2
     grid = evaluate_psf_grid(
         lambda px, py: exposure.psf_field.kernel_image(px, py, half), 512, 512, loaded.cutout_size, 5

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 import galsim
 import numpy as np
 from lsst.meas.contextnet.sim.world import NARROW_FWHM_RANGE, PSF_FAMILIES, PSF_VARIATIONS
+from lsst.meas.contextnet.trainingworld import core_fwhm
 
 if TYPE_CHECKING:
     import piff
@@ -150,11 +151,10 @@ _AREA_FWHM_SCALE: float = 0.02
 def area_fwhm(profile: galsim.GSObject, scale: float = _AREA_FWHM_SCALE) -> float:
     """Return a profile's area-equivalent FWHM: the diameter of the disk as large as its core.
 
-    The core is every pixel at or above half the peak on an image GalSim sizes to hold the
-    profile, so the measure needs no centre and no radial profile: it is the FWHM of a round
-    profile and the geometric mean of the two widths of an elongated one, and stays finite for
-    a lopsided, multi-peaked or annular core (strong aberrations), where a radial
-    half-maximum search (`galsim.Image.calculateFWHM`) can return a fraction of the core.
+    `~lsst.meas.contextnet.trainingworld.core_fwhm` of the profile drawn (without a pixel) on an
+    image GalSim sizes to hold it.  It stays finite for a lopsided, multi-peaked or annular core
+    (strong aberrations), where a radial half-maximum search (`galsim.Image.calculateFWHM`) can
+    return a fraction of the core.
 
     Parameters
     ----------
@@ -169,9 +169,7 @@ def area_fwhm(profile: galsim.GSObject, scale: float = _AREA_FWHM_SCALE) -> floa
     fwhm : `float`
         ``2 * sqrt(area / pi)`` for the area at or above half the peak, arcseconds.
     """
-    pixels = profile.drawImage(scale=scale, method="no_pixel").array
-    area = np.count_nonzero(pixels >= 0.5 * pixels.max()) * scale**2
-    return float(2.0 * np.sqrt(area / np.pi))
+    return float(core_fwhm(profile.drawImage(scale=scale, method="no_pixel").array, scale**2))
 
 
 @functools.cache
