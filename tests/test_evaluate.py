@@ -297,6 +297,25 @@ def test_evaluate_flags_and_missing_baselines(joined):
     assert excluded.summary["n_missing"][0] == 15
 
 
+def test_evaluate_counts_the_sources_outside_the_training_conditions(joined):
+    from lsst.meas.contextnet.tools.robustness import _visit_rows
+
+    catalog = joined.catalog.copy()
+    assert "n_outside_training" not in evaluate_catalog(catalog, mag_bins=MAG_BINS, do_trivial=False).counts
+    visit = np.asarray(catalog["visit"])
+    catalog["classification_flag_outsideTraining"] = visit == 2
+    result = evaluate_catalog(catalog, mag_bins=MAG_BINS, do_trivial=False)
+    assert result.counts["n_outside_training"] == np.count_nonzero(visit == 2) > 0
+    assert (
+        f"outside the model's training conditions: {np.count_nonzero(visit == 2)}" in result.format_counts()
+    )
+    # The per-visit rows of the robustness table say which visits the model flagged.
+    keys = ("band", "fwhm", "psf_family", "psf_model_size_error", "star_fraction", "density_scale")
+    rows = _visit_rows(result, "randomized", "new", lambda v: dict.fromkeys(keys, v))
+    assert rows["visit"].tolist() == [1, 2, 3]
+    assert rows["outside_training"].tolist() == [False, True, False]
+
+
 def test_evaluate_requires_columns(joined):
     with pytest.raises(ValueError, match="'mag'"):
         evaluate_catalog(joined.catalog, mag_column="mag_r")

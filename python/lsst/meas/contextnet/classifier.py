@@ -69,7 +69,7 @@ from lsst.meas.contextnet.modelcheck import (
     load_checked_model,
     model_file,
 )
-from lsst.meas.contextnet.outputcolumns import CLASSIFICATION_COLUMNS, COLUMN_UNITS
+from lsst.meas.contextnet.outputcolumns import CLASSIFICATION_COLUMNS, COLUMN_UNITS, OUTSIDE_TRAINING_COLUMN
 from lsst.meas.contextnet.psfinputs import evaluate_psf_grid, interpolate_psf, model_inputs, subpixel_offsets
 from lsst.meas.contextnet.symmetry import SYMMETRY_GROUPS
 from lsst.meas.contextnet.trainingworld import (
@@ -581,7 +581,7 @@ class ContextNetClassifierTask(PipelineTask):
         output["classification_flag_fewSources"][:] = few_sources
         output["classification_flag_noData"][:] = prepared.no_data
         output["classification_flag"][:] = edge | cutouts.bad_pixels | few_sources | ~valid
-        output["classification_flag_outsideTraining"][:] = prepared.conditions.outside
+        output[OUTSIDE_TRAINING_COLUMN][:] = prepared.conditions.outside
         output.meta["contextnet_noise_sigma"] = noise_sigma
 
         self.metadata["n_classified"] = n_valid

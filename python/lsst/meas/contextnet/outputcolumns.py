@@ -20,10 +20,14 @@
 
 from __future__ import annotations
 
-__all__ = ["CLASSIFICATION_COLUMNS", "COLUMN_UNITS"]
+__all__ = ["CLASSIFICATION_COLUMNS", "COLUMN_UNITS", "OUTSIDE_TRAINING_COLUMN"]
 
 COLUMN_UNITS: dict[str, str] = {"x": "pix", "y": "pix"}
 """Units of output columns that have one besides the coordinates (``coordUnit``) and baselines."""
+
+OUTSIDE_TRAINING_COLUMN: str = "classification_flag_outsideTraining"
+"""The flag of every row of an exposure outside the model's training conditions (not part of
+``classification_flag``)."""
 
 CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
     "sourceId": ("int64", "Source ID, copied from the input catalog."),
@@ -65,7 +69,7 @@ CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
         "Fewer than minGoodPixelFraction of the cutout's pixels are good (in the image, finite, not "
         "in a bad mask plane): not classified, galaxyProb NaN.",
     ),
-    "classification_flag_outsideTraining": (
+    OUTSIDE_TRAINING_COLUMN: (
         "bool",
         "The exposure's PSF FWHM or band lies outside the conditions of the model's training data "
         "(its model card): classified, but not validated there. Not part of classification_flag.",

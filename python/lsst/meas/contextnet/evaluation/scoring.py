@@ -65,6 +65,7 @@ from lsst.meas.contextnet.evaluation.trivial import (
     MajorityClassClassifier,
     cross_fit_predict,
 )
+from lsst.meas.contextnet.outputcolumns import OUTSIDE_TRAINING_COLUMN
 from lsst.meas.contextnet.serialization import json_compatible
 
 if TYPE_CHECKING:
@@ -170,8 +171,9 @@ class EvaluationResult:
     """Reliability-diagram bins per classifier whose score lies in [0, 1]."""
 
     counts: dict[str, int]
-    """Join bookkeeping (see `JoinResult.counts`) plus ``n_evaluated`` and ``n_flagged``
-    (evaluated objects with ``classification_flag`` set)."""
+    """Join bookkeeping (see `JoinResult.counts`) plus ``n_evaluated``, ``n_flagged``
+    (evaluated objects with ``classification_flag`` set) and, when the classification has the
+    column, ``n_outside_training`` (with ``classification_flag_outsideTraining`` set)."""
 
     settings: dict[str, Any]
     """Parameters of the evaluation (bins, thresholds, columns, seed, ...)."""
@@ -236,6 +238,11 @@ class EvaluationResult:
             f"detected truth not in the classification: {c.get('n_truth_not_classified', 0)}; "
             f"blended truth rows (brightest kept): {c.get('n_truth_duplicate_matches', 0)}; "
             f"evaluated with classification_flag set: {c.get('n_flagged', 0)}"
+            + (
+                f"; from exposures outside the model's training conditions: {c['n_outside_training']}"
+                if "n_outside_training" in c
+                else ""
+            )
         )
 
     def format_summary(self) -> str:
@@ -458,6 +465,10 @@ def evaluate_catalog(
     all_counts.update({key: int(value) for key, value in (counts or {}).items()})
     all_counts["n_evaluated"] = len(catalog)
     all_counts["n_flagged"] = int(np.count_nonzero(flagged))
+    if OUTSIDE_TRAINING_COLUMN in catalog.colnames:
+        all_counts["n_outside_training"] = int(
+            np.count_nonzero(_bool_column(catalog, OUTSIDE_TRAINING_COLUMN, fill=False))
+        )
     settings = {
         "mag_bins": [float(x) for x in mag_bins],
         "mag_column": mag_column,

@@ -686,6 +686,14 @@ def _report(demo: DemoResult, stream: TextIO) -> None:
             "or a pooling network's minContextSources); they are included above. See eval/summary.txt "
             "for every classifier, AUC and ECE.",
         )
+    if result.counts.get("n_outside_training", 0):
+        _say(stream)
+        _say(
+            stream,
+            f"Note: {result.counts['n_outside_training']} evaluated sources come from exposures whose "
+            "seeing or band lies outside the model's training conditions "
+            "(classification_flag_outsideTraining); they are included above.",
+        )
     _say(stream)
     _say(stream, "=" * 100)
     timings = demo.timings

@@ -74,6 +74,7 @@ import numpy as np
 from astropy.table import Table, vstack
 from lsst.meas.contextnet.evaluation.clustered import clustered_proportion, margin_table
 from lsst.meas.contextnet.evaluation.metrics import galaxy_calls
+from lsst.meas.contextnet.outputcolumns import OUTSIDE_TRAINING_COLUMN
 from lsst.meas.contextnet.pipelinefiles import find_pipeline
 
 if TYPE_CHECKING:
@@ -591,11 +592,20 @@ def _margins(result: EvaluationResult, world: str, label: str) -> Table:
 def _visit_rows(
     result: EvaluationResult, world: str, label: str, conditions: Callable[[int], dict[str, Any]]
 ) -> Table:
-    """Per visit: its drawn conditions, accuracy and star recall brighter than 22 of each classifier."""
+    """Per visit: its drawn conditions, accuracy and star recall brighter than 22 of each classifier.
+
+    ``outside_training``: the model flagged the visit outside its training conditions.
+    """
     labels, mag, visits = _score_arrays(result)
     names = [name for name in ("ContextNet", *MARGIN_BASELINES) if name in result.scores]
     calls = {name: _star_hits(result, name) for name in names}
     bright_stars = ~labels & (mag < ROBUSTNESS_MAG_BINS[1])
+    catalog = result.catalog
+    outside = (
+        np.asarray(np.ma.filled(np.ma.asarray(catalog[OUTSIDE_TRAINING_COLUMN]), False), dtype=bool)
+        if OUTSIDE_TRAINING_COLUMN in catalog.colnames
+        else np.zeros(len(catalog), dtype=bool)
+    )
     rows = []
     for visit in np.unique(visits):
         here = visits == visit
@@ -604,6 +614,7 @@ def _visit_rows(
         row.update({key: drawn[key] for key in ("band", *_VISIT_CONDITIONS)})
         row["n"] = int(np.count_nonzero(here))
         row["n_bright_star"] = int(np.count_nonzero(here & bright_stars))
+        row["outside_training"] = bool(outside[here].any())
         for name in names:
             star, scored = calls[name]
             suffix = "" if name == "ContextNet" else f"_{name}"
