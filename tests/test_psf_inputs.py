@@ -36,6 +36,7 @@ from lsst.meas.contextnet.psfinputs import (
     interpolate_psf,
     model_inputs,
     psf_flux,
+    psf_grid_images,
     shift_images,
     subpixel_offsets,
 )
@@ -178,7 +179,9 @@ def test_task_psf_grid_equals_the_training_path(simulated, psf_model):
     loaded = task.load_model()
     x = np.array([10.0, 128.3, 250.0])
     y = np.array([5.0, 99.7, 200.0])
-    from_task, _ = task._psf_grid(visit_image.psf, visit_image.detector.bbox, loaded)
+    from_task = psf_grid_images(
+        task._psf_kernels(visit_image.psf, visit_image.detector.bbox, loaded), loaded.cutout_size
+    )
     half = PSF_MODEL_STAMP_SIZE // 2
     grid = evaluate_psf_grid(
         lambda px, py: exposure.psf_field.kernel_image(px, py, half), 512, 512, loaded.cutout_size, 5

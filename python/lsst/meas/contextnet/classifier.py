@@ -70,7 +70,13 @@ from lsst.meas.contextnet.modelcheck import (
     model_file,
 )
 from lsst.meas.contextnet.outputcolumns import CLASSIFICATION_COLUMNS, COLUMN_UNITS, OUTSIDE_TRAINING_COLUMN
-from lsst.meas.contextnet.psfinputs import evaluate_psf_grid, interpolate_psf, model_inputs, subpixel_offsets
+from lsst.meas.contextnet.psfinputs import (
+    draw_psf_kernels,
+    interpolate_psf,
+    model_inputs,
+    psf_grid_images,
+    subpixel_offsets,
+)
 from lsst.meas.contextnet.symmetry import SYMMETRY_GROUPS
 from lsst.meas.contextnet.trainingworld import (
     ConditionsCheck,
@@ -710,13 +716,13 @@ class ContextNetClassifierTask(PipelineTask):
         psf = getattr(exposure, "psf", None)
         if psf is None and "psf" in loaded.inputs:
             raise MissingPsfError(loaded.inputs)
-        grid = kernels = None
+        kernels = None
         if psf is not None and "psf" in loaded.inputs:
-            grid, kernels = self._psf_grid(psf, frame, loaded)
+            kernels = self._psf_kernels(psf, frame, loaded)
         elif psf is not None and training is not None:
             # A PSF-blind model draws the PSF only for the check, which must not stop it.
             try:
-                grid, kernels = self._psf_grid(psf, frame, loaded)
+                kernels = self._psf_kernels(psf, frame, loaded)
             except Exception as exc:
                 self.log.warning(
                     "Could not draw the PSF model to measure the seeing (%s); not checking it.", exc
@@ -724,6 +730,7 @@ class ContextNetClassifierTask(PipelineTask):
         conditions = self._check_conditions(exposure, frame, kernels, training)
         psf_images = dx = dy = None
         if "psf" in loaded.inputs:
+            grid = psf_grid_images(kernels, loaded.cutout_size)
             psf_images = interpolate_psf(grid, fx, fy, frame.x.size, frame.y.size)
             dx, dy = subpixel_offsets(x[valid], y[valid])
         self.metadata["timing.psf"] = time.perf_counter() - start
@@ -768,28 +775,20 @@ class ContextNetClassifierTask(PipelineTask):
             self.config.maxPedestal,
         )
 
-    def _psf_grid(self, psf: Any, frame: Any, loaded: LoadedModel) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _psf_kernels(self, psf: Any, frame: Any, loaded: LoadedModel) -> list[np.ndarray]:
         """Draw the exposure's PSF model on the model's grid of the detector (``frame``).
 
-        Returns the grid (`~lsst.meas.contextnet.psfinputs.evaluate_psf_grid`) and the PSF model's
-        own kernel images it was made of, uncut.
+        The kernel images as the PSF model returns them (`~lsst.meas.contextnet.psfinputs.draw_psf_kernels`):
+        the seeing is measured on them, and a PSF-aware model's grid embeds them.
         """
-        kernels: list[np.ndarray] = []
-
-        def kernel(px: float, py: float) -> np.ndarray:
-            kernels.append(psf.compute_kernel_image(x=px, y=py).array)
-            return kernels[-1]
-
-        grid = evaluate_psf_grid(
-            kernel,
+        return draw_psf_kernels(
+            lambda px, py: psf.compute_kernel_image(x=px, y=py).array,
             frame.x.size,
             frame.y.size,
-            loaded.cutout_size,
             loaded.psf_grid,
             x0=frame.x.start,
             y0=frame.y.start,
         )
-        return grid, kernels
 
     def _check_conditions(
         self,

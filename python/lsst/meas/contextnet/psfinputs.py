@@ -41,6 +41,8 @@ __all__ = [
     "INPUT_CHANNELS",
     "DEFAULT_PSF_GRID",
     "embed_kernel",
+    "draw_psf_kernels",
+    "psf_grid_images",
     "evaluate_psf_grid",
     "interpolate_psf",
     "shift_images",
@@ -50,6 +52,7 @@ __all__ = [
     "subpixel_offsets",
 ]
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -102,6 +105,77 @@ def embed_kernel(kernel: np.ndarray, size: int) -> np.ndarray:
     return out / total
 
 
+def draw_psf_kernels(
+    kernel: Callable[[float, float], np.ndarray],
+    width: int,
+    height: int,
+    n: int = DEFAULT_PSF_GRID,
+    *,
+    x0: float = 0.0,
+    y0: float = 0.0,
+) -> list[np.ndarray]:
+    """Draw a PSF model's own kernel images on a regular grid of a detector.
+
+    Parameters
+    ----------
+    kernel : callable
+        ``kernel(x, y)`` returns the PSF model's centred kernel image at pixel position
+        ``(x, y)`` of the exposure's frame, e.g.
+        ``lambda x, y: psf.compute_kernel_image(x=x, y=y).array`` for an `lsst.images` PSF.
+    width, height : `int`
+        Detector size in pixels.
+    n : `int`, optional
+        Grid points per side (at least 2).
+    x0, y0 : `float`, optional
+        Position of the detector's first pixel in the kernel's frame.
+
+    Returns
+    -------
+    kernels : `list` [`numpy.ndarray`]
+        The ``n * n`` kernel images as the model returns them, row by row: item ``j * n + i`` is
+        drawn at ``(x0 + i (width - 1) / (n - 1), y0 + j (height - 1) / (n - 1))``.
+
+    Raises
+    ------
+    ValueError
+        If ``n < 2``.
+    """
+    if n < 2:
+        raise ValueError(f"the PSF grid needs at least 2 points per side, got {n}")
+    xs = np.linspace(0.0, width - 1.0, n)
+    ys = np.linspace(0.0, height - 1.0, n)
+    return [np.asarray(kernel(float(x0 + x), float(y0 + y))) for y in ys for x in xs]
+
+
+def psf_grid_images(kernels: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """Embed the kernel images of `draw_psf_kernels` in the grid `interpolate_psf` reads.
+
+    Parameters
+    ----------
+    kernels : `~collections.abc.Sequence` [`numpy.ndarray`]
+        ``n * n`` centred kernel images of odd side, row by row.
+    size : `int`
+        Side of the grid images (the cutout size).
+
+    Returns
+    -------
+    grid : `numpy.ndarray`
+        ``(n, n, size, size)`` float32 unit-sum images (`embed_kernel`).
+
+    Raises
+    ------
+    ValueError
+        If the number of kernels is not a square of at least 4, or a kernel image is not valid.
+    """
+    n = math.isqrt(len(kernels))
+    if n < 2 or n * n != len(kernels):
+        raise ValueError(f"a PSF grid needs n x n kernels with n >= 2, got {len(kernels)}")
+    grid = np.empty((n, n, size, size), dtype=np.float32)
+    for k, image in enumerate(kernels):
+        grid[k // n, k % n] = embed_kernel(image, size)
+    return grid
+
+
 def evaluate_psf_grid(
     kernel: Callable[[float, float], np.ndarray],
     width: int,
@@ -114,20 +188,14 @@ def evaluate_psf_grid(
 ) -> np.ndarray:
     """Draw a PSF model on a regular grid of a detector.
 
+    `draw_psf_kernels` then `psf_grid_images`.
+
     Parameters
     ----------
-    kernel : callable
-        ``kernel(x, y)`` returns the PSF model's centred kernel image (odd side, any
-        normalization) at pixel position ``(x, y)`` of the exposure's frame, e.g.
-        ``lambda x, y: psf.compute_kernel_image(x=x, y=y).array`` for an `lsst.images` PSF.
-    width, height : `int`
-        Detector size in pixels.
+    kernel, width, height, n, x0, y0
+        As for `draw_psf_kernels` (kernel images of odd side, any normalization).
     size : `int`
         Side of the grid images (the cutout size).
-    n : `int`, optional
-        Grid points per side (at least 2).
-    x0, y0 : `float`, optional
-        Position of the detector's first pixel in the kernel's frame.
 
     Returns
     -------
@@ -140,15 +208,7 @@ def evaluate_psf_grid(
     ValueError
         If ``n < 2`` or a kernel image is not valid (see `embed_kernel`).
     """
-    if n < 2:
-        raise ValueError(f"the PSF grid needs at least 2 points per side, got {n}")
-    xs = np.linspace(0.0, width - 1.0, n)
-    ys = np.linspace(0.0, height - 1.0, n)
-    grid = np.empty((n, n, size, size), dtype=np.float32)
-    for j, y in enumerate(ys):
-        for i, x in enumerate(xs):
-            grid[j, i] = embed_kernel(kernel(float(x0 + x), float(y0 + y)), size)
-    return grid
+    return psf_grid_images(draw_psf_kernels(kernel, width, height, n, x0=x0, y0=y0), size)
 
 
 def interpolate_psf(grid: np.ndarray, x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
