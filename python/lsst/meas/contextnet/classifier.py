@@ -760,7 +760,8 @@ class ContextNetClassifierTask(PipelineTask):
     def _check_pedestal(self, image: np.ndarray, noise_sigma: float) -> None:
         """Warn about (or refuse) an image that does not look sky-subtracted."""
         sample = np.asarray(image)[::NOISE_SUBSAMPLE_STRIDE, ::NOISE_SUBSAMPLE_STRIDE]
-        finite = sample[np.isfinite(sample)]
+        finite_pixels = np.isfinite(sample)
+        finite = sample if finite_pixels.all() else sample[finite_pixels]
         pedestal = float(np.median(finite)) / noise_sigma if finite.size else 0.0
         self.metadata["pedestal_sigma"] = pedestal
         if abs(pedestal) <= self.config.maxPedestal:
