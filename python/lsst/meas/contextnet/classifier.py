@@ -53,6 +53,7 @@ from lsst.meas.contextnet.cutouts import (
     NOISE_SUBSAMPLE_STRIDE,
     background_noise,
     extract_cutouts,
+    fast_median,
     scale_positions,
 )
 from lsst.meas.contextnet.ensemble import ProgressModule, count_sets, seed_from_data_id
@@ -762,7 +763,7 @@ class ContextNetClassifierTask(PipelineTask):
         sample = np.asarray(image)[::NOISE_SUBSAMPLE_STRIDE, ::NOISE_SUBSAMPLE_STRIDE]
         finite_pixels = np.isfinite(sample)
         finite = sample if finite_pixels.all() else sample[finite_pixels]
-        pedestal = float(np.median(finite)) / noise_sigma if finite.size else 0.0
+        pedestal = float(fast_median(finite)) / noise_sigma if finite.size else 0.0
         self.metadata["pedestal_sigma"] = pedestal
         if abs(pedestal) <= self.config.maxPedestal:
             return
