@@ -20,10 +20,8 @@
 
 import numpy as np
 import pytest
-from lsst.meas.contextnet import cutouts as cutouts_module
 from lsst.meas.contextnet.cutouts import (
     CutoutResult,
-    cutout_implementation,
     extract_cutouts,
     extract_cutouts_loop,
     fast_median,
@@ -46,19 +44,6 @@ def both(*args, **kwargs) -> CutoutResult:
     slow = extract_cutouts_loop(*args, **kwargs)
     assert_same(fast, slow)
     return fast
-
-
-@pytest.fixture(autouse=True, params=["numba", "numpy"])
-def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run every test with the compiled kernel and with the NumPy path numba's absence selects."""
-    if request.param == "numpy":
-        monkeypatch.setattr(cutouts_module, "_compiled_cut", lambda: None)
-    return request.param
-
-
-def test_the_implementation_in_use(implementation: str) -> None:
-    # numba is a dependency of the package: the compiled kernel is what the task runs.
-    assert cutout_implementation() == implementation
 
 
 @pytest.fixture
@@ -238,23 +223,6 @@ def test_random_sources_match_the_reference() -> None:
         result = both(image, x, y, size, variance=variance, mask=mask, bad_mask_bits=np.array([2], np.uint8))
         assert result.edge.any() and (~result.edge).any()
         assert result.bad_pixels.any() and (~result.bad_pixels).any()
-
-
-@pytest.mark.parametrize("dtype", [np.float16, np.int16, np.uint32, np.float64])
-@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-def test_other_pixel_types_match_the_reference(dtype: type) -> None:
-    # float16 is not read by the compiled kernel (NumPy cuts it); the others are. A float64 pixel
-    # beyond float32's range becomes infinite, so bad.
-    rng = np.random.default_rng(3)
-    image = (rng.normal(size=(40, 45)) * 100 + 1000).astype(dtype)
-    variance = rng.uniform(1, 2, size=image.shape).astype(dtype)
-    if np.issubdtype(dtype, np.floating):
-        image[5, 7] = np.nan
-        variance[30, 30] = np.inf
-        image[20, 20] = np.finfo(dtype).max if dtype == np.float64 else image[20, 20]
-    x, y = rng.uniform(-3, 48, 60), rng.uniform(-3, 43, 60)
-    result = both(image, x, y, 7, variance=variance)
-    assert result.cutouts.dtype == np.float32
 
 
 def test_image_smaller_than_cutout() -> None:

@@ -736,12 +736,14 @@ class ContextNetClassifierTask(PipelineTask):
             dx, dy = subpixel_offsets(x[valid], y[valid])
         self.metadata["timing.psf"] = time.perf_counter() - start
         start = time.perf_counter()
+        # Every source is usually classifiable: then the cutouts are used as they are, not copied.
+        chosen = slice(None) if valid.all() else valid
         inputs = model_inputs(
-            cutouts.cutouts[valid],
+            cutouts.cutouts[chosen],
             noise_sigma,
             loaded.metadata["normalization"],
             loaded.inputs,
-            bad=cutouts.bad[valid],
+            bad=cutouts.bad[chosen],
             psf=psf_images,
             dx=dx,
             dy=dy,

@@ -30,15 +30,12 @@ __all__ = [
     "CutoutResult",
     "extract_cutouts",
     "extract_cutouts_loop",
-    "cutout_implementation",
     "window_reads",
     "nearest_pixel",
 ]
 
 import dataclasses
-import functools
 import math
-from collections.abc import Callable
 
 import numpy as np
 
@@ -47,7 +44,11 @@ DEFAULT_NORMALIZATION: dict[str, object] = {"kind": "asinh_noise", "softening": 
 
 
 def normalize_cutouts(
-    cutouts: np.ndarray, noise_sigma: float | np.ndarray, softening: float = 3.0
+    cutouts: np.ndarray,
+    noise_sigma: float | np.ndarray,
+    softening: float = 3.0,
+    *,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Scale sky-subtracted cutouts to the model's input range.
 
@@ -63,11 +64,14 @@ def normalize_cutouts(
         leading axes of ``cutouts``.
     softening : `float`, optional
         Noise multiples at which the stretch turns from linear to logarithmic.
+    out : `numpy.ndarray`, optional
+        float32 array of the shape of ``cutouts`` to write the result to (e.g. one channel of
+        the model's input array, or ``cutouts`` itself); a new array by default.
 
     Returns
     -------
     normalized : `numpy.ndarray`
-        ``arcsinh(cutouts / (noise_sigma * softening))``, computed in float32.
+        ``arcsinh(cutouts / (noise_sigma * softening))``, computed in float32 (``out`` if given).
 
     Raises
     ------
@@ -84,7 +88,7 @@ def normalize_cutouts(
 
     data = np.asarray(cutouts, dtype=np.float32)
     inverse = (1.0 / (sigma * softening)).astype(np.float32)
-    out = np.multiply(data, inverse.reshape(sigma.shape + (1,) * (data.ndim - sigma.ndim)))
+    out = np.multiply(data, inverse.reshape(sigma.shape + (1,) * (data.ndim - sigma.ndim)), out=out)
     # PyTorch's arcsinh, in place: the values of numpy.arcsinh (the same C library function),
     # computed on every thread PyTorch uses, where NumPy's runs on one.
     torch.from_numpy(out).asinh_()
@@ -96,7 +100,7 @@ NOISE_SUBSAMPLE_STRIDE = 4
 
 
 def fast_median(values: np.ndarray) -> np.generic:
-    """Return `numpy.median` of an array without NaN, bit for bit, several times faster.
+    """Return `numpy.median` of an array without NaN, bit for bit, faster on continuous values.
 
     `numpy.median` selects the two middle values of an even-sized array in one partition with two
     pivots; a partition at the upper one (NumPy's vectorized selection) followed by a maximum over
@@ -279,16 +283,16 @@ def _check_extraction_inputs(
                     f"bad_mask_bits must have shape {expected} for a mask of shape {mask.shape}, "
                     f"got {bits.shape}"
                 )
-        if mask.ndim == 3 and bits is not None and not bits.any():
-            mask, bits = None, None  # no bad bits: no pixel is bad
+        if mask.ndim == 3 and bits is not None:
+            # Only the mask words holding a bad bit matter; when that is one word, read it as a
+            # 2-d (strided) view: half or less of the mask's bytes, and a simpler test.
+            words = np.flatnonzero(bits)
+            if len(words) == 0:
+                mask, bits = None, None
+            elif len(words) == 1:
+                mask, bits = mask[:, :, words[0]], bits[words[0]]
         if mask is not None and mask.ndim == 3:
-            # One integer per pixel where the words are adjacent and fit one (a contiguous plane
-            # when the mask is); else, when only one word holds bad bits, that word as a 2-d
-            # (strided) view.
             mask, bits = _packed_mask(mask, bits)
-            if mask.ndim == 3 and bits is not None and np.count_nonzero(bits) == 1:
-                word = int(np.flatnonzero(bits)[0])
-                mask, bits = mask[:, :, word], bits[word]
     return image, x, y, variance, mask, bits
 
 
@@ -383,8 +387,8 @@ def _bad_window_pixels(
 def window_reads(array: np.ndarray, start_row: np.ndarray, start_col: np.ndarray, size: int) -> np.ndarray:
     """Copy the ``size`` x ``size`` windows at the given starts, clipped into the array.
 
-    What a NumPy gather of the windows costs, with no test and no flag: the least that extraction
-    without the compiled kernel can take (the benchmark's comparison).
+    What a NumPy gather of the windows costs, with no test and no flag: the least that
+    `extract_cutouts`, which gathers with NumPy, can take (the benchmark's comparison).
 
     Parameters
     ----------
@@ -405,195 +409,6 @@ def window_reads(array: np.ndarray, start_row: np.ndarray, start_col: np.ndarray
     rows = np.clip(start_row, 0, max(height - size, 0))
     cols = np.clip(start_col, 0, max(width - size, 0))
     return _gather_windows(array, rows, cols, size, interior)
-
-
-def _cut_windows(
-    image: np.ndarray,
-    variance: np.ndarray | None,
-    mask: np.ndarray | None,
-    bits: np.generic,
-    start_row: np.ndarray,
-    start_col: np.ndarray,
-    order: np.ndarray,
-    cutouts: np.ndarray,
-    bad: np.ndarray,
-    bad_pixels: np.ndarray,
-) -> None:
-    """Cut the windows that ``order`` lists: the compiled kernel of `extract_cutouts`.
-
-    `_compiled_cut` compiles this function with numba. Each window pixel inside the image is
-    written, as float32, to ``cutouts[k]``; a pixel that is not finite (in the image or the
-    variance) or whose mask word shares a bit with ``bits`` is written as 0 and set in
-    ``bad[k]``, and ``bad_pixels[k]`` tells whether the window had one. ``cutouts``, ``bad`` and
-    ``bad_pixels`` must be zero on entry (pixels outside the image stay so). A window inside the
-    image is copied in one pass that tests it as a whole, reading each pixel of each plane once;
-    only the rare window that fails the test, and the windows crossing the edge, are then cut
-    pixel by pixel. Indices into the planes are unsigned, so the compiled code needs no
-    negative-index handling; ``order`` lists the windows by first row, so nearby windows are read
-    together.
-    """
-    height, width = image.shape
-    size = cutouts.shape[1]
-    for position in range(order.shape[0]):
-        k = order[position]
-        row0, col0 = start_row[k], start_col[k]
-        inside = row0 >= 0 and col0 >= 0 and row0 + size <= height and col0 + size <= width
-        if inside:
-            # Bad pixels are rare: copy the window while testing it as a whole.
-            finite = True
-            words = bits ^ bits
-            for i in range(size):
-                row = np.uint64(row0 + i)
-                for j in range(size):
-                    col = np.uint64(col0 + j)
-                    value = np.float32(image[row, col])
-                    cutouts[k, i, j] = value
-                    finite &= np.isfinite(value)
-                    if variance is not None:
-                        finite &= np.isfinite(variance[row, col])
-                    if mask is not None:
-                        words |= mask[row, col]
-            if finite and (words & bits) == 0:
-                continue
-        # A window crossing the edge or holding a bad pixel: pixel by pixel.
-        for i in range(max(0, -row0), min(size, height - row0)):
-            row = np.uint64(row0 + i)
-            for j in range(max(0, -col0), min(size, width - col0)):
-                col = np.uint64(col0 + j)
-                value = np.float32(image[row, col])
-                is_bad = not np.isfinite(value)
-                if variance is not None:
-                    is_bad |= not np.isfinite(variance[row, col])
-                if mask is not None:
-                    is_bad |= (mask[row, col] & bits) != 0
-                if is_bad:
-                    value = np.float32(0.0)
-                    bad[k, i, j] = True
-                    bad_pixels[k] = True
-                cutouts[k, i, j] = value
-
-
-@functools.cache
-def _compiled_cut() -> Callable[..., None] | None:
-    """Return `_cut_windows` compiled by numba (cached on disk), or `None` without numba.
-
-    Without numba `extract_cutouts` gathers the windows with NumPy instead (`_cut_numpy`): the
-    same results, a few times slower, so the package's minimal benchmarks run where only NumPy
-    and PyTorch are installed.
-    """
-    try:
-        import numba
-    except ImportError:
-        return None
-    return numba.njit(nogil=True, cache=True, boundscheck=False)(_cut_windows)
-
-
-def _kernel_reads(plane: np.ndarray | None) -> bool:
-    """Whether the compiled kernel reads a plane of this type (numba has no float16, for one)."""
-    return plane is None or plane.dtype.kind in "iu" or plane.dtype in (np.float32, np.float64)
-
-
-def cutout_implementation() -> str:
-    """Say how `extract_cutouts` cuts in this environment.
-
-    Returns
-    -------
-    implementation : `str`
-        ``"numba"`` (the compiled kernel) or ``"numpy"`` (NumPy gathers, when numba cannot be
-        imported). Both give the same results.
-    """
-    return "numpy" if _compiled_cut() is None else "numba"
-
-
-def _cut_compiled(
-    kernel: Callable[..., None],
-    image: np.ndarray,
-    variance: np.ndarray | None,
-    mask: np.ndarray | None,
-    bits: np.ndarray | None,
-    start_row: np.ndarray,
-    start_col: np.ndarray,
-    size: int,
-    cut: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut the windows where ``cut`` is true with the compiled kernel; zeros elsewhere."""
-    if variance is not None and variance.dtype.kind not in "fc":
-        variance = None  # integers are always finite
-    if mask is not None:
-        if mask.ndim == 3:
-            # A layout `_packed_mask` cannot read as one integer per pixel (rare): its bad pixels.
-            mask, bits = _bad_mask_values(mask, bits, 3), None
-        if mask.dtype == np.bool_:
-            mask = mask.view(np.uint8)
-        bits = np.array(-1).astype(mask.dtype) if bits is None else bits
-        flag_bits = np.asarray(bits, dtype=mask.dtype)[()]
-    else:
-        flag_bits = np.uint8(0)
-    n = len(start_row)
-    cutouts = np.zeros((n, size, size), dtype=np.float32)
-    bad = np.zeros((n, size, size), dtype=bool)
-    bad_pixels = np.zeros(n, dtype=bool)
-    if image.size > 0:
-        chosen = np.flatnonzero(cut)
-        order = chosen[np.argsort(start_row[chosen], kind="stable")]
-        kernel(image, variance, mask, flag_bits, start_row, start_col, order, cutouts, bad, bad_pixels)
-    return cutouts, bad, bad_pixels
-
-
-def _cut_numpy(
-    image: np.ndarray,
-    variance: np.ndarray | None,
-    mask: np.ndarray | None,
-    bits: np.ndarray | None,
-    start_row: np.ndarray,
-    start_col: np.ndarray,
-    size: int,
-    interior: np.ndarray,
-    bad_centroid: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut every window with NumPy gathers: the path without numba.
-
-    Bad pixels are rare: each window is first reduced to one test (its image and variance sums
-    finite, the OR of its mask words free of bad bits), and only the windows that fail it or
-    cross the edge are tested pixel by pixel.
-    """
-    height, width = image.shape
-    cutouts = np.asarray(_gather_windows(image, start_row, start_col, size, interior), dtype=np.float32)
-    suspect = ~interior | ~_all_finite(cutouts)
-    windows = (start_row, start_col, size, interior)
-    if variance is not None:
-        suspect |= ~_all_finite(_gather_windows(variance, *windows))
-    if mask is not None:
-        words = _gather_windows(mask, *windows)
-        words = np.bitwise_or.reduce(words.reshape((len(words), size * size) + mask.shape[2:]), axis=1)
-        suspect |= _bad_mask_values(words, bits, mask.ndim)
-    checked = np.flatnonzero(suspect)
-    bad = np.zeros(cutouts.shape, dtype=bool)
-    bad[checked] = _bad_window_pixels(
-        cutouts[checked],
-        start_row[checked],
-        start_col[checked],
-        size,
-        interior[checked],
-        variance,
-        mask,
-        bits,
-    )
-    outer = np.flatnonzero(~interior)
-    if len(outer) > 0:
-        # Pixels outside the image are neither bad nor kept.
-        offsets = np.arange(size)
-        rows = start_row[outer, None] + offsets
-        cols = start_col[outer, None] + offsets
-        rows_valid = (rows >= 0) & (rows < height) & ~bad_centroid[outer, None]
-        cols_valid = (cols >= 0) & (cols < width)
-        inside = rows_valid[:, :, None] & cols_valid[:, None, :]
-        bad[outer] &= inside
-        cutouts[outer] = np.where(inside, cutouts[outer], 0.0)
-    cutouts[checked] = np.where(bad[checked], 0.0, cutouts[checked])
-    bad_pixels = np.zeros(len(cutouts), dtype=bool)
-    bad_pixels[checked] = bad[checked].any(axis=(1, 2))
-    return cutouts, bad, bad_pixels
 
 
 def extract_cutouts(
@@ -638,18 +453,15 @@ def extract_cutouts(
 
     Notes
     -----
-    All sources are cut at once, with no Python loop per source and no padded copy of the image.
-    With numba installed (a dependency of the package), one compiled pass over the windows that
-    lie inside the image, taken in order of their first row, copies each image pixel and tests it,
-    its variance and its mask word; nothing else of the three planes is read or copied. Without
-    numba the windows are gathered by NumPy through a strided view of all windows
-    (`numpy.lib.stride_tricks.sliding_window_view`) and each is reduced to one test (its image
-    and variance sums finite, the OR of its mask words free of bad bits). Either way the few
-    windows near or beyond the edge are read by fancy indexing with clipped indices, and only
-    those and the windows that fail the test are tested pixel by pixel. The first call in a
-    process compiles the kernel, or loads it from numba's on-disk cache. The results are the same
-    either way: `extract_cutouts_loop` is the per-source reference that tests and the benchmark
-    compare against.
+    All sources are cut at once, with no Python loop per source and no padded copy of the image:
+    sources whose cutout lies inside the image are read through a strided view of all windows
+    (`numpy.lib.stride_tricks.sliding_window_view`), the few near or beyond the edge by fancy
+    indexing with clipped indices. Each window of the three planes is reduced to one test (its
+    image and variance sums finite, the OR of its mask words free of bad bits), and only the
+    windows that fail it or cross the edge are tested pixel by pixel, so the cost is that of
+    reading the windows (latency-bound: each window row is a separate memory access).
+    `extract_cutouts_loop` is the per-source reference that tests and the benchmark compare
+    against.
 
     """
     image, x, y, variance, mask, bits = _check_extraction_inputs(
@@ -669,21 +481,48 @@ def extract_cutouts(
         (start_col < 0) | (start_col + size > width) | (start_row < 0) | (start_row + size > height)
     )
 
-    # The pixels of each cutout that lie in the image: the overlap of two intervals per axis.
-    rows_in = np.clip(start_row + size, 0, height) - np.clip(start_row, 0, height)
-    cols_in = np.clip(start_col + size, 0, width) - np.clip(start_col, 0, width)
-    n_inside = np.where(bad_centroid, 0, rows_in * cols_in).astype(np.int32)
+    interior = ~edge & ~bad_centroid
 
-    kernel = _compiled_cut()
-    if kernel is not None and all(_kernel_reads(plane) for plane in (image, variance)):
-        cutouts, bad, bad_pixels = _cut_compiled(
-            kernel, image, variance, mask, bits, start_row, start_col, size, ~bad_centroid & (n_inside > 0)
-        )
-    else:
-        interior = ~edge & ~bad_centroid
-        cutouts, bad, bad_pixels = _cut_numpy(
-            image, variance, mask, bits, start_row, start_col, size, interior, bad_centroid
-        )
+    cutouts = np.asarray(_gather_windows(image, start_row, start_col, size, interior), dtype=np.float32)
+    # Bad pixels are rare: find the sources whose window may hold one with one reduction per
+    # window (a sum is finite only if every term is; an OR of the mask words is free of bad bits
+    # only if every pixel is), then test pixel by pixel only those and the ones crossing the edge.
+    suspect = ~interior | ~_all_finite(cutouts)
+    windows = (start_row, start_col, size, interior)
+    if variance is not None:
+        suspect |= ~_all_finite(_gather_windows(variance, *windows))
+    if mask is not None:
+        words = _gather_windows(mask, *windows)
+        words = np.bitwise_or.reduce(words.reshape((len(words), size * size) + mask.shape[2:]), axis=1)
+        suspect |= _bad_mask_values(words, bits, mask.ndim)
+    checked = np.flatnonzero(suspect)
+    bad = np.zeros(cutouts.shape, dtype=bool)
+    bad[checked] = _bad_window_pixels(
+        cutouts[checked],
+        start_row[checked],
+        start_col[checked],
+        size,
+        interior[checked],
+        variance,
+        mask,
+        bits,
+    )
+    outer = np.flatnonzero(~interior)
+    n_inside = np.full(len(x), size * size, dtype=np.int32)
+    if len(outer) > 0:
+        # Pixels outside the image are neither bad nor kept.
+        offsets = np.arange(size)
+        rows = start_row[outer, None] + offsets
+        cols = start_col[outer, None] + offsets
+        rows_valid = (rows >= 0) & (rows < height) & ~bad_centroid[outer, None]
+        cols_valid = (cols >= 0) & (cols < width)
+        inside = rows_valid[:, :, None] & cols_valid[:, None, :]
+        bad[outer] &= inside
+        n_inside[outer] = inside.sum(axis=(1, 2))
+        cutouts[outer] = np.where(inside, cutouts[outer], 0.0)
+    cutouts[checked] = np.where(bad[checked], 0.0, cutouts[checked])
+    bad_pixels = np.zeros(len(x), dtype=bool)
+    bad_pixels[checked] = bad[checked].any(axis=(1, 2))
     return CutoutResult(
         cutouts=cutouts,
         edge=edge,

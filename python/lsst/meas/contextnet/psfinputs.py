@@ -334,6 +334,8 @@ def psf_channel(
     dy: np.ndarray,
     noise_sigma: float | np.ndarray,
     softening: float,
+    *,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return the PSF channel: the PSF at each source's centroid and PSF flux, stretched like it.
 
@@ -352,11 +354,13 @@ def psf_channel(
         Background noise, as for `~lsst.meas.contextnet.cutouts.normalize_cutouts`.
     softening : `float`
         Stretch softening, as for the cutouts.
+    out : `numpy.ndarray`, optional
+        ``(N, S, S)`` float32 array to write the channel to; a new array by default.
 
     Returns
     -------
     channel : `numpy.ndarray`
-        ``(N, S, S)`` float32.
+        ``(N, S, S)`` float32 (``out`` if given).
 
     Notes
     -----
@@ -370,8 +374,8 @@ def psf_channel(
     """
     centred = shift_images(psf, dx, dy)
     flux = psf_flux(cutouts, bad, centred)
-    model = centred * flux[:, None, None].astype(np.float32)
-    return normalize_cutouts(model, noise_sigma, softening)
+    model = np.multiply(centred, flux[:, None, None].astype(np.float32), out=centred)
+    return normalize_cutouts(model, noise_sigma, softening, out=model if out is None else out)
 
 
 def model_inputs(
@@ -422,9 +426,11 @@ def model_inputs(
     if normalization.get("kind") != "asinh_noise":
         raise ValueError(f"unsupported normalization {normalization!r}")
     softening = float(normalization["softening"])
-    channels = [normalize_cutouts(cutouts, noise_sigma, softening)]
+    if "psf" in inputs and (psf is None or dx is None or dy is None):
+        raise ValueError("a PSF-aware model needs the PSF images and sub-pixel offsets of its sources")
+    # Each channel is written in place into the one input array (no per-channel copies to stack).
+    channels = np.empty((len(cutouts), len(inputs)) + cutouts.shape[1:], dtype=np.float32)
+    normalize_cutouts(cutouts, noise_sigma, softening, out=channels[:, 0])
     if "psf" in inputs:
-        if psf is None or dx is None or dy is None:
-            raise ValueError("a PSF-aware model needs the PSF images and sub-pixel offsets of its sources")
-        channels.append(psf_channel(cutouts, bad, psf, dx, dy, noise_sigma, softening))
-    return np.stack(channels, axis=1)
+        psf_channel(cutouts, bad, psf, dx, dy, noise_sigma, softening, out=channels[:, 1])
+    return channels

@@ -24,8 +24,7 @@ Runs on a bare machine with only PyTorch and NumPy (no Butler, no GalSim)::
 
 It imports only `~lsst.meas.contextnet.model`, `~lsst.meas.contextnet.modelio`,
 `~lsst.meas.contextnet.ensemble`, `~lsst.meas.contextnet.cutouts` and
-`~lsst.meas.contextnet.psfinputs` (NumPy and PyTorch only; the cutouts use numba's compiled
-kernel where numba is installed, NumPy gathers where not). The inputs are built by the
+`~lsst.meas.contextnet.psfinputs` (NumPy and PyTorch only). The inputs are built by the
 classifier's own preprocessing (`~lsst.meas.contextnet.cutouts.extract_cutouts` and
 `~lsst.meas.contextnet.psfinputs.model_inputs`) from synthetic detectors: Gaussian stars and
 galaxies on Gaussian noise with a Gaussian PSF whose width changes from detector to detector.
