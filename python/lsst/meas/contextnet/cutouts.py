@@ -356,12 +356,15 @@ def _all_finite(windows: np.ndarray) -> np.ndarray:
     """Return, per window, whether its sum is finite.
 
     False for every window holding a NaN or an infinity, and for the rare one whose finite values
-    overflow the sum (tested pixel by pixel after, like the others); a product with a vector of
-    ones is the fastest such sum.
+    overflow the sum (tested pixel by pixel after, like the others). NumPy's own sum, not a
+    product with a vector of ones: that is three times faster alone (0.1 ms against 0.3 ms for
+    2000 windows), but it runs in OpenBLAS, whose threads keep spinning after it and halve the
+    speed of the PyTorch operations that follow on a 2-core machine (the input stage of
+    ``run()`` took 60 ms instead of 31 ms).
     """
     flat = windows.reshape(len(windows), int(np.prod(windows.shape[1:])))
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.isfinite(flat @ np.ones(flat.shape[1], dtype=flat.dtype))
+        return np.isfinite(flat.sum(axis=1))
 
 
 def _bad_window_pixels(
