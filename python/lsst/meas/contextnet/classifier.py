@@ -53,7 +53,6 @@ from lsst.meas.contextnet.butlermodel import MODEL_DATASET_TYPE, butler_model_fi
 from lsst.meas.contextnet.cutouts import (
     background_noise,
     extract_cutouts,
-    fast_median,
     scale_positions,
 )
 from lsst.meas.contextnet.ensemble import ProgressModule, count_sets, seed_from_data_id
@@ -777,7 +776,7 @@ class ContextNetClassifierTask(PipelineTask):
         sample = image[::stride, ::stride]
         finite_pixels = np.isfinite(sample)
         finite = sample if finite_pixels.all() else sample[finite_pixels]
-        pedestal = float(fast_median(finite)) / noise_sigma if finite.size else 0.0
+        pedestal = float(np.median(finite)) / noise_sigma if finite.size else 0.0
         self.metadata["pedestal_sigma"] = pedestal
         if abs(pedestal) <= self.config.maxPedestal:
             return

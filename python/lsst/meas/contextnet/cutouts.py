@@ -23,7 +23,6 @@ from __future__ import annotations
 __all__ = [
     "NOISE_SUBSAMPLE_STRIDE",
     "background_noise",
-    "fast_median",
     "normalize_cutouts",
     "scale_positions",
     "DEFAULT_NORMALIZATION",
@@ -99,33 +98,6 @@ NOISE_SUBSAMPLE_STRIDE = 4
 """Every how many rows and columns `background_noise` reads the variance plane."""
 
 
-def fast_median(values: np.ndarray) -> np.generic:
-    """Return `numpy.median` of an array without NaN, bit for bit, faster on continuous values.
-
-    `numpy.median` selects the two middle values of an even-sized array in one partition with two
-    pivots; a partition at the upper one (NumPy's vectorized selection) followed by a maximum over
-    the lower half is several times faster on continuous values such as an image's pixels. On
-    values with many ties (a variance plane, constant over the sky) it can be slower. The mean of
-    the middle value or values is then taken as `numpy.median` takes it (so an integer array's
-    median is a float64).
-
-    Parameters
-    ----------
-    values : `numpy.ndarray`
-        Values of any shape, at least one, none NaN (`numpy.median` would return NaN).
-
-    Returns
-    -------
-    median : `numpy.generic`
-        The median over all values, of the dtype `numpy.median` returns.
-    """
-    flat = np.asarray(values).ravel()
-    half = flat.size // 2
-    part = np.partition(flat, half)
-    middle = part[half : half + 1] if flat.size % 2 else np.stack([part[:half].max(), part[half]])
-    return np.mean(middle)
-
-
 def background_noise(variance: np.ndarray, stride: int = NOISE_SUBSAMPLE_STRIDE) -> float:
     """Return the background noise per pixel: ``sqrt`` of the median of the variance plane.
 
@@ -149,8 +121,7 @@ def background_noise(variance: np.ndarray, stride: int = NOISE_SUBSAMPLE_STRIDE)
     with np.errstate(invalid="ignore"):
         if not np.isfinite(sample).any():
             return math.nan
-        # numpy.nanmedian's value, taken faster where there is no NaN. (Not `fast_median`: the
-        # many equal values of a variance plane, constant over the sky, make its partition slow.)
+        # numpy.nanmedian's value, taken faster where there is no NaN.
         median = np.nanmedian(sample) if np.isnan(sample).any() else np.median(sample)
         return float(np.sqrt(median))
 
