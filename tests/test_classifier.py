@@ -30,6 +30,7 @@ import torch
 from astropy.table import MaskedColumn, Table
 from conftest import export_tiny_model
 from lsst.images import Box, Image, Mask, MaskedImage, MaskPlane, MaskSchema
+from lsst.meas.contextnet import classifier
 from lsst.meas.contextnet.classifier import (
     CLASSIFICATION_COLUMNS,
     ContextNetClassifierConfig,
@@ -504,6 +505,20 @@ def test_image_that_is_not_sky_subtracted(model_path: Path, caplog: pytest.LogCa
     task = make_task(model_path, pedestalAction="raise")
     task.run(make_exposure(), make_catalog(x, y))  # a sky-subtracted image passes
     assert abs(task.metadata["pedestal_sigma"]) < 1.0
+
+
+def test_pedestal_median_is_taken_on_a_grid(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 80x64 pixels and at most 320 sampled: a step of 4, every 4th row and column.
+    monkeypatch.setattr(classifier, "PEDESTAL_SAMPLE_PIXELS", 320)
+    exposure = make_exposure()
+    exposure.image.array[...] = 0.0
+    exposure.image.array[::4, ::4] = 40.0  # 10 noise units on the grid, 0 elsewhere
+    task = make_task(model_path)
+    task._check_pedestal(exposure.image.array, 4.0)
+    assert task.metadata["pedestal_sigma"] == 10.0
+    monkeypatch.setattr(classifier, "PEDESTAL_SAMPLE_PIXELS", 80 * 64)  # every pixel: median 0
+    task._check_pedestal(exposure.image.array, 4.0)
+    assert task.metadata["pedestal_sigma"] == 0.0
 
 
 def test_output_columns_carry_units(model_path: Path) -> None:

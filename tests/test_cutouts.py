@@ -284,3 +284,20 @@ def test_normalize_cutouts_is_the_arcsinh_stretch() -> None:
             normalize_cutouts(cutouts, bad)
     with pytest.raises(ValueError, match="softening"):
         normalize_cutouts(cutouts, 1.0, softening=np.inf)
+
+
+def test_normalize_cutouts_writes_into_a_given_array() -> None:
+    rng = np.random.default_rng(8)
+    cutouts = rng.normal(0.0, 10.0, (6, 5, 5)).astype(np.float32)
+    expected = normalize_cutouts(cutouts, 2.0, 3.0)
+    channels = np.full((6, 3, 5, 5), 7.0, np.float32)
+    got = normalize_cutouts(cutouts, 2.0, 3.0, out=channels[:, 2])  # a strided view
+    assert np.shares_memory(got, channels)
+    np.testing.assert_array_equal(channels[:, 2], expected)
+    assert (channels[:, :2] == 7.0).all()
+    in_place = cutouts.copy()
+    normalize_cutouts(in_place, 2.0, 3.0, out=in_place)
+    np.testing.assert_array_equal(in_place, expected)
+    for wrong in (np.zeros((6, 5, 5)), np.zeros((6, 5, 4), np.float32), np.zeros((6, 5, 5), ">f4")):
+        with pytest.raises(ValueError, match="out must be"):
+            normalize_cutouts(cutouts, 2.0, 3.0, out=wrong)

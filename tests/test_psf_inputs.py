@@ -260,3 +260,30 @@ def test_psf_flux_of_a_star_at_the_edge_counts_the_zeros_beyond_it(simulated, ps
     expected = np.sum(psf[:, 6:] ** 2) / np.sum(psf**2)
     assert expected < 0.95
     assert model[0].sum() / model[1].sum() == pytest.approx(expected, abs=0.01)
+
+
+def test_model_inputs_are_their_channels_exactly() -> None:
+    from lsst.meas.contextnet.cutouts import normalize_cutouts
+    from lsst.meas.contextnet.psfinputs import psf_channel
+
+    rng = np.random.default_rng(21)
+    for n in (0, 7):
+        cutouts = rng.normal(0.0, 5.0, (n, 15, 15)).astype(np.float32)
+        bad = rng.uniform(size=cutouts.shape) < 0.05
+        psf = rng.uniform(0.0, 1.0, cutouts.shape).astype(np.float32)
+        psf /= psf.sum(axis=(1, 2), keepdims=True) if n else 1.0
+        dx, dy = rng.uniform(-0.5, 0.5, n), rng.uniform(-0.5, 0.5, n)
+        kept = psf.copy()
+        for sigma in (3.0, rng.uniform(1.0, 4.0, n)):
+            image_only = model_inputs(cutouts, sigma, NORMALIZATION, ("image",))
+            assert image_only.shape == (n, 1, 15, 15)
+            np.testing.assert_array_equal(image_only[:, 0], normalize_cutouts(cutouts, sigma, 3.0))
+            both = model_inputs(
+                cutouts, sigma, NORMALIZATION, ("image", "psf"), bad=bad, psf=psf, dx=dx, dy=dy
+            )
+            np.testing.assert_array_equal(both[:, 0], image_only[:, 0])
+            np.testing.assert_array_equal(both[:, 1], psf_channel(cutouts, bad, psf, dx, dy, sigma, 3.0))
+        np.testing.assert_array_equal(psf, kept)  # the PSF images are left as they were
+    for wrong in (("image", "image"), ("psf",), ("psf", "image"), ()):
+        with pytest.raises(ValueError, match="model inputs"):
+            model_inputs(cutouts, 3.0, NORMALIZATION, wrong)

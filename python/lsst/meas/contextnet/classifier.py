@@ -105,10 +105,11 @@ if TYPE_CHECKING:
 _DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 PEDESTAL_SAMPLE_PIXELS = 65536
-"""About how many pixels, on a regular grid, the pedestal check takes the median of.
+"""At most about how many pixels, on a regular grid, the pedestal check takes the median of.
 
-Every 16th row and column of a 4096x4096 image, every pixel of a 256x256 one: the median's
-statistical error is then about 0.005 of the background noise, far below ``maxPedestal``.
+The grid's step is ``ceil(sqrt(image size / PEDESTAL_SAMPLE_PIXELS))`` in both directions: every
+16th row and column of a 4096x4096 image, every pixel of a 256x256 one. The median's statistical
+error is then about 0.005 of the background noise, far below ``maxPedestal``.
 """
 
 
@@ -769,10 +770,11 @@ class ContextNetClassifierTask(PipelineTask):
     def _check_pedestal(self, image: np.ndarray, noise_sigma: float) -> None:
         """Warn about (or refuse) an image that does not look sky-subtracted.
 
-        The median pixel is taken over about `PEDESTAL_SAMPLE_PIXELS` pixels on a regular grid.
+        The median pixel is taken over at most about `PEDESTAL_SAMPLE_PIXELS` pixels on a regular
+        grid.
         """
         image = np.asarray(image)
-        stride = max(1, math.isqrt(image.size // PEDESTAL_SAMPLE_PIXELS))
+        stride = max(1, math.ceil(math.sqrt(image.size / PEDESTAL_SAMPLE_PIXELS)))
         sample = image[::stride, ::stride]
         finite_pixels = np.isfinite(sample)
         finite = sample if finite_pixels.all() else sample[finite_pixels]

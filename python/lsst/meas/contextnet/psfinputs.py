@@ -416,12 +416,13 @@ def model_inputs(
     Raises
     ------
     ValueError
-        If an input is unknown or the PSF images or offsets are missing.
+        If the inputs are not a leading part of `INPUT_CHANNELS`, or the PSF images or offsets
+        are missing.
     """
-    unknown = [name for name in inputs if name not in INPUT_CHANNELS]
-    if unknown or not inputs or inputs[0] != "image":
+    if not inputs or tuple(inputs) != INPUT_CHANNELS[: len(inputs)]:
         raise ValueError(
-            f"model inputs must start with 'image' and be among {INPUT_CHANNELS}, got {inputs!r}"
+            f"model inputs must start with 'image' and follow the order of {INPUT_CHANNELS} "
+            f"without repeats, got {inputs!r}"
         )
     if normalization.get("kind") != "asinh_noise":
         raise ValueError(f"unsupported normalization {normalization!r}")

@@ -82,7 +82,7 @@ from lsst.meas.contextnet.tools.benchtiming import (
 if TYPE_CHECKING:
     from lsst.meas.contextnet.modelio import LoadedModel
 
-BENCH_FORMAT_VERSION = 1
+BENCH_FORMAT_VERSION = 2
 """Version of the layout of the JSON document `run_benchmark` returns."""
 _ENSEMBLE_TOLERANCE = 1e-5  # float32 sums in another order may differ in the last bits
 
