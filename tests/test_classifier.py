@@ -636,6 +636,18 @@ def test_run_quantum_with_butler(tmp_path: Path, model_path: Path) -> None:
     )
     for key in ("timing.read", "timing.write", "timing.cutouts", "timing.model"):
         assert task.metadata[key] > 0
+    assert task.metadata["cpu_threads"] == 1  # the quantum's cores: one unless given more
+
+
+def test_cpu_threads_sets_and_restores_pytorch_threads() -> None:
+    before = torch.get_num_threads()
+    with classifier.cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), classifier.cpu_threads(2):
+        assert torch.get_num_threads() == 2
+        raise RuntimeError("restored on errors too")
+    assert torch.get_num_threads() == before
 
 
 # --- End to end: the real pipetask on a simulated repository ---------------------------------

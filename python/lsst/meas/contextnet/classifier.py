@@ -33,16 +33,19 @@ __all__ = [
     "ContextNetClassifierConnections",
     "ContextNetClassifierTask",
     "PEDESTAL_SAMPLE_PIXELS",
+    "cpu_threads",
     "default_model_path",
     "model_file",
     "seed_from_data_id",
 ]
 
+import contextlib
 import dataclasses
 import json
 import math
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +114,30 @@ The grid's step is ``ceil(sqrt(image size / PEDESTAL_SAMPLE_PIXELS))`` in both d
 16th row and column of a 4096x4096 image, every pixel of a 256x256 one. The median's statistical
 error is then about 0.005 of the background noise, far below ``maxPedestal``.
 """
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run PyTorch's CPU operations on ``n`` threads inside the block, then restore the number.
+
+    Parameters
+    ----------
+    n : `int`
+        Threads for the block (at least 1).
+
+    Yields
+    ------
+    None
+        Nothing; the setting holds until the block ends.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _pixel_scale(exposure: Any, frame: Any) -> float | None:
@@ -472,6 +499,10 @@ class ContextNetClassifierTask(PipelineTask):
     ) -> None:
         """Read the inputs, classify, write the output; see `run`.
 
+        The model runs on as many CPU threads as the quantum has cores
+        (``butlerQC.resources.num_cores``: ``pipetask run --cores-per-quantum N``; 1 by default,
+        as ``pipetask`` turns implicit threading off).
+
         Parameters
         ----------
         butlerQC : `lsst.pipe.base.QuantumContext`
@@ -492,14 +523,23 @@ class ContextNetClassifierTask(PipelineTask):
             self._model = None
         data_id = butlerQC.quantum.dataId
         seed = seed_from_data_id(self.config.seed, dict(data_id.required) if data_id is not None else {})
+        cores = butlerQC.resources.num_cores
+        self.metadata["cpu_threads"] = cores
         start = time.perf_counter()
-        outputs = self.run(**inputs, seed=seed)
+        with cpu_threads(cores):
+            outputs = self.run(**inputs, seed=seed)
         classify = time.perf_counter() - start
         start = time.perf_counter()
         butlerQC.put(outputs, outputRefs)
         write = time.perf_counter() - start
         self.metadata["timing.write"] = write
-        self.log.info("Timing: read %.2f s, classify %.2f s, write %.2f s.", read, classify, write)
+        self.log.info(
+            "Timing: read %.2f s, classify %.2f s (%d CPU threads), write %.2f s.",
+            read,
+            classify,
+            cores,
+            write,
+        )
 
     @timeMethod
     def run(self, exposure: MaskedImage, catalog: Any, seed: int | None = None) -> Struct:
