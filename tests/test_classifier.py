@@ -21,6 +21,7 @@
 import os
 import subprocess
 import sys
+import unittest.mock
 from pathlib import Path
 
 import astropy.units as u
@@ -638,16 +639,44 @@ def test_run_quantum_with_butler(tmp_path: Path, model_path: Path) -> None:
         assert task.metadata[key] > 0
     assert task.metadata["cpu_threads"] == 1  # the quantum's cores: one unless given more
 
+    # A quantum given two cores runs PyTorch on two threads, then restores the process's setting.
+    from lsst.pipe.base import ExecutionResources, QuantumContext
+
+    seen = []
+    real_run = task.run
+
+    def recording_run(**kwargs):
+        seen.append(torch.get_num_threads())
+        return real_run(**kwargs)
+
+    before = torch.get_num_threads()
+    connections = task.config.ConnectionsClass(config=task.config)
+    input_refs, output_refs = connections.buildDatasetRefs(quantum)
+    context = QuantumContext(butler, quantum, resources=ExecutionResources(num_cores=2))
+    with (
+        unittest.mock.patch.object(task, "run", side_effect=recording_run),
+        unittest.mock.patch("lsst.pipe.base.QuantumContext.put"),  # the outputs exist already
+    ):
+        with classifier.cpu_threads(1):
+            task.runQuantum(context, input_refs, output_refs)
+            assert torch.get_num_threads() == 1
+    assert seen == [2] and task.metadata["cpu_threads"] == 2
+    assert torch.get_num_threads() == before
+
 
 def test_cpu_threads_sets_and_restores_pytorch_threads() -> None:
     before = torch.get_num_threads()
-    with classifier.cpu_threads(1):
-        assert torch.get_num_threads() == 1
+    with classifier.cpu_threads(2):
+        assert torch.get_num_threads() == 2
+        with classifier.cpu_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
     assert torch.get_num_threads() == before
     with pytest.raises(RuntimeError), classifier.cpu_threads(2):
-        assert torch.get_num_threads() == 2
         raise RuntimeError("restored on errors too")
     assert torch.get_num_threads() == before
+    with classifier.cpu_threads(0):
+        assert torch.get_num_threads() == 1
 
 
 # --- End to end: the real pipetask on a simulated repository ---------------------------------

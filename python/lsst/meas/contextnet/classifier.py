@@ -123,7 +123,7 @@ def cpu_threads(n: int) -> Iterator[None]:
     Parameters
     ----------
     n : `int`
-        Threads for the block (at least 1).
+        Threads for the block; values below 1 count as 1.
 
     Yields
     ------
@@ -499,9 +499,9 @@ class ContextNetClassifierTask(PipelineTask):
     ) -> None:
         """Read the inputs, classify, write the output; see `run`.
 
-        The model runs on as many CPU threads as the quantum has cores
-        (``butlerQC.resources.num_cores``: ``pipetask run --cores-per-quantum N``; 1 by default,
-        as ``pipetask`` turns implicit threading off).
+        PyTorch runs on as many CPU threads as the quantum has cores
+        (``butlerQC.resources.num_cores``: ``pipetask run --cores-per-quantum N``, 1 by default),
+        whatever the process's own setting.
 
         Parameters
         ----------
@@ -534,7 +534,7 @@ class ContextNetClassifierTask(PipelineTask):
         write = time.perf_counter() - start
         self.metadata["timing.write"] = write
         self.log.info(
-            "Timing: read %.2f s, classify %.2f s (%d CPU threads), write %.2f s.",
+            "Timing: read %.2f s, classify %.2f s (PyTorch CPU threads: %d), write %.2f s.",
             read,
             classify,
             cores,
