@@ -36,6 +36,7 @@ __all__ = [
     "CLASSIFIER_ORDER",
     "EvaluationResult",
     "PEER_NAME",
+    "bool_column",
     "evaluate_catalog",
     "make_figures",
     "parse_mag_bins",
@@ -115,8 +116,23 @@ def _float_column(catalog: Table, name: str) -> np.ndarray:
     return np.asarray(np.ma.filled(np.ma.asarray(catalog[name], dtype=np.float64), np.nan), dtype=np.float64)
 
 
-def _bool_column(catalog: Table, name: str, fill: bool) -> np.ndarray:
-    """Return a column as bool with masked entries as ``fill``."""
+def bool_column(catalog: Table, name: str, fill: bool) -> np.ndarray:
+    """Return a table column as booleans, masked entries as ``fill``.
+
+    Parameters
+    ----------
+    catalog : `astropy.table.Table`
+        The table.
+    name : `str`
+        The column.
+    fill : `bool`
+        The value of masked entries.
+
+    Returns
+    -------
+    values : `numpy.ndarray`
+        Boolean array of the column's length.
+    """
     return np.asarray(np.ma.filled(np.ma.asarray(catalog[name]), fill), dtype=bool)
 
 
@@ -385,14 +401,14 @@ def evaluate_catalog(
         if name not in catalog.colnames:
             raise ValueError(f"catalog has no {name!r} column (columns: {catalog.colnames}).")
     catalog = catalog.copy(copy_data=False)
-    labels = _bool_column(catalog, class_column, fill=False)
+    labels = bool_column(catalog, class_column, fill=False)
     mag = _float_column(catalog, mag_column)
     scores: dict[str, np.ndarray] = {}
     thresholds: dict[str, float] = {}
 
     prob = _float_column(catalog, prob_column)
     flagged = (
-        _bool_column(catalog, flag_column, fill=False)
+        bool_column(catalog, flag_column, fill=False)
         if flag_column in catalog.colnames
         else np.zeros(len(catalog), bool)
     )
@@ -408,7 +424,7 @@ def evaluate_catalog(
             continue
         score = _float_column(catalog, name)
         if f"{name}_flag" in catalog.colnames:
-            score = np.where(_bool_column(catalog, f"{name}_flag", fill=False), np.nan, score)
+            score = np.where(bool_column(catalog, f"{name}_flag", fill=False), np.nan, score)
         scores[name] = score
         thresholds[name] = baseline_threshold
 
@@ -467,7 +483,7 @@ def evaluate_catalog(
     all_counts["n_flagged"] = int(np.count_nonzero(flagged))
     if OUTSIDE_TRAINING_COLUMN in catalog.colnames:
         all_counts["n_outside_training"] = int(
-            np.count_nonzero(_bool_column(catalog, OUTSIDE_TRAINING_COLUMN, fill=False))
+            np.count_nonzero(bool_column(catalog, OUTSIDE_TRAINING_COLUMN, fill=False))
         )
     settings = {
         "mag_bins": [float(x) for x in mag_bins],
@@ -544,7 +560,7 @@ def make_figures(
     figures: dict[str, Figure] = {
         "accuracy_vs_magnitude": plot_magnitude_performance(
             _float_column(catalog, settings["mag_column"]) if len(catalog) else np.zeros(0),
-            _bool_column(catalog, settings["class_column"], False) if len(catalog) else np.zeros(0, bool),
+            bool_column(catalog, settings["class_column"], False) if len(catalog) else np.zeros(0, bool),
             result.metrics,
             classifiers=["ContextNet", *baselines],
             band=band,

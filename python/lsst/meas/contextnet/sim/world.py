@@ -438,7 +438,7 @@ WORLDS: dict[str, World] = {
     ),
     "galaxy-knots": RANDOMIZED.replace(name="galaxy-knots", galaxy_families=("knots",)),
     **{f"band-{b}": RANDOMIZED.replace(name=f"band-{b}", bands=(b,)) for b in "ugrizy"},
-    # Later worlds go last: a world's position sets its robustness seed and visits
+    # New worlds are appended: a world's position sets its robustness seed and visits
     # (tools.robustness._world_index), so appending keeps those of the worlds above.
     "hard-context": RANDOMIZED.replace(
         name="hard-context", fwhm_range=(0.9, 2.0), star_fraction_range=(0.05, 0.35)

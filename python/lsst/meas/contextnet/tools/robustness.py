@@ -74,6 +74,7 @@ import numpy as np
 from astropy.table import Table, vstack
 from lsst.meas.contextnet.evaluation.clustered import clustered_proportion, margin_table
 from lsst.meas.contextnet.evaluation.metrics import galaxy_calls
+from lsst.meas.contextnet.evaluation.scoring import bool_column
 from lsst.meas.contextnet.outputcolumns import OUTSIDE_TRAINING_COLUMN
 from lsst.meas.contextnet.pipelinefiles import find_pipeline
 
@@ -602,7 +603,7 @@ def _visit_rows(
     bright_stars = ~labels & (mag < ROBUSTNESS_MAG_BINS[1])
     catalog = result.catalog
     outside = (
-        np.asarray(np.ma.filled(np.ma.asarray(catalog[OUTSIDE_TRAINING_COLUMN]), False), dtype=bool)
+        bool_column(catalog, OUTSIDE_TRAINING_COLUMN, fill=False)
         if OUTSIDE_TRAINING_COLUMN in catalog.colnames
         else np.zeros(len(catalog), dtype=bool)
     )
