@@ -602,6 +602,58 @@ def test_cli_where_and_errors(repo, tmp_path):
     assert math.isfinite(data["summary"][0]["accuracy"])
 
 
+def test_robustness_star_recall_of_isolated_and_blended_stars(joined):
+    from lsst.meas.contextnet.tools.robustness import (
+        _margins,
+        _visit_rows,
+        format_blend_table,
+        format_margin_table,
+        format_visit_table,
+    )
+
+    catalog = joined.catalog.copy()
+    rng = np.random.default_rng(5)
+    catalog["blended"] = rng.random(len(catalog)) < 0.2
+    result = evaluate_catalog(catalog, mag_bins=MAG_BINS, do_trivial=False)
+    margins = _margins(result, "star-poor-r", "tiny")
+    row = margins[margins["bin"] == -1][0]
+    stars = ~np.asarray(catalog["is_galaxy"]) & (np.asarray(catalog["mag"]) < 22.0)
+    called_star = np.asarray(catalog["classification_galaxyProb"]) < 0.5
+    blended = np.asarray(catalog["blended"])
+    assert np.isfinite(np.asarray(catalog["classification_galaxyProb"])).all()
+    assert row["n_bright_star"] == stars.sum()
+    assert row["n_bright_star_blended"] == (stars & blended).sum() > 0
+    assert row["star_recall_bright_isolated"] == pytest.approx(called_star[stars & ~blended].mean())
+    assert row["star_recall_bright_blended"] == pytest.approx(called_star[stars & blended].mean())
+    assert row["star_recall_bright"] == pytest.approx(called_star[stars].mean())
+    extended = np.asarray(catalog["extendedness"]) >= 0.5
+    expected = (~extended)[stars & blended].mean()
+    assert row["star_recall_bright_extendedness_blended"] == pytest.approx(expected)
+    assert row["star_recall_bright_isolated_se"] > 0
+    text = format_blend_table(margins)
+    assert "isolated and blended stars" in text and "2 PSF FWHM" in text
+    assert f"| star-poor-r | tiny | {stars.sum()} | {(stars & blended).sum()} | " in text
+    assert f"{row['star_recall_bright_blended']:.3f} ± {row['star_recall_bright_blended_se']:.3f}" in text
+    assert "star-poor-r" in format_margin_table(margins)
+    # Per visit: the blended stars and the recall of the isolated ones.
+    drawn = {"band": "r", "fwhm": 1.8, "psf_family": "moffat", "psf_model_size_error": 0.01}
+    drawn |= {"star_fraction": 0.1, "density_scale": 1.0}
+    visits = _visit_rows(result, "star-poor-r", "tiny", lambda visit: drawn)
+    for row in visits:
+        here = np.asarray(catalog["visit"]) == row["visit"]
+        assert row["n_bright_star_blended"] == (here & stars & blended).sum()
+        assert row["star_recall_bright_isolated"] == pytest.approx(
+            called_star[here & stars & ~blended].mean()
+        )
+    table = format_visit_table(visits, min_stars=1, recall_below=1.01)
+    assert "| stars <22 | blended | tiny | tiny isolated | extendedness | GBDT |" in table
+    first = visits[0]
+    assert f"| {first['n_bright_star']} | {first['n_bright_star_blended']} | " in table
+    # Without the truth's blend column there is nothing to split, and no section.
+    plain = _margins(evaluate_catalog(joined.catalog, mag_bins=MAG_BINS, do_trivial=False), "w", "tiny")
+    assert "star_recall_bright_isolated" not in plain.colnames and format_blend_table(plain) == ""
+
+
 def test_robustness_refuses_overlapping_visits(tmp_path):
     from lsst.meas.contextnet.tools.robustness import run_robustness
 
@@ -716,6 +768,9 @@ def test_robustness_command_writes_one_table(tmp_path):
         assert binned[binned["world"] == world]["n"].sum() <= overall[overall["world"] == world]["n"][0]
     text = (tmp_path / "out" / "robustness.md").read_text()
     assert "by PSF-flux S/N" in text and "Margins with visit-clustered standard errors" in text
+    # The simulated truth tells which stars are blended: their recall is reported apart.
+    assert "isolated and blended stars" in text
+    assert np.all(margins["n_bright_star_blended"] <= margins["n_bright_star"])
     # A rerun reuses what is there, but a classification run missing a detector is an error.
     writer = Butler.from_config(str(tmp_path / "repo"), writeable=True)
     run = "contextnet/tiny/star-poor-r"

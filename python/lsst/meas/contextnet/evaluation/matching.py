@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from astropy.table import Table, vstack
+from lsst.meas.contextnet.evaluation.blending import BLENDED_COLUMN, truth_blended
 from lsst.meas.contextnet.evaluation.scoring import _COUNT_KEYS
 
 # ---------------------------------------------------------------------------------------------
@@ -45,7 +46,9 @@ class JoinResult:
 
     catalog: Table
     """One row per classified source that has a truth match: the classification columns, then
-    the truth columns (``truth_`` prefixed where a name collides), then ``src`` columns not
+    the truth columns (``truth_`` prefixed where a name collides; with ``blended``, see
+    `~lsst.meas.contextnet.evaluation.blending.truth_blended`, when the truth has the columns it
+    needs), then ``src`` columns not
     already present, then ``visit`` and ``detector`` when known."""
 
     counts: dict[str, int]
@@ -131,6 +134,11 @@ def join_classification_truth(
         if truth_sorted_ids.size
         else np.zeros(class_ids.size, dtype=bool)
     )
+    # From every true object, detected or not: an undetected neighbour still adds its light.
+    blended = truth_blended(truth) if BLENDED_COLUMN not in truth.colnames else None
+    if blended is not None:
+        truth = truth.copy(copy_data=False)
+        truth[BLENDED_COLUMN] = blended
     matched_truth = truth[truth_rows[position_clipped[found]]] if np.any(found) else truth[:0]
 
     catalog = Table(classification[found], copy=True)

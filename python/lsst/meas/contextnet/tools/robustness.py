@@ -54,6 +54,7 @@ __all__ = [
     "SPLIT_SEED_BASES",
     "TEST_SEED_BASE",
     "MARGIN_BASELINES",
+    "format_blend_table",
     "format_margin_table",
     "format_snr_table",
     "format_table",
@@ -72,6 +73,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.table import Table, vstack
+from lsst.meas.contextnet.evaluation.blending import (
+    BLEND_MAX_FAINTER_MAG,
+    BLEND_MAX_SEPARATION_FWHM,
+    BLENDED_COLUMN,
+)
 from lsst.meas.contextnet.evaluation.clustered import clustered_proportion, margin_table
 from lsst.meas.contextnet.evaluation.metrics import galaxy_calls
 from lsst.meas.contextnet.evaluation.scoring import bool_column
@@ -354,6 +360,10 @@ def run_robustness(
         "baselines": list(MARGIN_BASELINES),
         "standard_errors": "cluster-robust over visits (lsst.meas.contextnet.evaluation.clustered)",
         "brighter_than": ROBUSTNESS_MAG_BINS[1],
+        "blended": {
+            "max_separation_fwhm": BLEND_MAX_SEPARATION_FWHM,
+            "max_fainter_mag": BLEND_MAX_FAINTER_MAG,
+        },
     }
     visits_table = vstack(visit_tables) if visit_tables else Table()
     table.write(out / "robustness.csv", overwrite=True)
@@ -366,6 +376,7 @@ def run_robustness(
                 format_table(table),
                 format_snr_table(snr),
                 format_margin_table(margins),
+                format_blend_table(margins),
                 format_visit_table(visits_table),
             ]
         )
@@ -563,7 +574,9 @@ def _margins(result: EvaluationResult, world: str, label: str) -> Table:
     """Accuracy margins over `MARGIN_BASELINES` per magnitude bin and star recall brighter than 22.
 
     Standard errors are cluster-robust over visits; the star recalls (model and baselines, over
-    the stars brighter than 22 of the whole world) repeat on every row of the world.
+    the stars brighter than 22 of the whole world, then over the isolated and the blended ones
+    apart, `~lsst.meas.contextnet.evaluation.blending`, when the truth tells which) repeat on
+    every row of the world.
     """
     labels, mag, visits = _score_arrays(result)
     table = margin_table(
@@ -577,23 +590,38 @@ def _margins(result: EvaluationResult, world: str, label: str) -> Table:
         mag_bins=ROBUSTNESS_MAG_BINS,
     )
     bright_stars = ~labels & (mag < ROBUSTNESS_MAG_BINS[1])
+    subsets = {"": bright_stars}
+    if BLENDED_COLUMN in result.catalog.colnames:
+        blended = bool_column(result.catalog, BLENDED_COLUMN, fill=False)
+        subsets.update({"_isolated": bright_stars & ~blended, "_blended": bright_stars & blended})
     for name in ("ContextNet", *MARGIN_BASELINES):
         if name not in result.scores:
             continue
         column = "star_recall_bright" if name == "ContextNet" else f"star_recall_bright_{name}"
         hits, scored = _star_hits(result, name)
-        recall, se = clustered_proportion(hits, bright_stars & scored, visits)
-        table[column] = recall
-        table[f"{column}_se"] = se
+        if name == "ContextNet" and "_blended" in subsets:
+            # The stars the model's recall is taken over.
+            table["n_bright_star"] = np.count_nonzero(bright_stars & scored)
+            table["n_bright_star_blended"] = np.count_nonzero(subsets["_blended"] & scored)
+        for suffix, stars in subsets.items():
+            recall, se = clustered_proportion(hits, stars & scored, visits)
+            table[f"{column}{suffix}"] = recall
+            table[f"{column}{suffix}_se"] = se
     table.add_column(world, name="world", index=0)
     table.add_column(label, name="classifier", index=1)
     return table
 
 
+def _recall(star: np.ndarray, stars: np.ndarray) -> float:
+    """The fraction of ``stars`` called a star (NaN without any)."""
+    return np.count_nonzero(stars & star) / np.count_nonzero(stars) if stars.any() else float("nan")
+
+
 def _visit_rows(
     result: EvaluationResult, world: str, label: str, conditions: Callable[[int], dict[str, Any]]
 ) -> Table:
-    """Per visit: its drawn conditions, accuracy and star recall brighter than 22 of each classifier.
+    """Per visit: its drawn conditions, accuracy and star recall brighter than 22 of each classifier
+    (of all those stars, and of the isolated ones when the truth tells which are blended).
 
     ``outside_training``: the model flagged the visit outside its training conditions.
     """
@@ -607,6 +635,7 @@ def _visit_rows(
         if OUTSIDE_TRAINING_COLUMN in catalog.colnames
         else np.zeros(len(catalog), dtype=bool)
     )
+    blended = bool_column(catalog, BLENDED_COLUMN, fill=False) if BLENDED_COLUMN in catalog.colnames else None
     rows = []
     for visit in np.unique(visits):
         here = visits == visit
@@ -615,6 +644,8 @@ def _visit_rows(
         row.update({key: drawn[key] for key in ("band", *_VISIT_CONDITIONS)})
         row["n"] = int(np.count_nonzero(here))
         row["n_bright_star"] = int(np.count_nonzero(here & bright_stars))
+        if blended is not None:
+            row["n_bright_star_blended"] = int(np.count_nonzero(here & bright_stars & blended))
         row["outside_training"] = bool(outside[here].any())
         for name in names:
             star, scored = calls[name]
@@ -623,9 +654,9 @@ def _visit_rows(
             correct = np.count_nonzero(counted & (star != labels))
             row[f"accuracy{suffix}"] = correct / max(np.count_nonzero(counted), 1)
             stars = here & bright_stars & scored
-            row[f"star_recall_bright{suffix}"] = (
-                np.count_nonzero(stars & star) / np.count_nonzero(stars) if stars.any() else float("nan")
-            )
+            row[f"star_recall_bright{suffix}"] = _recall(star, stars)
+            if blended is not None:
+                row[f"star_recall_bright_isolated{suffix}"] = _recall(star, stars & ~blended)
         rows.append(row)
     return Table(rows=rows)
 
@@ -701,6 +732,51 @@ def format_margin_table(margins: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_blend_table(margins: Table) -> str:
+    """Format star recall brighter than 22 for isolated and for blended stars apart.
+
+    Parameters
+    ----------
+    margins : `astropy.table.Table`
+        ``robustness_margins.csv`` of `run_robustness`.
+
+    Returns
+    -------
+    text : `str`
+        One row per world and model: stars brighter than 22, how many of them are blended
+        (`~lsst.meas.contextnet.evaluation.blending`), and the star recall of the model and of
+        each baseline over the isolated and over the blended ones, with visit-clustered standard
+        errors; empty when the truth did not tell which stars are blended.
+    """
+    if not len(margins) or "n_bright_star_blended" not in margins.colnames:
+        return ""
+    names = ["ContextNet", *MARGIN_BASELINES]
+    columns = ["star_recall_bright", *[f"star_recall_bright_{b}" for b in MARGIN_BASELINES]]
+    lines = [
+        "## Star recall brighter than 22: isolated and blended stars\n",
+        f"A star is blended when another true object lies within {BLEND_MAX_SEPARATION_FWHM:g} PSF "
+        f"FWHM of it and is at most {BLEND_MAX_FAINTER_MAG:g} mag fainter "
+        "(`lsst.meas.contextnet.evaluation.blending`).\n",
+        "| world | classifier | stars | blended | "
+        + " | ".join(f"{n} isolated | {n} blended" for n in names)
+        + " |",
+        "|---|---|---|---|" + "---|---|" * len(names),
+    ]
+    pm = "{:.3f} ± {:.3f}".format
+    overall = margins[margins["bin"] == -1]
+    for row in overall:
+        if np.ma.is_masked(row["n_bright_star_blended"]):
+            continue  # a world whose truth lacks the columns the blend test needs
+        cells = [str(row["world"]), str(row["classifier"])]
+        cells += [str(int(row["n_bright_star"])), str(int(row["n_bright_star_blended"]))]
+        for column in columns:
+            for part in ("isolated", "blended"):
+                key = f"{column}_{part}"
+                cells.append(pm(row[key], row[f"{key}_se"]) if key in overall.colnames else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def format_visit_table(visits: Table, *, min_stars: int = 20, recall_below: float = 0.99) -> str:
     """Format the visits where the first model misses bright stars, with their drawn conditions.
 
@@ -717,8 +793,8 @@ def format_visit_table(visits: Table, *, min_stars: int = 20, recall_below: floa
     -------
     text : `str`
         One row per such visit of the first model: band, seeing, PSF family, PSF-model size
-        error, star fraction, density, stars brighter than 22 and the recall of the model and
-        the baselines.
+        error, star fraction, density, stars brighter than 22 (and how many are blended) and the
+        recall of the model (also of its isolated stars) and the baselines.
     """
     if not len(visits):
         return ""
@@ -728,25 +804,33 @@ def format_visit_table(visits: Table, *, min_stars: int = 20, recall_below: floa
         & (visits["n_bright_star"] >= min_stars)
         & (visits["star_recall_bright"] < recall_below)
     ]
+    split = "n_bright_star_blended" in mine.colnames
     lines = [
         f"## Visits where {first} recalls less than {recall_below:g} of the stars brighter than 22\n",
-        f"Visits with at least {min_stars} such stars; conditions as drawn for the visit.\n",
+        f"Visits with at least {min_stars} such stars; conditions as drawn for the visit"
+        + ("; blended stars as in the table above." if split else ".")
+        + "\n",
         '| world | visit | band | FWHM (") | PSF family | PSF-model size error | star fraction | density '
-        f"| stars <22 | {first} | extendedness | GBDT |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        + "| stars <22 | "
+        + (f"blended | {first} | {first} isolated" if split else first)
+        + " | extendedness | GBDT |",
+        "|---|---|---|---|---|---|---|---|---|" + "---|" * (3 + 2 * split),
+    ]
+    recall_columns = [
+        "star_recall_bright",
+        *(["star_recall_bright_isolated"] if split else []),
+        *[f"star_recall_bright_{b}" for b in MARGIN_BASELINES],
     ]
     for row in mine:
-        recalls = [
-            f"{row[c]:.3f}" if c in mine.colnames else "-"
-            for c in (
-                "star_recall_bright",
-                *[f"star_recall_bright_{b}" for b in MARGIN_BASELINES],
-            )
-        ]
+        recalls = [f"{row[c]:.3f}" if c in mine.colnames else "-" for c in recall_columns]
+        counts = str(int(row["n_bright_star"]))
+        if split:
+            blended = row["n_bright_star_blended"]
+            counts += " | " + ("-" if np.ma.is_masked(blended) else str(int(blended)))
         lines.append(
             f"| {row['world']} | {int(row['visit'])} | {row['band']} | {row['fwhm']:.2f} "
             f"| {row['psf_family']} | {row['psf_model_size_error']:+.3f} | {row['star_fraction']:.2f} "
             f"| {row['density_scale']:.2f} "
-            f"| {int(row['n_bright_star'])} | " + " | ".join(recalls) + " |"
+            f"| {counts} | " + " | ".join(recalls) + " |"
         )
     return "\n".join(lines) + "\n"
