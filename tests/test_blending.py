@@ -33,12 +33,13 @@ ARCSEC = 1.0 / 3600.0
 
 
 def brute_force(ra, dec, fwhm, mag, separation, fainter):
-    """Every pair tested, on the same tangent plane as the module (small fields only)."""
-    x = (ra - ra.mean()) * np.cos(np.radians(dec.mean())) * 3600.0
-    y = (dec - dec.mean()) * 3600.0
-    distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    """Every pair tested, with great-circle separations (haversine)."""
+    ra, dec = np.radians(ra), np.radians(dec)
+    half = np.sin((dec[:, None] - dec[None, :]) / 2) ** 2
+    half += np.cos(dec[:, None]) * np.cos(dec[None, :]) * np.sin((ra[:, None] - ra[None, :]) / 2) ** 2
+    distance = np.degrees(2 * np.arcsin(np.sqrt(half))) * 3600.0
     close = distance < separation * fwhm[:, None]
-    close &= mag[None, :] - mag[:, None] < fainter
+    close &= mag[None, :] - mag[:, None] <= fainter
     np.fill_diagonal(close, False)
     return close.any(axis=1)
 
@@ -46,7 +47,7 @@ def brute_force(ra, dec, fwhm, mag, separation, fainter):
 def test_blend_rule_on_hand_made_objects():
     # Object 0 (mag 20) has object 1 (mag 24, 1" away): 4 mag fainter, so 0 is not blended, but
     # 1 has a brighter neighbour within 2 FWHM (0.8" x 2 = 1.6"), so it is.  Object 2 (mag 21,
-    # 1.5" from object 3, mag 22) and object 3 blend each other; object 4 is 10" from all.
+    # 1.5" from object 3, mag 22) and object 3 blend each other; object 4 is 6' from the others.
     ra = np.array([10.0, 10.0 + ARCSEC, 10.1, 10.1 + 1.5 * ARCSEC, 10.2])
     dec = np.zeros(5)
     fwhm = np.full(5, 0.8)
@@ -58,9 +59,15 @@ def test_blend_rule_on_hand_made_objects():
     assert blended_objects(ra, dec, fwhm, mag).tolist() == [False, True, True, False, False]
     # Looser limits count object 1 as a neighbour of object 0.
     assert blended_objects(ra, dec, fwhm, mag, max_fainter_mag=5.0)[0]
+    # A neighbour exactly 3 mag fainter still counts.
+    assert blended_objects(ra[:2], dec[:2], fwhm[:2], np.array([20.0, 23.0])).tolist() == [True, True]
+    # Without a PSF FWHM an object is not blended, but it blends its neighbours.
+    fwhm[2], fwhm[3] = np.nan, 0.8
+    assert blended_objects(ra, dec, fwhm, mag).tolist() == [False, True, False, True, False]
     # A non-finite magnitude neither blends nor is blended.
+    fwhm[2] = 0.8
     mag[1] = np.nan
-    assert blended_objects(ra, dec, fwhm, mag).tolist() == [False, False, True, False, False]
+    assert blended_objects(ra, dec, fwhm, mag).tolist() == [False, False, True, True, False]
 
 
 def test_blend_rule_matches_every_pair_and_wraps_ra():
@@ -73,8 +80,7 @@ def test_blend_rule_matches_every_pair_and_wraps_ra():
         fwhm = rng.uniform(0.5, 2.0, n)
         mag = rng.uniform(18.0, 26.0, n)
         found = blended_objects(ra, dec, fwhm, mag)
-        unwrapped = np.where(ra > 180.0, ra - 360.0, ra)
-        expected = brute_force(unwrapped, dec, fwhm, mag, BLEND_MAX_SEPARATION_FWHM, BLEND_MAX_FAINTER_MAG)
+        expected = brute_force(ra, dec, fwhm, mag, BLEND_MAX_SEPARATION_FWHM, BLEND_MAX_FAINTER_MAG)
         assert np.array_equal(found, expected)
         assert 0 < found.sum() < n
 

@@ -603,6 +603,7 @@ def test_cli_where_and_errors(repo, tmp_path):
 
 
 def test_robustness_star_recall_of_isolated_and_blended_stars(joined):
+    from astropy.table import vstack
     from lsst.meas.contextnet.tools.robustness import (
         _margins,
         _visit_rows,
@@ -613,26 +614,38 @@ def test_robustness_star_recall_of_isolated_and_blended_stars(joined):
 
     catalog = joined.catalog.copy()
     rng = np.random.default_rng(5)
-    catalog["blended"] = rng.random(len(catalog)) < 0.2
+    visit = np.asarray(catalog["visit"])
+    stars = ~np.asarray(catalog["is_galaxy"]) & (np.asarray(catalog["mag"]) < 22.0)
+    # Visit 3's truth could not tell which objects are blended: its stars are in neither group.
+    blended = rng.random(len(catalog)) < 0.2
+    catalog["blended"] = MaskedColumn(blended, mask=visit == 3)
+    known = visit != 3
+    # Some bright stars the model did not score, others extendedness did not.
+    unscored = np.flatnonzero(stars)[rng.choice(stars.sum(), 8, replace=False)]
+    catalog["classification_galaxyProb"][unscored[:4]] = np.nan
+    catalog["extendedness"][unscored[4:]] = np.nan
+    prob = np.asarray(catalog["classification_galaxyProb"])
+    scored = np.isfinite(prob)
+    called_star = prob < 0.5
+    extendedness = np.asarray(catalog["extendedness"])
+    ext_scored, ext_star = np.isfinite(extendedness), extendedness < 0.5
     result = evaluate_catalog(catalog, mag_bins=MAG_BINS, do_trivial=False)
     margins = _margins(result, "star-poor-r", "tiny")
     row = margins[margins["bin"] == -1][0]
-    stars = ~np.asarray(catalog["is_galaxy"]) & (np.asarray(catalog["mag"]) < 22.0)
-    called_star = np.asarray(catalog["classification_galaxyProb"]) < 0.5
-    blended = np.asarray(catalog["blended"])
-    assert np.isfinite(np.asarray(catalog["classification_galaxyProb"])).all()
+    isolated, blend = stars & known & ~blended, stars & known & blended
+    # Counts: the matched stars; each recall: over the stars its classifier scored.
     assert row["n_bright_star"] == stars.sum()
-    assert row["n_bright_star_blended"] == (stars & blended).sum() > 0
-    assert row["star_recall_bright_isolated"] == pytest.approx(called_star[stars & ~blended].mean())
-    assert row["star_recall_bright_blended"] == pytest.approx(called_star[stars & blended].mean())
-    assert row["star_recall_bright"] == pytest.approx(called_star[stars].mean())
-    extended = np.asarray(catalog["extendedness"]) >= 0.5
-    expected = (~extended)[stars & blended].mean()
+    assert row["n_bright_star_blended"] == blend.sum() > 0
+    assert row["star_recall_bright"] == pytest.approx(called_star[stars & scored].mean())
+    assert row["star_recall_bright_isolated"] == pytest.approx(called_star[isolated & scored].mean())
+    assert row["star_recall_bright_blended"] == pytest.approx(called_star[blend & scored].mean())
+    expected = ext_star[blend & ext_scored].mean()
     assert row["star_recall_bright_extendedness_blended"] == pytest.approx(expected)
     assert row["star_recall_bright_isolated_se"] > 0
     text = format_blend_table(margins)
     assert "isolated and blended stars" in text and "2 PSF FWHM" in text
-    assert f"| star-poor-r | tiny | {stars.sum()} | {(stars & blended).sum()} | " in text
+    assert "| world | classifier | stars | blended | model isolated | model blended |" in text
+    assert f"| star-poor-r | tiny | {stars.sum()} | {blend.sum()} | " in text
     assert f"{row['star_recall_bright_blended']:.3f} ± {row['star_recall_bright_blended_se']:.3f}" in text
     assert "star-poor-r" in format_margin_table(margins)
     # Per visit: the blended stars and the recall of the isolated ones.
@@ -640,18 +653,24 @@ def test_robustness_star_recall_of_isolated_and_blended_stars(joined):
     drawn |= {"star_fraction": 0.1, "density_scale": 1.0}
     visits = _visit_rows(result, "star-poor-r", "tiny", lambda visit: drawn)
     for row in visits:
-        here = np.asarray(catalog["visit"]) == row["visit"]
-        assert row["n_bright_star_blended"] == (here & stars & blended).sum()
-        assert row["star_recall_bright_isolated"] == pytest.approx(
-            called_star[here & stars & ~blended].mean()
-        )
+        here = visit == row["visit"]
+        assert row["n_bright_star"] == (here & stars).sum()
+        assert row["n_bright_star_blended"] == (here & blend).sum()
+        if row["visit"] == 3:
+            assert np.isnan(row["star_recall_bright_isolated"])
+        else:
+            expected = called_star[here & isolated & scored].mean()
+            assert row["star_recall_bright_isolated"] == pytest.approx(expected)
+            expected = ext_star[here & isolated & ext_scored].mean()
+            assert row["star_recall_bright_extendedness_isolated"] == pytest.approx(expected)
     table = format_visit_table(visits, min_stars=1, recall_below=1.01)
     assert "| stars <22 | blended | tiny | tiny isolated | extendedness | GBDT |" in table
-    first = visits[0]
-    assert f"| {first['n_bright_star']} | {first['n_bright_star_blended']} | " in table
-    # Without the truth's blend column there is nothing to split, and no section.
+    assert table.count("\n| star-poor-r | 3 |") == 1
+    # A world without the truth's blend column: nothing to split, and no row in the section.
     plain = _margins(evaluate_catalog(joined.catalog, mag_bins=MAG_BINS, do_trivial=False), "w", "tiny")
     assert "star_recall_bright_isolated" not in plain.colnames and format_blend_table(plain) == ""
+    both = format_blend_table(vstack([margins, plain]))
+    assert "| star-poor-r | tiny |" in both and "| w | tiny |" not in both
 
 
 def test_robustness_refuses_overlapping_visits(tmp_path):

@@ -39,9 +39,9 @@ import numpy as np
 from astropy.table import Table
 
 BLEND_MAX_SEPARATION_FWHM = 2.0
-"""A neighbour closer than this many PSF FWHM (the object's own) blends an object: at two FWHM
-the two profiles still overlap at the object's half-maximum contour for a Moffat or Kolmogorov
-PSF, and a detection's footprint usually holds both."""
+"""A neighbour closer than this many PSF FWHM (the object's own) blends an object: a convention.
+At two FWHM the neighbour's light is still a few percent of its peak at the object's
+half-maximum contour, and a simple detection usually takes the pair as one source."""
 
 BLEND_MAX_FAINTER_MAG = 3.0
 """A neighbour blends an object only if it is at most this many magnitudes fainter (at least
@@ -67,20 +67,22 @@ def blended_objects(
     """Return which objects have a neighbour that blends them.
 
     Object ``i`` is blended when another object ``j`` lies closer than
-    ``max_separation_fwhm * fwhm_arcsec[i]`` and ``mag[j] - mag[i] < max_fainter_mag``.  The
+    ``max_separation_fwhm * fwhm_arcsec[i]`` and ``mag[j] - mag[i] <= max_fainter_mag``.  The
     relation is not symmetric: a faint object next to a bright one is blended, the bright one
     not.
 
     Parameters
     ----------
     ra_deg, dec_deg : `numpy.ndarray`
-        True positions in degrees, shape ``(N,)``, all of one exposure (offsets are taken on the
-        plane tangent at their mean, exact to far better than an arcsecond over a detector).
+        True positions in degrees, shape ``(N,)``, all of one exposure.  Separations are taken
+        in a flat projection about the mean position (``RA cos(dec0)``, ``dec``), good to a small
+        fraction of an arcsecond over a detector away from the poles.
     fwhm_arcsec : `numpy.ndarray`
-        PSF FWHM at each object in arcseconds.
+        PSF FWHM at each object in arcseconds.  An object whose FWHM is not finite (or not
+        positive) is never blended, but may blend its neighbours.
     mag : `numpy.ndarray`
-        Magnitudes.  An object with a non-finite position, FWHM or magnitude neither blends nor
-        is blended.
+        Magnitudes.  An object with a non-finite position or magnitude neither blends nor is
+        blended.
     max_separation_fwhm : `float`, optional
         Separation, in units of the object's PSF FWHM, below which a neighbour counts.
     max_fainter_mag : `float`, optional
@@ -112,28 +114,28 @@ def blended_objects(
             f"max_fainter_mag={max_fainter_mag}"
         )
     blended = np.zeros(len(ra), dtype=bool)
-    valid = np.flatnonzero(np.isfinite(ra) & np.isfinite(dec) & np.isfinite(fwhm) & np.isfinite(mag))
+    valid = np.flatnonzero(np.isfinite(ra) & np.isfinite(dec) & np.isfinite(mag))
     if len(valid) < 2:
         return blended
-    ra, dec, fwhm, mag = ra[valid], dec[valid], fwhm[valid], mag[valid]
-    n = len(valid)
-    # Offsets in arcseconds on the plane tangent at the mean position (RA wrapped at 0/360).
-    ra0 = np.angle(np.mean(np.exp(1j * np.radians(ra))), deg=True)
+    ra, dec, mag = ra[valid], dec[valid], mag[valid]
+    radius = max_separation_fwhm * fwhm[valid]
+    radius[~(np.isfinite(radius) & (radius > 0))] = 0.0  # never blended, may still blend others
+    ra0 = np.angle(np.mean(np.exp(1j * np.radians(ra))), deg=True)  # circular mean: RA wraps at 360
     dec0 = float(np.mean(dec))
     x = ((ra - ra0 + 180.0) % 360.0 - 180.0) * np.cos(np.radians(dec0)) * 3600.0
     y = (dec - dec0) * 3600.0
-    radius = max_separation_fwhm * fwhm
-    # Sweep along x: each object's candidates are those within the largest radius in x.
+    # Sweep along x: the candidates of object i are the objects within its own radius in x,
+    # pairs (i, j) listed as runs of consecutive j in x order.
     order = np.argsort(x, kind="stable")
-    xs = x[order]
-    reach = float(radius.max())
+    xs, reach = x[order], radius[order]
     first = np.searchsorted(xs, xs - reach, side="left")
     last = np.searchsorted(xs, xs + reach, side="right")
     counts = last - first
-    i = np.repeat(np.arange(n), counts)
+    i = np.repeat(np.arange(len(xs)), counts)
     j = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(first, counts)
     i, j = order[i], order[j]
-    close = (i != j) & (np.hypot(x[j] - x[i], y[j] - y[i]) < radius[i]) & (mag[j] - mag[i] < max_fainter_mag)
+    close = (i != j) & (np.hypot(x[j] - x[i], y[j] - y[i]) < radius[i])
+    close &= mag[j] - mag[i] <= max_fainter_mag
     blended[valid[i[close]]] = True
     return blended
 

@@ -46,10 +46,10 @@ class JoinResult:
 
     catalog: Table
     """One row per classified source that has a truth match: the classification columns, then
-    the truth columns (``truth_`` prefixed where a name collides; with ``blended``, see
-    `~lsst.meas.contextnet.evaluation.blending.truth_blended`, when the truth has the columns it
-    needs), then ``src`` columns not
-    already present, then ``visit`` and ``detector`` when known."""
+    the truth columns (``truth_`` prefixed where a name collides), among them ``blended``
+    (`~lsst.meas.contextnet.evaluation.blending.truth_blended`) when the truth has the columns
+    it needs, then ``src`` columns not already present, then ``visit`` and ``detector`` when
+    known."""
 
     counts: dict[str, int]
     """``n_exposures``; ``n_classified`` (classification rows); ``n_truth`` (truth rows);

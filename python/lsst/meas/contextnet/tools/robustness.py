@@ -78,7 +78,11 @@ from lsst.meas.contextnet.evaluation.blending import (
     BLEND_MAX_SEPARATION_FWHM,
     BLENDED_COLUMN,
 )
-from lsst.meas.contextnet.evaluation.clustered import clustered_proportion, margin_table
+from lsst.meas.contextnet.evaluation.clustered import (
+    clustered_proportion,
+    margin_table,
+    proportion_influence,
+)
 from lsst.meas.contextnet.evaluation.metrics import galaxy_calls
 from lsst.meas.contextnet.evaluation.scoring import bool_column
 from lsst.meas.contextnet.outputcolumns import OUTSIDE_TRAINING_COLUMN
@@ -591,18 +595,16 @@ def _margins(result: EvaluationResult, world: str, label: str) -> Table:
     )
     bright_stars = ~labels & (mag < ROBUSTNESS_MAG_BINS[1])
     subsets = {"": bright_stars}
-    if BLENDED_COLUMN in result.catalog.colnames:
-        blended = bool_column(result.catalog, BLENDED_COLUMN, fill=False)
-        subsets.update({"_isolated": bright_stars & ~blended, "_blended": bright_stars & blended})
+    split = _blend_split(result.catalog)
+    if split is not None:
+        subsets.update({"_isolated": bright_stars & split[0], "_blended": bright_stars & split[1]})
+        table["n_bright_star"] = np.count_nonzero(bright_stars)
+        table["n_bright_star_blended"] = np.count_nonzero(subsets["_blended"])
     for name in ("ContextNet", *MARGIN_BASELINES):
         if name not in result.scores:
             continue
         column = "star_recall_bright" if name == "ContextNet" else f"star_recall_bright_{name}"
         hits, scored = _star_hits(result, name)
-        if name == "ContextNet" and "_blended" in subsets:
-            # The stars the model's recall is taken over.
-            table["n_bright_star"] = np.count_nonzero(bright_stars & scored)
-            table["n_bright_star_blended"] = np.count_nonzero(subsets["_blended"] & scored)
         for suffix, stars in subsets.items():
             recall, se = clustered_proportion(hits, stars & scored, visits)
             table[f"{column}{suffix}"] = recall
@@ -612,9 +614,18 @@ def _margins(result: EvaluationResult, world: str, label: str) -> Table:
     return table
 
 
-def _recall(star: np.ndarray, stars: np.ndarray) -> float:
-    """The fraction of ``stars`` called a star (NaN without any)."""
-    return np.count_nonzero(stars & star) / np.count_nonzero(stars) if stars.any() else float("nan")
+def _blend_split(catalog: Table) -> tuple[np.ndarray, np.ndarray] | None:
+    """Which objects are known to be isolated and which blended; `None` without a blend column.
+
+    An object whose ``blended`` entry is masked (its exposure's truth could not tell) is in
+    neither.
+    """
+    if BLENDED_COLUMN not in catalog.colnames:
+        return None
+    column = np.ma.asarray(catalog[BLENDED_COLUMN])
+    known = ~np.ma.getmaskarray(column)
+    blended = np.asarray(np.ma.filled(column, False), dtype=bool)
+    return known & ~blended, known & blended
 
 
 def _visit_rows(
@@ -635,7 +646,7 @@ def _visit_rows(
         if OUTSIDE_TRAINING_COLUMN in catalog.colnames
         else np.zeros(len(catalog), dtype=bool)
     )
-    blended = bool_column(catalog, BLENDED_COLUMN, fill=False) if BLENDED_COLUMN in catalog.colnames else None
+    split = _blend_split(catalog)
     rows = []
     for visit in np.unique(visits):
         here = visits == visit
@@ -644,8 +655,8 @@ def _visit_rows(
         row.update({key: drawn[key] for key in ("band", *_VISIT_CONDITIONS)})
         row["n"] = int(np.count_nonzero(here))
         row["n_bright_star"] = int(np.count_nonzero(here & bright_stars))
-        if blended is not None:
-            row["n_bright_star_blended"] = int(np.count_nonzero(here & bright_stars & blended))
+        if split is not None:
+            row["n_bright_star_blended"] = int(np.count_nonzero(here & bright_stars & split[1]))
         row["outside_training"] = bool(outside[here].any())
         for name in names:
             star, scored = calls[name]
@@ -654,9 +665,9 @@ def _visit_rows(
             correct = np.count_nonzero(counted & (star != labels))
             row[f"accuracy{suffix}"] = correct / max(np.count_nonzero(counted), 1)
             stars = here & bright_stars & scored
-            row[f"star_recall_bright{suffix}"] = _recall(star, stars)
-            if blended is not None:
-                row[f"star_recall_bright_isolated{suffix}"] = _recall(star, stars & ~blended)
+            row[f"star_recall_bright{suffix}"] = proportion_influence(star, stars)[0]
+            if split is not None:
+                row[f"star_recall_bright{suffix}_isolated"] = proportion_influence(star, stars & split[0])[0]
         rows.append(row)
     return Table(rows=rows)
 
@@ -750,19 +761,19 @@ def format_blend_table(margins: Table) -> str:
     """
     if not len(margins) or "n_bright_star_blended" not in margins.colnames:
         return ""
-    names = ["ContextNet", *MARGIN_BASELINES]
+    names = ["model", "extendedness", "GBDT"]
     columns = ["star_recall_bright", *[f"star_recall_bright_{b}" for b in MARGIN_BASELINES]]
     lines = [
         "## Star recall brighter than 22: isolated and blended stars\n",
         f"A star is blended when another true object lies within {BLEND_MAX_SEPARATION_FWHM:g} PSF "
         f"FWHM of it and is at most {BLEND_MAX_FAINTER_MAG:g} mag fainter "
-        "(`lsst.meas.contextnet.evaluation.blending`).\n",
+        "(`lsst.meas.contextnet.evaluation.blending`). Stars: matched stars brighter than 22; "
+        "each recall is over those its classifier scored.\n",
         "| world | classifier | stars | blended | "
         + " | ".join(f"{n} isolated | {n} blended" for n in names)
         + " |",
         "|---|---|---|---|" + "---|---|" * len(names),
     ]
-    pm = "{:.3f} ± {:.3f}".format
     overall = margins[margins["bin"] == -1]
     for row in overall:
         if np.ma.is_masked(row["n_bright_star_blended"]):
@@ -772,9 +783,19 @@ def format_blend_table(margins: Table) -> str:
         for column in columns:
             for part in ("isolated", "blended"):
                 key = f"{column}_{part}"
-                cells.append(pm(row[key], row[f"{key}_se"]) if key in overall.colnames else "-")
+                present = key in overall.colnames
+                cells.append(_value_cell(row[key], row[f"{key}_se"]) if present else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _value_cell(value: Any, se: Any = None) -> str:
+    """``value`` (``± se``) to three decimals, or ``-`` where it is masked or NaN."""
+    if np.ma.is_masked(value) or not np.isfinite(value):
+        return "-"
+    if se is None or np.ma.is_masked(se) or not np.isfinite(se):
+        return f"{value:.3f}"
+    return f"{value:.3f} ± {se:.3f}"
 
 
 def format_visit_table(visits: Table, *, min_stars: int = 20, recall_below: float = 0.99) -> str:
@@ -822,7 +843,7 @@ def format_visit_table(visits: Table, *, min_stars: int = 20, recall_below: floa
         *[f"star_recall_bright_{b}" for b in MARGIN_BASELINES],
     ]
     for row in mine:
-        recalls = [f"{row[c]:.3f}" if c in mine.colnames else "-" for c in recall_columns]
+        recalls = [_value_cell(row[c]) if c in mine.colnames else "-" for c in recall_columns]
         counts = str(int(row["n_bright_star"]))
         if split:
             blended = row["n_bright_star_blended"]
