@@ -252,7 +252,7 @@ class EvaluationResult:
             f"{c.get('n_evaluated', 0)}; without truth match (excluded): "
             f"{c.get('n_unmatched_detections', 0)}\n"
             f"detected truth not in the classification: {c.get('n_truth_not_classified', 0)}; "
-            f"blended truth rows (brightest kept): {c.get('n_truth_duplicate_matches', 0)}; "
+            f"truth rows sharing a detection (brightest kept): {c.get('n_truth_duplicate_matches', 0)}; "
             f"evaluated with classification_flag set: {c.get('n_flagged', 0)}"
             + (
                 f"; from exposures outside the model's training conditions: {c['n_outside_training']}"
