@@ -622,9 +622,8 @@ def _blend_split(catalog: Table) -> tuple[np.ndarray, np.ndarray] | None:
     """
     if BLENDED_COLUMN not in catalog.colnames:
         return None
-    column = np.ma.asarray(catalog[BLENDED_COLUMN])
-    known = ~np.ma.getmaskarray(column)
-    blended = np.asarray(np.ma.filled(column, False), dtype=bool)
+    known = ~np.ma.getmaskarray(catalog[BLENDED_COLUMN])
+    blended = bool_column(catalog, BLENDED_COLUMN, fill=False)
     return known & ~blended, known & blended
 
 
@@ -698,7 +697,6 @@ def format_margin_table(margins: Table) -> str:
         "(- better baseline) | star recall <22 | extendedness | GBDT |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    pm = "{:.3f} ± {:.3f}".format
     signed = "{:+.3f} ± {:.3f}".format
     for world in dict.fromkeys(margins["world"]):
         mine = margins[margins["world"] == world]
@@ -723,7 +721,7 @@ def format_margin_table(margins: Table) -> str:
                 str(world),
                 str(label),
                 str(int(overall["n_clusters"])),
-                pm(overall["accuracy"], overall["accuracy_se"]),
+                _value_cell(overall["accuracy"], overall["accuracy_se"]),
                 *[
                     signed(overall[f"margin_{b}"], overall[f"margin_{b}_se"])
                     if f"margin_{b}" in rows.colnames
@@ -732,7 +730,7 @@ def format_margin_table(margins: Table) -> str:
                 ],
                 weakest,
                 *[
-                    pm(overall[column], overall[f"{column}_se"]) if column in rows.colnames else "-"
+                    _value_cell(overall[column], overall[f"{column}_se"]) if column in rows.colnames else "-"
                     for column in (
                         "star_recall_bright",
                         *[f"star_recall_bright_{b}" for b in MARGIN_BASELINES],
