@@ -22,6 +22,7 @@ shards, determinism independent of the process count, and the CLI subcommand."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import galsim
@@ -32,6 +33,7 @@ from lsst.meas.contextnet.sim.detect import matched_filter_image
 from lsst.meas.contextnet.sim.generator import (
     MANIFEST_NAME,
     TrainingDataConfig,
+    _label_by_brightest,
     generate_set,
     write_training_data,
 )
@@ -160,8 +162,10 @@ def test_generate_set_contents():
 
 
 def test_measured_centroids_scatter_like_the_detection():
-    true = generate_set(TrainingDataConfig(world="randomized", m=300), np.random.default_rng(7))
-    config = TrainingDataConfig(world="randomized", m=300, centroids="measured")
+    true = generate_set(
+        TrainingDataConfig(world="randomized", m=300, labels="central"), np.random.default_rng(7)
+    )
+    config = TrainingDataConfig(world="randomized", m=300, centroids="measured", labels="central")
     measured = generate_set(config, np.random.default_rng(7))
     # Only where the PSF channel is placed changes.
     np.testing.assert_array_equal(measured["cutouts"], true["cutouts"])
@@ -178,6 +182,63 @@ def test_measured_centroids_scatter_like_the_detection():
     np.testing.assert_array_equal(again["offsets"], measured["offsets"])
     with pytest.raises(ValueError, match="centroids must be one of"):
         TrainingDataConfig(centroids="peak")
+
+
+def test_label_by_brightest_follows_the_truth_match():
+    # Five kept stamps (of stamps 0-5, stamp 3 not kept), FWHM 4 pixels: match radius 2 pixels.
+    keep = np.array([0, 1, 2, 4, 5])
+    source = {
+        "offsets": np.array([[0.0, 0.0], [0.3, -0.2], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]),
+        "labels": np.array([1, 0, 1, 1, 0], dtype=np.uint8),
+        "mag": np.array([22.0, 21.0, 23.0, 22.5, 20.0]),
+        "hlr_arcsec": np.array([0.5, 0.0, 0.4, 0.6, 0.0]),
+        "ellipticity": np.array([0.2, 0.0, 0.1, 0.3, 0.0]),
+    }
+    neighbours = {
+        # stamp 0: a brighter star 1.5 px away (taken); stamp 1: a brighter galaxy 1.5 px from
+        # its measured position but 2.1 from the centre (taken: the position is what matters);
+        # stamp 2: a fainter star and a brighter one 2.5 px away (neither); stamp 3: not kept;
+        # stamp 4: two brighter galaxies within the radius (the brightest taken); stamp 5: none.
+        "host": np.array([0, 1, 2, 2, 3, 4, 4]),
+        "position": np.array(
+            [[1.5, 0.0], [1.8, -0.2], [1.0, 1.0], [2.5, 0.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]
+        ),
+        "is_galaxy": np.array([False, True, False, False, False, True, True]),
+        "mag": np.array([21.0, 20.5, 23.5, 19.0, 15.0, 21.0, 20.0]),
+        "hlr_arcsec": np.array([0.0, 0.8, 0.0, 0.0, 0.0, 0.7, 0.9]),
+        "ellipticity": np.array([0.0, 0.4, 0.0, 0.0, 0.0, 0.5, 0.6]),
+    }
+    _label_by_brightest(source, keep, neighbours, np.full(5, 4.0))
+    np.testing.assert_array_equal(source["labels"], [0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(source["mag"], [21.0, 20.5, 23.0, 20.0, 20.0])
+    np.testing.assert_array_equal(source["hlr_arcsec"], [0.0, 0.8, 0.4, 0.9, 0.0])
+    np.testing.assert_array_equal(source["ellipticity"], [0.0, 0.4, 0.1, 0.6, 0.0])
+    # The radius follows the FWHM (at least 1.5 pixels): a tiny PSF keeps stamps 0 and 1's
+    # neighbours (1.5 px), a wide one (radius 3) adds stamp 2's brighter star at 2.5 px.
+    for fwhm, labels, mag in ((1.0, [0, 1, 1, 1, 0], 23.0), (6.0, [0, 1, 0, 1, 0], 19.0)):
+        fresh = {key: value.copy() for key, value in source.items()}
+        fresh["labels"] = np.array([1, 0, 1, 1, 0], dtype=np.uint8)
+        fresh["mag"] = np.array([22.0, 21.0, 23.0, 22.5, 20.0])
+        _label_by_brightest(fresh, keep, neighbours, np.full(5, fwhm))
+        np.testing.assert_array_equal(fresh["labels"], labels)
+        assert fresh["mag"][2] == mag
+
+
+def test_blend_labels_change_only_labels():
+    config = TrainingDataConfig(world="hard-context", m=1000, centroids="measured")
+    brightest = generate_set(config, np.random.default_rng(11))
+    central = generate_set(dataclasses.replace(config, labels="central"), np.random.default_rng(11))
+    np.testing.assert_array_equal(brightest["cutouts"], central["cutouts"])
+    np.testing.assert_array_equal(brightest["offsets"], central["offsets"])
+    # A few sources share their position with a brighter neighbour, which then names them
+    # (its magnitude always; its class where it differs).
+    named = brightest["mag"] != central["mag"]
+    relabelled = brightest["labels"] != central["labels"]
+    assert 0 < relabelled.sum() < named.sum() < 0.05 * len(named)
+    assert np.all(named[relabelled])
+    assert np.all(brightest["mag"][named] < central["mag"][named])
+    with pytest.raises(ValueError, match="labels must be one of"):
+        TrainingDataConfig(labels="nearest")
 
 
 def test_psf_variation_none_is_fixed():

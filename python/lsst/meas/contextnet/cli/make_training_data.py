@@ -41,6 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         star_fraction=args.star_fraction,
         sets_per_shard=args.sets_per_shard,
         centroids=args.centroids,
+        labels=args.labels,
     )
     path = write_training_data(
         args.output,
@@ -68,7 +69,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     subparsers : `argparse._SubParsersAction`
         The ``contextnet`` parser's subparsers.
     """
-    from lsst.meas.contextnet.sim.generator import CENTROIDS
+    from lsst.meas.contextnet.sim.generator import CENTROIDS, LABELS
     from lsst.meas.contextnet.sim.psf import PSF_VARIATIONS
     from lsst.meas.contextnet.sim.world import TRAINING_WORLDS
 
@@ -120,6 +121,16 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         help=(
             "where the PSF channel places each source: its true position, or the centroid the "
             "full-image simulator's detection measures on the stamp (default: %(default)s)"
+        ),
+    )
+    parser.add_argument(
+        "--labels",
+        default="brightest",
+        choices=LABELS,
+        help=(
+            "whose class labels a source: the brightest object within the truth-matching radius "
+            "of its position (a neighbour when brighter and that close, as the full-image "
+            "simulator labels a blend), or always its own (default: %(default)s)"
         ),
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing data in --output")

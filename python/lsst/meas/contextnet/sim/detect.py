@@ -30,7 +30,13 @@ centroids (``sep.winpos``) on the image with a Gaussian window of the PSF width.
 
 from __future__ import annotations
 
-__all__ = ["DetectionConfig", "detect_sources", "match_to_truth", "matched_filter_image"]
+__all__ = [
+    "DetectionConfig",
+    "detect_sources",
+    "match_to_truth",
+    "matched_filter_image",
+    "truth_match_radius",
+]
 
 import dataclasses
 
@@ -201,6 +207,25 @@ def detect_sources(
         }
     )
     return table, segmap.astype(np.int32)
+
+
+def truth_match_radius(fwhm_pixels: float | np.ndarray) -> np.ndarray:
+    """Return the radius within which a true object can take a detection.
+
+    Half the PSF FWHM at the object, and at least 1.5 pixels: one definition for the
+    full-image simulator's truth table and the training generator's labels.
+
+    Parameters
+    ----------
+    fwhm_pixels : `float` or `numpy.ndarray`
+        PSF FWHM at each true object, in pixels.
+
+    Returns
+    -------
+    radius : `numpy.ndarray`
+        Matching radius in pixels, the shape of ``fwhm_pixels``.
+    """
+    return np.maximum(1.5, 0.5 * np.asarray(fwhm_pixels, dtype=np.float64))
 
 
 def match_to_truth(

@@ -54,7 +54,12 @@ import numpy as np
 from astropy.table import Table
 from lsst.meas.contextnet.serialization import dataclass_to_dict
 from lsst.meas.contextnet.sim import survey
-from lsst.meas.contextnet.sim.detect import DetectionConfig, detect_sources, match_to_truth
+from lsst.meas.contextnet.sim.detect import (
+    DetectionConfig,
+    detect_sources,
+    match_to_truth,
+    truth_match_radius,
+)
 from lsst.meas.contextnet.sim.measure import measure_sources
 from lsst.meas.contextnet.sim.population import PopulationConfig, detection_kernel, draw_population
 from lsst.meas.contextnet.sim.psf import PsfField, visit_psf_fields
@@ -401,7 +406,7 @@ def simulate_exposure(
         truth["x_true"],
         truth["y_true"],
         truth["flux"],
-        np.maximum(1.5, 0.5 * fwhm_px),
+        truth_match_radius(fwhm_px),
     )
     true_ra, true_dec = wcs.pixel_to_world_values(np.asarray(truth["x_true"]), np.asarray(truth["y_true"]))
     truth_out = Table()

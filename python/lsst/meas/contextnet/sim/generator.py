@@ -50,7 +50,7 @@ processes or on the shard size.
 
 from __future__ import annotations
 
-__all__ = ["CENTROIDS", "TrainingDataConfig", "generate_set", "write_training_data"]
+__all__ = ["CENTROIDS", "LABELS", "TrainingDataConfig", "generate_set", "write_training_data"]
 
 import dataclasses
 import json
@@ -62,7 +62,12 @@ import numpy as np
 from lsst.meas.contextnet.cutouts import scale_positions
 from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
 from lsst.meas.contextnet.sim import survey
-from lsst.meas.contextnet.sim.detect import DetectionConfig, detect_sources, match_to_truth
+from lsst.meas.contextnet.sim.detect import (
+    DetectionConfig,
+    detect_sources,
+    match_to_truth,
+    truth_match_radius,
+)
 from lsst.meas.contextnet.sim.population import (
     PopulationConfig,
     detection_kernel,
@@ -80,6 +85,11 @@ _ALL_SOURCES_PER_DETECTION = 2.5  # drawn sources (detected or not) per detected
 
 CENTROIDS: tuple[str, ...] = ("true", "measured")
 """Values of `TrainingDataConfig.centroids`."""
+
+LABELS: tuple[str, ...] = ("brightest", "central")
+"""Values of `TrainingDataConfig.labels`."""
+
+_LABEL_COLUMNS = ("is_galaxy", "mag", "hlr_arcsec", "ellipticity")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +125,7 @@ class TrainingDataConfig(SceneConfig):
     sets_per_shard: int = 16
     psf_grid: int = DEFAULT_PSF_GRID
     centroids: str = "true"
+    labels: str = "brightest"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -138,6 +149,8 @@ class TrainingDataConfig(SceneConfig):
             raise ValueError(f"psf_grid must be an integer >= 2, got {self.psf_grid!r}")
         if self.centroids not in CENTROIDS:
             raise ValueError(f"centroids must be one of {CENTROIDS}, got {self.centroids!r}")
+        if self.labels not in LABELS:
+            raise ValueError(f"labels must be one of {LABELS}, got {self.labels!r}")
 
 
 def _set_rng(seed: int, index: int) -> np.random.Generator:
@@ -245,21 +258,28 @@ def _add_neighbours(
     draw: Any,
     renderer: StampRenderer,
     psf_field: PsfField,
-) -> None:
-    """Add Poisson(``mean``) neighbours per stamp, drawn by ``draw(n)``, at random offsets in place."""
+) -> dict[str, np.ndarray]:
+    """Add Poisson(``mean``) neighbours per stamp, drawn by ``draw(n)``, at random offsets in place.
+
+    Returns
+    -------
+    neighbours : `dict` [`str`, `numpy.ndarray`]
+        One entry per neighbour: ``host`` (index of its stamp), ``position`` (x, y) relative to
+        the stamp's centre pixel, and its ``mag``, ``is_galaxy``, ``hlr_arcsec`` and
+        ``ellipticity``.
+    """
     n_stamps, stamp, _ = model.shape
     counts = rng.poisson(mean, size=n_stamps)
     total = int(counts.sum())
-    if total == 0:
-        return
     host = np.repeat(np.arange(n_stamps), counts)
+    if total == 0:
+        return {"host": host, "position": np.zeros((0, 2))}
     cand = draw(total)
     reach = stamp // 2 + 4
     ox = rng.integers(-reach, reach + 1, size=total)
     oy = rng.integers(-reach, reach + 1, size=total)
-    images = _render_candidates(
-        renderer, stamp, cand, psf_field, rng.uniform(-0.5, 0.5, total), rng.uniform(-0.5, 0.5, total)
-    )
+    sub_x, sub_y = rng.uniform(-0.5, 0.5, total), rng.uniform(-0.5, 0.5, total)
+    images = _render_candidates(renderer, stamp, cand, psf_field, sub_x, sub_y)
     for k in range(total):
         x0, y0 = int(ox[k]), int(oy[k])
         src_x = slice(max(0, -x0), min(stamp, stamp - x0))
@@ -267,6 +287,59 @@ def _add_neighbours(
         dst_x = slice(max(0, x0), min(stamp, stamp + x0))
         dst_y = slice(max(0, y0), min(stamp, stamp + y0))
         model[host[k], dst_y, dst_x] += images[k, src_y, src_x]
+    neighbours = {"host": host, "position": np.stack([ox + sub_x, oy + sub_y], axis=1)}
+    for key in _LABEL_COLUMNS:
+        neighbours[key] = np.asarray(cand[key])
+    return neighbours
+
+
+def _label_by_brightest(
+    source: dict[str, np.ndarray],
+    keep: np.ndarray,
+    neighbours: dict[str, np.ndarray],
+    fwhm_pixels: np.ndarray,
+) -> None:
+    """Give each kept source the truth of the brightest object near its position, in place.
+
+    The full-image simulator's truth table gives a detection to the brightest true object within
+    `~lsst.meas.contextnet.sim.detect.truth_match_radius` of it
+    (`~lsst.meas.contextnet.sim.detect.match_to_truth`); a stamp whose neighbour lies that close
+    to the source's position (``source["offsets"]``) and is brighter than the source takes the
+    neighbour's ``is_galaxy`` (as ``labels``), ``mag``, ``hlr_arcsec`` and ``ellipticity``, so that
+    a blend of a star and a galaxy is labelled as the evaluation labels it.
+
+    Parameters
+    ----------
+    source : `dict` [`str`, `numpy.ndarray`]
+        The kept sources' ``offsets`` (x, y from the stamp's centre pixel), ``labels``, ``mag``,
+        ``hlr_arcsec`` and ``ellipticity``; the last four are updated.
+    keep : `numpy.ndarray`
+        Index of each kept source's stamp.
+    neighbours : `dict` [`str`, `numpy.ndarray`]
+        `_add_neighbours`'s record of every stamp's neighbours.
+    fwhm_pixels : `numpy.ndarray`
+        PSF FWHM at each kept source, in pixels.
+    """
+    if len(neighbours["host"]) == 0 or len(keep) == 0:
+        return
+    row_of_stamp = np.full(int(max(keep.max(), neighbours["host"].max())) + 1, -1)
+    row_of_stamp[keep] = np.arange(len(keep))
+    row = row_of_stamp[neighbours["host"]]
+    near = np.flatnonzero(row >= 0)
+    row = row[near]
+    distance = np.hypot(*(neighbours["position"][near] - source["offsets"][row]).T)
+    close = distance <= truth_match_radius(fwhm_pixels[row])
+    near, row = near[close], row[close]
+    # Brightest first, so that the first neighbour of each source is its brightest close one.
+    order = np.argsort(neighbours["mag"][near], kind="stable")
+    near, row = near[order], row[order]
+    row, first = np.unique(row, return_index=True)
+    near = near[first]
+    brighter = neighbours["mag"][near] < source["mag"][row]
+    row, near = row[brighter], near[brighter]
+    source["labels"][row] = neighbours["is_galaxy"][near]
+    for key in ("mag", "hlr_arcsec", "ellipticity"):
+        source[key][row] = neighbours[key][near]
 
 
 def _bad_columns(rng: np.random.Generator, n: int, stamp: int, rate: float) -> np.ndarray:
@@ -366,8 +439,9 @@ def generate_set(
             y = np.asarray(cand["y_true"])
             dx, dy = x - np.round(x), y - np.round(y)
             model = _render_candidates(renderer, stamp, cand, true_psf, dx, dy)
+            neighbours = {"host": np.zeros(0, dtype=np.int64), "position": np.zeros((0, 2))}
             if neighbour_mean > 0:
-                _add_neighbours(model, rng, neighbour_mean, draw_any, renderer, true_psf)
+                neighbours = _add_neighbours(model, rng, neighbour_mean, draw_any, renderer, true_psf)
             np.clip(model, 0.0, None, out=model)
             expected = model + sky
             counts = rng.poisson(expected).astype(np.float64)
@@ -392,21 +466,22 @@ def generate_set(
                 offsets = _measured_offsets(
                     pixels[keep], expected[keep], bad[keep], kernel, config.detection_threshold, offsets
                 )
-            parts.append(
-                {
-                    "cutouts": pixels[keep, cut, cut],
-                    "bad": bad[keep, cut, cut],
-                    "positions": scale_positions(x[keep], y[keep], size, size),
-                    "pixel_xy": np.stack([x[keep], y[keep]], axis=1),
-                    "offsets": offsets,
-                    "labels": np.full(len(keep), galaxies, dtype=np.uint8),
-                    "mag": np.asarray(cand["mag"])[keep],
-                    "hlr_arcsec": np.asarray(cand["hlr_arcsec"])[keep],
-                    "ellipticity": np.asarray(cand["ellipticity"])[keep],
-                    "psf_fwhm": fwhm,
-                    "snr": snr[keep],
-                }
-            )
+            source = {
+                "cutouts": pixels[keep, cut, cut],
+                "bad": bad[keep, cut, cut],
+                "positions": scale_positions(x[keep], y[keep], size, size),
+                "pixel_xy": np.stack([x[keep], y[keep]], axis=1),
+                "offsets": offsets,
+                "labels": np.full(len(keep), galaxies, dtype=np.uint8),
+                "mag": np.asarray(cand["mag"])[keep],
+                "hlr_arcsec": np.asarray(cand["hlr_arcsec"])[keep],
+                "ellipticity": np.asarray(cand["ellipticity"])[keep],
+                "psf_fwhm": fwhm,
+                "snr": snr[keep],
+            }
+            if config.labels == "brightest":
+                _label_by_brightest(source, keep, neighbours, fwhm / band.pixel_scale)
+            parts.append(source)
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     order = rng.permutation(config.m)
     out: dict[str, Any] = {key: value[order] for key, value in merged.items()}
