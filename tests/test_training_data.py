@@ -195,13 +195,13 @@ def test_label_by_brightest_follows_the_truth_match():
         "ellipticity": np.array([0.2, 0.0, 0.1, 0.3, 0.0]),
     }
     neighbours = {
-        # stamp 0: a brighter star 1.5 px away (taken); stamp 1: a brighter galaxy 1.5 px from
-        # its measured position but 2.1 from the centre (taken: the position is what matters);
+        # stamp 0: a brighter star 1.5 px away (taken); stamp 1: a brighter galaxy 1.8 px from
+        # its measured position but 2.11 from the centre (taken: the position is what matters);
         # stamp 2: a fainter star and a brighter one 2.5 px away (neither); stamp 3: not kept;
         # stamp 4: two brighter galaxies within the radius (the brightest taken); stamp 5: none.
         "host": np.array([0, 1, 2, 2, 3, 4, 4]),
         "position": np.array(
-            [[1.5, 0.0], [1.8, -0.2], [1.0, 1.0], [2.5, 0.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]
+            [[1.5, 0.0], [2.1, -0.2], [1.0, 1.0], [2.5, 0.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]
         ),
         "is_galaxy": np.array([False, True, False, False, False, True, True]),
         "mag": np.array([21.0, 20.5, 23.5, 19.0, 15.0, 21.0, 20.0]),
@@ -213,9 +213,9 @@ def test_label_by_brightest_follows_the_truth_match():
     np.testing.assert_array_equal(source["mag"], [21.0, 20.5, 23.0, 20.0, 20.0])
     np.testing.assert_array_equal(source["hlr_arcsec"], [0.0, 0.8, 0.4, 0.9, 0.0])
     np.testing.assert_array_equal(source["ellipticity"], [0.0, 0.4, 0.1, 0.6, 0.0])
-    # The radius follows the FWHM (at least 1.5 pixels): a tiny PSF keeps stamps 0 and 1's
-    # neighbours (1.5 px), a wide one (radius 3) adds stamp 2's brighter star at 2.5 px.
-    for fwhm, labels, mag in ((1.0, [0, 1, 1, 1, 0], 23.0), (6.0, [0, 1, 0, 1, 0], 19.0)):
+    # The radius follows the FWHM (at least 1.5 pixels): a tiny PSF keeps stamp 0's neighbour
+    # (1.5 px) but not stamp 1's (1.8 px), a wide one (radius 3) adds stamp 2's star at 2.5 px.
+    for fwhm, labels, mag in ((1.0, [0, 0, 1, 1, 0], 23.0), (6.0, [0, 1, 0, 1, 0], 19.0)):
         fresh = {key: value.copy() for key, value in source.items()}
         fresh["labels"] = np.array([1, 0, 1, 1, 0], dtype=np.uint8)
         fresh["mag"] = np.array([22.0, 21.0, 23.0, 22.5, 20.0])
@@ -237,6 +237,55 @@ def test_blend_labels_change_only_labels():
     assert 0 < relabelled.sum() < named.sum() < 0.05 * len(named)
     assert np.all(named[relabelled])
     assert np.all(brightest["mag"][named] < central["mag"][named])
+    for key in ("labels", "hlr_arcsec", "ellipticity", "snr", "psf_fwhm"):
+        np.testing.assert_array_equal(brightest[key][~named], central[key][~named])
+
+
+def test_neighbour_positions_are_where_they_are_drawn():
+    # Bright point sources as neighbours of empty stamps: each recorded position (from the
+    # stamp's centre pixel, the frame of ``offsets``) is the centroid of the light it added.
+    from astropy.table import Table
+    from lsst.meas.contextnet.sim.generator import _add_neighbours
+    from lsst.meas.contextnet.sim.psf import PsfField
+
+    stamp = 61
+    # FWHM 0.7" (3.5 pixels), the same everywhere.
+    psf = PsfField(4096, 4096, [0.7, 0, 0, 0, 0, 0], [0.0] * 6, [0.0] * 6, pixel_scale=0.2)
+    renderer = StampRenderer(0.2, 3.5)
+
+    def draw(n):
+        zeros = np.zeros(n)
+        return Table(
+            {
+                "x_true": np.full(n, 2048.0),
+                "y_true": np.full(n, 2048.0),
+                "rotation_deg": zeros,
+                "ellipticity": zeros,
+                "flux": np.full(n, 1e6),
+                "is_galaxy": np.zeros(n, dtype=bool),
+                "hlr_arcsec": zeros,
+                "bulge_fraction": zeros,
+                "sersic_n": np.ones(n),
+                "mag": np.full(n, 18.0),
+            }
+        )
+
+    found = 0
+    rng = np.random.default_rng(3)
+    for _ in range(120):
+        model = np.zeros((1, stamp, stamp))
+        neighbours = _add_neighbours(model, rng, 1.0, draw, renderer, psf)
+        position = neighbours["position"]
+        # One neighbour well inside the stamp: its light is all there.
+        if len(position) != 1 or np.any(np.abs(position) > stamp // 2 - 14):
+            continue
+        found += 1
+        grid = np.arange(stamp) - stamp // 2
+        total = model[0].sum()
+        centroid = [(model[0].sum(axis=0) * grid).sum() / total, (model[0].sum(axis=1) * grid).sum() / total]
+        # Within 0.02 pixel (the Moffat wings cut by the stamp's edge); a frame error is >= 0.5.
+        np.testing.assert_allclose(centroid, position[0], atol=0.02)
+    assert found >= 5
     with pytest.raises(ValueError, match="labels must be one of"):
         TrainingDataConfig(labels="nearest")
 

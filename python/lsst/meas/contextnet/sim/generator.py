@@ -117,6 +117,12 @@ class TrainingDataConfig(SceneConfig):
         position, or ``"measured"``, the centroid the full-image simulator's detection
         (`~lsst.meas.contextnet.sim.detect.detect_sources`) measures on the stamp, as the task
         places it at the catalog's centroid (`_measured_offsets`).
+    labels : `str`
+        Whose truth labels a source (``labels``, and its ``mag``, ``hlr_arcsec`` and
+        ``ellipticity``): ``"brightest"``, the brightest object within the truth-matching
+        radius of its position, itself or a neighbour (`_label_by_brightest`); ``"central"``,
+        always its own (the generator's labels before this option, and what data written
+        without a ``labels`` entry in their manifest's configuration hold).
     """
 
     m: int = 1000
@@ -307,6 +313,14 @@ def _label_by_brightest(
     to the source's position (``source["offsets"]``) and is brighter than the source takes the
     neighbour's ``is_galaxy`` (as ``labels``), ``mag``, ``hlr_arcsec`` and ``ellipticity``, so that
     a blend of a star and a galaxy is labelled as the evaluation labels it.
+
+    This follows the truth table's rule up to two approximations: the radius is the source's
+    (the truth table uses each object's own, at most a few percent apart over a stamp), and the
+    stamp is taken as one detection, where the truth table matches one to one (a pair split by
+    the deblender, rare this close, gives the neighbour its own detection there).  With true
+    positions as ``offsets`` the distance is measured from the source, not from the blend's
+    centroid, which the brighter neighbour pulls towards itself, so fewer sources are renamed
+    than with measured ones.
 
     Parameters
     ----------
