@@ -453,7 +453,7 @@ def generate_set(
             y = np.asarray(cand["y_true"])
             dx, dy = x - np.round(x), y - np.round(y)
             model = _render_candidates(renderer, stamp, cand, true_psf, dx, dy)
-            neighbours = {"host": np.zeros(0, dtype=np.int64), "position": np.zeros((0, 2))}
+            neighbours = None
             if neighbour_mean > 0:
                 neighbours = _add_neighbours(model, rng, neighbour_mean, draw_any, renderer, true_psf)
             np.clip(model, 0.0, None, out=model)
@@ -493,7 +493,7 @@ def generate_set(
                 "psf_fwhm": fwhm,
                 "snr": snr[keep],
             }
-            if config.labels == "brightest":
+            if config.labels == "brightest" and neighbours is not None:
                 _label_by_brightest(source, keep, neighbours, fwhm / band.pixel_scale)
             parts.append(source)
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}

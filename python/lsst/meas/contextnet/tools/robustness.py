@@ -140,6 +140,8 @@ FAINT_BIN_MIN_OBJECTS = 200
 """Magnitude bins fainter than 22 with at least this many objects enter the faint-bin margins."""
 
 _VISIT_CONDITIONS = ("fwhm", "psf_family", "psf_model_size_error", "star_fraction", "density_scale")
+_STAR_RECALL_COLUMNS = ("star_recall_bright", *(f"star_recall_bright_{b}" for b in MARGIN_BASELINES))
+"""Star recall brighter than 22 of the model, then of each baseline (margins and visit columns)."""
 
 
 def _has_collection(butler: Any, name: str) -> bool:
@@ -731,10 +733,7 @@ def format_margin_table(margins: Table) -> str:
                 weakest,
                 *[
                     _value_cell(overall[column], overall[f"{column}_se"]) if column in rows.colnames else "-"
-                    for column in (
-                        "star_recall_bright",
-                        *[f"star_recall_bright_{b}" for b in MARGIN_BASELINES],
-                    )
+                    for column in _STAR_RECALL_COLUMNS
                 ],
             ]
             lines.append("| " + " | ".join(cells) + " |")
@@ -760,7 +759,6 @@ def format_blend_table(margins: Table) -> str:
     if not len(margins) or "n_bright_star_blended" not in margins.colnames:
         return ""
     names = ["model", "extendedness", "GBDT"]
-    columns = ["star_recall_bright", *[f"star_recall_bright_{b}" for b in MARGIN_BASELINES]]
     lines = [
         "## Star recall brighter than 22: isolated and blended stars\n",
         f"A star is blended when another true object lies within {BLEND_MAX_SEPARATION_FWHM:g} PSF "
@@ -778,7 +776,7 @@ def format_blend_table(margins: Table) -> str:
             continue  # a world whose truth lacks the columns the blend test needs
         cells = [str(row["world"]), str(row["classifier"])]
         cells += [str(int(row["n_bright_star"])), str(int(row["n_bright_star_blended"]))]
-        for column in columns:
+        for column in _STAR_RECALL_COLUMNS:
             for part in ("isolated", "blended"):
                 key = f"{column}_{part}"
                 present = key in overall.colnames
@@ -835,11 +833,8 @@ def format_visit_table(visits: Table, *, min_stars: int = 20, recall_below: floa
         + " | extendedness | GBDT |",
         "|---|---|---|---|---|---|---|---|---|" + "---|" * (3 + 2 * split),
     ]
-    recall_columns = [
-        "star_recall_bright",
-        *(["star_recall_bright_isolated"] if split else []),
-        *[f"star_recall_bright_{b}" for b in MARGIN_BASELINES],
-    ]
+    first_recall, *baseline_recalls = _STAR_RECALL_COLUMNS
+    recall_columns = [first_recall, *([f"{first_recall}_isolated"] if split else []), *baseline_recalls]
     for row in mine:
         recalls = [_value_cell(row[c]) if c in mine.colnames else "-" for c in recall_columns]
         counts = str(int(row["n_bright_star"]))
