@@ -71,6 +71,7 @@ def write_shards(directory, n_sets=24, m=8, n_shards=2, seed=0, noise=10.0):
             h5["labels"] = labels
             h5["mag"] = (25 - 2.5 * np.log10(flux)).astype(np.float32)
             h5["snr"] = (flux / (noise * 4 * width)).astype(np.float32)
+            h5["blended"] = (np.random.default_rng([seed, k]).uniform(size=(s, m)) < 0.3).astype(np.uint8)
             h5.attrs["cutout_size"] = SIZE
             h5.attrs["m"] = m
             h5.attrs["band"] = "r"
@@ -351,6 +352,26 @@ def test_warm_start_widens_a_narrower_local_network(data_dir, tmp_path):
         after = result.model.forward_logits(cutouts, positions)
     # The copies' 1% noise moves the logits a little; a fresh model would be far off.
     torch.testing.assert_close(after, before, rtol=0, atol=0.05)
+
+
+def test_blended_star_weight_multiplies_the_bright_star_weight(data_dir):
+    data = load_training_data(data_dir)
+    assert data.blended is not None and data.blended.shape == data.labels.shape
+    weighted = options(bright_star_weight=5.0, bright_star_mag=20.0, blended_star_weight=3.0)
+    weights = object_weights(data, weighted)
+    bright_star = (data.labels == 0) & (data.mag < 20.0)
+    assert (bright_star & data.blended).any() and (bright_star & ~data.blended).any()
+    np.testing.assert_array_equal(weights[bright_star & data.blended], 15.0)
+    np.testing.assert_array_equal(weights[bright_star & ~data.blended], 5.0)
+    np.testing.assert_array_equal(weights[~bright_star], 1.0)
+    assert "weighted 5, 15 when blended" in weighted.loss_description()
+    # Alone, it weights the blended bright stars only.
+    alone = object_weights(data, options(bright_star_mag=20.0, blended_star_weight=3.0))
+    np.testing.assert_array_equal(alone, np.where(bright_star & data.blended, 3.0, 1.0))
+    with pytest.raises(ValueError, match="blend flags"):
+        object_weights(dataclasses.replace(data, blended=None), weighted)
+    with pytest.raises(ValueError, match="blended_star_weight must be positive"):
+        options(blended_star_weight=float("inf"))
 
 
 def test_bright_star_weight_weights_the_loss(data_dir):

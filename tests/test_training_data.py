@@ -33,6 +33,7 @@ from lsst.meas.contextnet.sim.detect import matched_filter_image
 from lsst.meas.contextnet.sim.generator import (
     MANIFEST_NAME,
     TrainingDataConfig,
+    _blended_sources,
     _label_by_brightest,
     generate_set,
     write_training_data,
@@ -142,6 +143,8 @@ def test_generate_set_contents():
     assert data["positions"].shape == (m, 2) and np.all(np.abs(data["positions"]) <= 1.0)
     assert data["labels"].dtype == np.uint8 and set(np.unique(data["labels"])) <= {0, 1}
     assert 0 < data["labels"].sum() < m
+    # The narrow world draws no neighbours, so nothing is blended.
+    assert data["blended"].dtype == np.uint8 and not data["blended"].any()
     assert np.all(data["snr"] >= 5.0)
     assert np.all(data["hlr_arcsec"][data["labels"] == 0] == 0)
     assert np.all(data["hlr_arcsec"][data["labels"] == 1] > 0)
@@ -224,6 +227,32 @@ def test_label_by_brightest_follows_the_truth_match():
         assert fresh["mag"][2] == mag
 
 
+def test_blended_sources_follow_the_evaluation_rule():
+    # Four kept stamps (of stamps 0-4, stamp 4 not kept), FWHM 4 pixels: blended within 8 pixels
+    # by an object at most 3 magnitudes fainter than the one that labels the source.
+    keep = np.array([0, 1, 2, 3])
+    own_offsets = np.array([[0.0, 0.0], [0.0, 0.0], [0.2, 0.0], [0.0, 0.0]])
+    own_mag = np.array([20.0, 20.0, 23.0, 23.5])
+    neighbours = {
+        # stamp 0: 2.5 mag fainter at 5 px (blends it); stamp 1: 3.5 fainter at 5 px (too faint)
+        # and a brighter one at 9 px (too far); stamps 2 and 3: a neighbour 0.8 and 1 px away
+        # labels the source, whose own object is then the other one, 3 and 3.5 mag fainter.
+        "host": np.array([0, 1, 1, 2, 3, 4]),
+        "position": np.array([[5.0, 0.0], [5.0, 0.0], [9.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 0.0]]),
+        "mag": np.array([22.5, 23.5, 19.0, 20.0, 20.0, 15.0]),
+    }
+    chosen = np.array([-1, -1, 3, 4])
+    mag = np.array([20.0, 20.0, 20.0, 20.0])
+    blended = _blended_sources(own_offsets, own_mag, keep, neighbours, chosen, mag, np.full(4, 4.0))
+    np.testing.assert_array_equal(blended, [True, False, True, False])
+    # Twice the FWHM reaches stamp 1's bright neighbour at 9 px.
+    blended = _blended_sources(own_offsets, own_mag, keep, neighbours, chosen, mag, np.full(4, 8.0))
+    np.testing.assert_array_equal(blended, [True, True, True, False])
+    # Without neighbours nothing is blended.
+    alone = _blended_sources(own_offsets, own_mag, keep, None, np.full(4, -1), own_mag, np.full(4, 4.0))
+    assert not alone.any()
+
+
 def test_blend_labels_change_only_labels():
     config = TrainingDataConfig(world="hard-context", m=1000, centroids="measured")
     brightest = generate_set(config, np.random.default_rng(11))
@@ -239,6 +268,9 @@ def test_blend_labels_change_only_labels():
     assert np.all(brightest["mag"][named] < central["mag"][named])
     for key in ("labels", "hlr_arcsec", "ellipticity", "snr", "psf_fwhm"):
         np.testing.assert_array_equal(brightest[key][~named], central[key][~named])
+    # Blends are flagged in both; the flags differ only where a neighbour names the source.
+    assert 0 < brightest["blended"].mean() < 0.3
+    np.testing.assert_array_equal(brightest["blended"][~named], central["blended"][~named])
 
 
 def test_neighbour_positions_are_where_they_are_drawn():

@@ -75,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         bright_star_weight=args.bright_star_weight,
         bright_star_mag=args.bright_star_mag,
         bright_star_snr=args.bright_star_snr,
+        blended_star_weight=args.blended_star_weight,
     )
     metadata = run_training(
         args.data, args.output, config, options, softening=args.softening, weights_dtype=args.weights_dtype
@@ -200,6 +201,15 @@ def add_subcommand(subparsers: Any) -> None:
         type=float,
         default=0.0,
         help="detection S/N below which a star brighter than --bright-star-mag is not weighted (default 0)",
+    )
+    parser.add_argument(
+        "--blended-star-weight",
+        type=float,
+        default=1.0,
+        help=(
+            "factor on the weight of a star weighted by --bright-star-weight whose object is blended "
+            "with a neighbour (the data must record blends; default 1)"
+        ),
     )
     parser.add_argument(
         "--softening",

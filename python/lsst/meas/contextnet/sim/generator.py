@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 from lsst.meas.contextnet.cutouts import scale_positions
+from lsst.meas.contextnet.evaluation.blending import BLEND_MAX_FAINTER_MAG, BLEND_MAX_SEPARATION_FWHM
 from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
 from lsst.meas.contextnet.sim import survey
 from lsst.meas.contextnet.sim.detect import (
@@ -304,7 +305,7 @@ def _label_by_brightest(
     keep: np.ndarray,
     neighbours: dict[str, np.ndarray],
     fwhm_pixels: np.ndarray,
-) -> None:
+) -> np.ndarray:
     """Give each kept source the truth of the brightest object near its position, in place.
 
     The full-image simulator's truth table gives a detection to the brightest true object within
@@ -333,12 +334,16 @@ def _label_by_brightest(
         `_add_neighbours`'s record of every stamp's neighbours.
     fwhm_pixels : `numpy.ndarray`
         PSF FWHM at each kept source, in pixels.
+
+    Returns
+    -------
+    chosen : `numpy.ndarray`
+        For each kept source, the index of the neighbour whose truth it took, -1 for its own.
     """
+    chosen = np.full(len(keep), -1)
     if len(neighbours["host"]) == 0 or len(keep) == 0:
-        return
-    row_of_stamp = np.full(int(max(keep.max(), neighbours["host"].max())) + 1, -1)
-    row_of_stamp[keep] = np.arange(len(keep))
-    row = row_of_stamp[neighbours["host"]]
+        return chosen
+    row = _neighbour_rows(keep, neighbours)
     near = np.flatnonzero(row >= 0)
     row = row[near]
     distance = np.hypot(*(neighbours["position"][near] - source["offsets"][row]).T)
@@ -354,6 +359,75 @@ def _label_by_brightest(
     source["labels"][row] = neighbours["is_galaxy"][near]
     for key in ("mag", "hlr_arcsec", "ellipticity"):
         source[key][row] = neighbours[key][near]
+    chosen[row] = near
+    return chosen
+
+
+def _neighbour_rows(keep: np.ndarray, neighbours: dict[str, np.ndarray]) -> np.ndarray:
+    """Return the row (index among the kept sources) of each neighbour's stamp, -1 if not kept."""
+    row_of_stamp = np.full(int(max(keep.max(), neighbours["host"].max())) + 1, -1)
+    row_of_stamp[keep] = np.arange(len(keep))
+    return row_of_stamp[neighbours["host"]]
+
+
+def _blended_sources(
+    own_offsets: np.ndarray,
+    own_mag: np.ndarray,
+    keep: np.ndarray,
+    neighbours: dict[str, np.ndarray] | None,
+    chosen: np.ndarray,
+    mag: np.ndarray,
+    fwhm_pixels: np.ndarray,
+) -> np.ndarray:
+    """Return which kept sources' labelled object is blended, by the evaluation's rule.
+
+    The object that labels a source (itself, or the neighbour `_label_by_brightest` chose) is
+    blended when another object of its stamp, the source itself or a neighbour, lies closer than
+    `~lsst.meas.contextnet.evaluation.blending.BLEND_MAX_SEPARATION_FWHM` PSF FWHM and is at most
+    `~lsst.meas.contextnet.evaluation.blending.BLEND_MAX_FAINTER_MAG` fainter
+    (`~lsst.meas.contextnet.evaluation.blending.blended_objects` on a full exposure's truth).
+    Neighbours are drawn for each stamp only, so objects beyond its edge are not seen.
+
+    Parameters
+    ----------
+    own_offsets : `numpy.ndarray`
+        True position of each kept source (x, y from the stamp's centre pixel).
+    own_mag : `numpy.ndarray`
+        True magnitude of each kept source's own object.
+    keep : `numpy.ndarray`
+        Index of each kept source's stamp.
+    neighbours : `dict` [`str`, `numpy.ndarray`] or `None`
+        `_add_neighbours`'s record of every stamp's neighbours; `None` when there are none.
+    chosen : `numpy.ndarray`
+        `_label_by_brightest`'s neighbour index per kept source (-1: its own object labels it).
+    mag : `numpy.ndarray`
+        Magnitude of the object that labels each kept source.
+    fwhm_pixels : `numpy.ndarray`
+        PSF FWHM at each kept source, in pixels.
+
+    Returns
+    -------
+    blended : `numpy.ndarray`
+        Boolean, one per kept source.
+    """
+    blended = np.zeros(len(keep), dtype=bool)
+    if neighbours is None or len(neighbours["host"]) == 0 or len(keep) == 0:
+        return blended
+    labelled = chosen >= 0
+    position = own_offsets.copy()
+    position[labelled] = neighbours["position"][chosen[labelled]]
+    reach = BLEND_MAX_SEPARATION_FWHM * fwhm_pixels
+    row = _neighbour_rows(keep, neighbours)
+    near = np.flatnonzero(row >= 0)
+    row = row[near]
+    other = near != chosen[row]
+    near, row = near[other], row[other]
+    distance = np.hypot(*(neighbours["position"][near] - position[row]).T)
+    hit = (distance < reach[row]) & (neighbours["mag"][near] - mag[row] <= BLEND_MAX_FAINTER_MAG)
+    blended[row[hit]] = True
+    distance = np.hypot(*(own_offsets - position).T)
+    blended |= labelled & (distance < reach) & (own_mag - mag <= BLEND_MAX_FAINTER_MAG)
+    return blended
 
 
 def _bad_columns(rng: np.random.Generator, n: int, stamp: int, rate: float) -> np.ndarray:
@@ -393,7 +467,8 @@ def generate_set(
         and bad-column pixels; ``noise_sigma`` float32 scalar (sqrt of the sky level);
         ``positions`` float32 (m, 2); ``pixel_xy`` float32 (m, 2) detector pixels;
         ``offsets`` float32 (m, 2) sub-pixel offsets (x, y); ``psf_grid`` float32
-        (G, G, S, S) the PSF model on the task's grid; ``labels`` uint8 (1 galaxy); ``mag``,
+        (G, G, S, S) the PSF model on the task's grid; ``labels`` uint8 (1 galaxy); ``blended``
+        uint8, 1 where the object that labels the source is blended (`_blended_sources`); ``mag``,
         ``hlr_arcsec``, ``ellipticity``, ``psf_fwhm`` (true, arcsec at the source), ``snr``
         (detection S/N), all float32 (m,); ``conditions`` the visit's
         `~lsst.meas.contextnet.sim.world.VisitConditions`.
@@ -493,8 +568,18 @@ def generate_set(
                 "psf_fwhm": fwhm,
                 "snr": snr[keep],
             }
+            chosen = np.full(len(keep), -1)
             if config.labels == "brightest" and neighbours is not None:
-                _label_by_brightest(source, keep, neighbours, fwhm / band.pixel_scale)
+                chosen = _label_by_brightest(source, keep, neighbours, fwhm / band.pixel_scale)
+            source["blended"] = _blended_sources(
+                np.stack([dx[keep], dy[keep]], axis=1),
+                np.asarray(cand["mag"])[keep],
+                keep,
+                neighbours,
+                chosen,
+                source["mag"],
+                fwhm / band.pixel_scale,
+            )
             parts.append(source)
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     order = rng.permutation(config.m)
@@ -512,6 +597,7 @@ def generate_set(
     ):
         out[key] = out[key].astype(np.float32)
     out["labels"] = out["labels"].astype(np.uint8)
+    out["blended"] = out["blended"].astype(np.uint8)
     out["bad"] = out["bad"].astype(np.uint8)
     out["noise_sigma"] = np.float32(np.sqrt(sky))
     half_kernel = PSF_MODEL_STAMP_SIZE // 2

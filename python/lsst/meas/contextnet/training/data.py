@@ -61,6 +61,10 @@ class TrainingData:
     snr: np.ndarray | None = None
     """Detection S/N, float32, shape ``(V, M)``; `None` when a shard has none."""
 
+    blended: np.ndarray | None = None
+    """True where the object that labels a source is blended with a neighbour, bool, shape
+    ``(V, M)``; `None` when a shard has none (data written before the generator recorded it)."""
+
     @property
     def n_visits(self) -> int:
         """Number of sets (visits)."""
@@ -134,7 +138,7 @@ def load_training_data(
     shards, manifest = list_shards(root)
     manifest_path = root / MANIFEST_NAME
 
-    cutouts, positions, labels, mags, snrs = [], [], [], [], []
+    cutouts, positions, labels, mags, snrs, blends = [], [], [], [], [], []
     psf_grid = DEFAULT_PSF_GRID
     shape: tuple[int, int] | None = None
     attrs: dict[str, Any] = {}
@@ -149,6 +153,7 @@ def load_training_data(
             lab = np.asarray(h5["labels"][...])
             mags.append(np.asarray(h5["mag"][...], dtype=np.float32) if "mag" in h5 else None)
             snrs.append(np.asarray(h5["snr"][...], dtype=np.float32) if "snr" in h5 else None)
+            blends.append(np.asarray(h5["blended"][...], dtype=bool) if "blended" in h5 else None)
             if "psf" in inputs:
                 missing = [name for name in ("bad", "psf_grid", "pixel_xy", "offsets") if name not in h5]
                 if missing:
@@ -225,6 +230,7 @@ def load_training_data(
         description=description,
         mag=_joined(mags),
         snr=_joined(snrs),
+        blended=_joined(blends),
     )
 
 
@@ -297,4 +303,5 @@ def combine_training_data(parts: Sequence[TrainingData]) -> TrainingData:
         description=description,
         mag=_joined([part.mag for part in parts]),
         snr=_joined([part.snr for part in parts]),
+        blended=_joined([part.blended for part in parts]),
     )

@@ -53,6 +53,7 @@ SHARD_DATASETS: tuple[str, ...] = (
     "offsets",
     "psf_grid",
     "labels",
+    "blended",
     "mag",
     "hlr_arcsec",
     "ellipticity",
@@ -147,8 +148,9 @@ def iter_training_shards(directory: str | os.PathLike[str]) -> Iterator[dict[str
     ------
     shard : `dict` [`str`, `typing.Any`]
         The shard's arrays (``cutouts`` (S, m, size, size), ``noise_sigma`` (S,),
-        ``positions`` (S, m, 2), ``labels``, ``mag``, ``hlr_arcsec``, ``ellipticity``,
-        ``psf_fwhm``, ``snr`` (S, m)) and ``attrs`` (a `dict` of the file attributes).
+        ``positions`` (S, m, 2), ``labels``, ``blended``, ``mag``, ``hlr_arcsec``,
+        ``ellipticity``, ``psf_fwhm``, ``snr`` (S, m); those a shard lacks are absent) and
+        ``attrs`` (a `dict` of the file attributes).
 
     Raises
     ------
@@ -183,8 +185,8 @@ def iter_training_sets(directory: str | os.PathLike[str]) -> Iterator[dict[str, 
     ------
     data : `dict` [`str`, `numpy.ndarray`]
         One set: ``cutouts`` (m, size, size), ``noise_sigma`` (scalar array), ``positions``
-        (m, 2), ``labels``, ``mag``, ``hlr_arcsec``, ``ellipticity``, ``psf_fwhm``, ``snr``
-        (m,).
+        (m, 2), ``labels``, ``blended``, ``mag``, ``hlr_arcsec``, ``ellipticity``, ``psf_fwhm``,
+        ``snr`` (m,); those a shard lacks are absent.
     """
     import h5py
 

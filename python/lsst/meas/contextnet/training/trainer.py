@@ -110,6 +110,12 @@ class TrainingOptions:
         S/N). In the red bands and the shortest exposures a star at 22 is near the detection
         limit, where nothing in the pixels can tell it from a galaxy and a weight would only move
         its probability off calibration.
+    blended_star_weight : `float`
+        Factor on the weight of each star that takes ``bright_star_weight`` and is blended with a
+        neighbour (the evaluation's rule, `~lsst.meas.contextnet.evaluation.blending`; the data
+        must hold ``blended``): such a star weighs ``bright_star_weight * blended_star_weight``.
+        The light of a close galaxy makes a blended star look extended, and these stars are most
+        of the bright stars the model calls galaxies.
 
     """
 
@@ -129,6 +135,7 @@ class TrainingOptions:
     bright_star_weight: float = 1.0
     bright_star_mag: float = 22.0
     bright_star_snr: float = 0.0
+    blended_star_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -147,15 +154,19 @@ class TrainingOptions:
             raise ValueError("resume needs a checkpoint directory")
         if not (self.bright_star_weight > 0 and math.isfinite(self.bright_star_weight)):
             raise ValueError(f"bright_star_weight must be positive, got {self.bright_star_weight}")
+        if not (self.blended_star_weight > 0 and math.isfinite(self.blended_star_weight)):
+            raise ValueError(f"blended_star_weight must be positive, got {self.blended_star_weight}")
 
     def loss_description(self) -> str:
         """The loss, in words, for the model card."""
         text = "binary cross-entropy on every object of every set"
-        if self.bright_star_weight != 1.0:
+        if self.bright_star_weight != 1.0 or self.blended_star_weight != 1.0:
             text += f", stars brighter than {self.bright_star_mag:g} (true magnitude in the set's band)"
             if self.bright_star_snr > 0:
                 text += f" with detection S/N >= {self.bright_star_snr:g}"
             text += f" weighted {self.bright_star_weight:g}"
+            if self.blended_star_weight != 1.0:
+                text += f", {self.bright_star_weight * self.blended_star_weight:g} when blended"
         return text
 
 
@@ -166,22 +177,26 @@ def object_weights(data: TrainingData, options: TrainingOptions) -> np.ndarray |
     ----------
     data : `TrainingData`
         Training sets; their magnitudes (and, with ``options.bright_star_snr``, their detection
-        S/N) are needed when ``options.bright_star_weight != 1``.
+        S/N; with ``options.blended_star_weight``, their blend flags) are needed when a weight
+        is not 1.
     options : `TrainingOptions`
-        Gives ``bright_star_weight``, ``bright_star_mag`` and ``bright_star_snr``.
+        Gives ``bright_star_weight``, ``bright_star_mag``, ``bright_star_snr`` and
+        ``blended_star_weight``.
 
     Returns
     -------
     weights : `numpy.ndarray` or `None`
         float32 ``(V, M)``: ``bright_star_weight`` for stars brighter than ``bright_star_mag``
-        with S/N at least ``bright_star_snr``, 1 otherwise.
+        with S/N at least ``bright_star_snr``, times ``blended_star_weight`` for those that are
+        blended, 1 otherwise.
 
     Raises
     ------
     ValueError
-        If a weight is asked for and the data hold no magnitudes (or no S/N when one is needed).
+        If a weight is asked for and the data hold no magnitudes (or no S/N or blend flags when
+        they are needed).
     """
-    if options.bright_star_weight == 1.0:
+    if options.bright_star_weight == 1.0 and options.blended_star_weight == 1.0:
         return None
     if data.mag is None:
         raise ValueError(
@@ -194,7 +209,14 @@ def object_weights(data: TrainingData, options: TrainingOptions) -> np.ndarray |
                 "bright_star_snr needs the detection S/N of the training data ('snr' in every shard)"
             )
         bright_star &= data.snr >= options.bright_star_snr
-    return np.where(bright_star, np.float32(options.bright_star_weight), np.float32(1.0))
+    weights = np.where(bright_star, np.float32(options.bright_star_weight), np.float32(1.0))
+    if options.blended_star_weight != 1.0:
+        if data.blended is None:
+            raise ValueError(
+                "blended_star_weight needs the blend flags of the training data ('blended' in every shard)"
+            )
+        weights[bright_star & data.blended] *= np.float32(options.blended_star_weight)
+    return weights
 
 
 @dataclasses.dataclass
