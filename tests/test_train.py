@@ -374,6 +374,21 @@ def test_blended_star_weight_multiplies_the_bright_star_weight(data_dir):
         options(blended_star_weight=float("inf"))
 
 
+def test_data_without_blend_flags_load_and_train_without_the_blend_weight(data_dir, tmp_path):
+    # Data written before the flags were recorded: one directory lacks them, the other has them.
+    old = write_shards(tmp_path / "old", n_sets=8, n_shards=1, seed=5)
+    with h5py.File(old / "shard_00000.h5", "a") as h5:
+        del h5["blended"]
+    without = load_training_data(old)
+    assert without.blended is None and without.mag is not None
+    both = combine_training_data([load_training_data(data_dir), without])
+    assert both.blended is None
+    bright = options(bright_star_weight=5.0, bright_star_mag=20.0)
+    assert object_weights(both, bright) is not None
+    with pytest.raises(ValueError, match="blend flags"):
+        object_weights(both, dataclasses.replace(bright, blended_star_weight=3.0))
+
+
 def test_bright_star_weight_weights_the_loss(data_dir):
     data = load_training_data(data_dir)
     assert data.mag is not None and data.mag.shape == data.labels.shape

@@ -29,6 +29,7 @@ import galsim
 import numpy as np
 import pytest
 from lsst.meas.contextnet.cli.make_training_data import add_subcommand
+from lsst.meas.contextnet.evaluation.blending import blended_objects
 from lsst.meas.contextnet.sim.detect import matched_filter_image
 from lsst.meas.contextnet.sim.generator import (
     MANIFEST_NAME,
@@ -228,29 +229,72 @@ def test_label_by_brightest_follows_the_truth_match():
 
 
 def test_blended_sources_follow_the_evaluation_rule():
-    # Four kept stamps (of stamps 0-4, stamp 4 not kept), FWHM 4 pixels: blended within 8 pixels
-    # by an object at most 3 magnitudes fainter than the one that labels the source.
-    keep = np.array([0, 1, 2, 3])
+    # Four kept stamps (stamps 1, 3, 4 and 6; 0, 2 and 5 not kept), FWHM 4 pixels: blended within
+    # 8 pixels by an object at most 3 magnitudes fainter than the one that labels the source.
+    keep = np.array([1, 3, 4, 6])
     own_offsets = np.array([[0.0, 0.0], [0.0, 0.0], [0.2, 0.0], [0.0, 0.0]])
     own_mag = np.array([20.0, 20.0, 23.0, 23.5])
     neighbours = {
-        # stamp 0: 2.5 mag fainter at 5 px (blends it); stamp 1: 3.5 fainter at 5 px (too faint)
-        # and a brighter one at 9 px (too far); stamps 2 and 3: a neighbour 0.8 and 1 px away
-        # labels the source, whose own object is then the other one, 3 and 3.5 mag fainter.
-        "host": np.array([0, 1, 1, 2, 3, 4]),
-        "position": np.array([[5.0, 0.0], [5.0, 0.0], [9.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 0.0]]),
-        "mag": np.array([22.5, 23.5, 19.0, 20.0, 20.0, 15.0]),
+        # stamp 1: 2.5 mag fainter at 5 px (blends it); stamp 3: 3.5 fainter at 5 px (too faint)
+        # and a brighter one at 9 px (too far); stamps 4 and 6: a neighbour 0.8 and 1 px away
+        # labels the source, whose own object is then the other one, 3 and 3.5 mag fainter;
+        # stamps 0, 2 and 5, not kept, have close bright neighbours that must not count.
+        "host": np.array([0, 1, 2, 3, 3, 4, 5, 6]),
+        "position": np.array(
+            [[1.0, 0.0], [5.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]
+        ),
+        "mag": np.array([15.0, 22.5, 15.0, 23.5, 19.0, 20.0, 15.0, 20.0]),
     }
-    chosen = np.array([-1, -1, 3, 4])
+    chosen = np.array([-1, -1, 5, 7])
     mag = np.array([20.0, 20.0, 20.0, 20.0])
     blended = _blended_sources(own_offsets, own_mag, keep, neighbours, chosen, mag, np.full(4, 4.0))
     np.testing.assert_array_equal(blended, [True, False, True, False])
-    # Twice the FWHM reaches stamp 1's bright neighbour at 9 px.
+    # Twice the FWHM reaches stamp 3's bright neighbour at 9 px.
     blended = _blended_sources(own_offsets, own_mag, keep, neighbours, chosen, mag, np.full(4, 8.0))
     np.testing.assert_array_equal(blended, [True, True, True, False])
     # Without neighbours nothing is blended.
     alone = _blended_sources(own_offsets, own_mag, keep, None, np.full(4, -1), own_mag, np.full(4, 4.0))
     assert not alone.any()
+
+
+def test_blended_sources_agree_with_the_evaluation_on_random_stamps():
+    # Random stamps, some not kept, with Poisson neighbours (every fifth near the centre, so that
+    # some name their source); each kept stamp's objects scored by the evaluation's own function.
+    rng = np.random.default_rng(4)
+    keep = np.sort(rng.choice(300, 200, replace=False))
+    host = np.repeat(np.arange(300), rng.poisson(3, 300))
+    n = len(host)
+    neighbours = {
+        "host": host,
+        "position": rng.uniform(-12, 12, (n, 2)),
+        "mag": rng.uniform(18, 25, n),
+        "is_galaxy": rng.integers(0, 2, n),
+        "hlr_arcsec": np.zeros(n),
+        "ellipticity": np.zeros(n),
+    }
+    neighbours["position"][::5] = rng.uniform(-1, 1, (len(neighbours["position"][::5]), 2))
+    own = rng.uniform(-0.5, 0.5, (len(keep), 2))
+    own_mag = rng.uniform(18, 25, len(keep))
+    fwhm = rng.uniform(3, 6, len(keep))
+    source = {
+        "offsets": own.copy(),
+        "labels": np.zeros(len(keep), np.uint8),
+        "mag": own_mag.copy(),
+        "hlr_arcsec": np.zeros(len(keep)),
+        "ellipticity": np.zeros(len(keep)),
+    }
+    chosen = _label_by_brightest(source, keep, neighbours, fwhm)
+    blended = _blended_sources(own, own_mag, keep, neighbours, chosen, source["mag"], fwhm)
+    degrees = 0.2 / 3600.0
+    expected = np.zeros(len(keep), dtype=bool)
+    for row, stamp in enumerate(keep):
+        mine = np.flatnonzero(host == stamp)
+        position = np.vstack([own[row], neighbours["position"][mine]]) * degrees
+        mags = np.concatenate([[own_mag[row]], neighbours["mag"][mine]])
+        flags = blended_objects(position[:, 0], position[:, 1], np.full(len(mags), fwhm[row] * 0.2), mags)
+        expected[row] = flags[0 if chosen[row] < 0 else 1 + int(np.flatnonzero(mine == chosen[row])[0])]
+    assert 10 < (chosen >= 0).sum() and 20 < expected.sum() < len(keep) - 20
+    np.testing.assert_array_equal(blended, expected)
 
 
 def test_blend_labels_change_only_labels():
@@ -268,9 +312,11 @@ def test_blend_labels_change_only_labels():
     assert np.all(brightest["mag"][named] < central["mag"][named])
     for key in ("labels", "hlr_arcsec", "ellipticity", "snr", "psf_fwhm"):
         np.testing.assert_array_equal(brightest[key][~named], central[key][~named])
-    # Blends are flagged in both; the flags differ only where a neighbour names the source.
+    # A source named by a brighter neighbour is blended by its own object when that is at most 3
+    # magnitudes fainter (it lies within the match radius, well inside 2 FWHM).
     assert 0 < brightest["blended"].mean() < 0.3
-    np.testing.assert_array_equal(brightest["blended"][~named], central["blended"][~named])
+    close = named & (central["mag"] - brightest["mag"] <= 3.0)
+    assert close.any() and brightest["blended"][close].all()
 
 
 def test_neighbour_positions_are_where_they_are_drawn():

@@ -386,7 +386,9 @@ def _blended_sources(
     `~lsst.meas.contextnet.evaluation.blending.BLEND_MAX_SEPARATION_FWHM` PSF FWHM and is at most
     `~lsst.meas.contextnet.evaluation.blending.BLEND_MAX_FAINTER_MAG` fainter
     (`~lsst.meas.contextnet.evaluation.blending.blended_objects` on a full exposure's truth).
-    Neighbours are drawn for each stamp only, so objects beyond its edge are not seen.
+    Two approximations: the FWHM is the source's, also for a neighbour that labels it (the
+    evaluation takes each object's own, a few percent apart at most within the match radius), and
+    neighbours are drawn for each stamp only, so objects beyond its edge are not seen.
 
     Parameters
     ----------
