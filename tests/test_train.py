@@ -374,6 +374,36 @@ def test_blended_star_weight_multiplies_the_bright_star_weight(data_dir):
         options(blended_star_weight=float("inf"))
 
 
+def test_blended_galaxy_weight_weights_the_bright_blended_galaxies(data_dir):
+    data = load_training_data(data_dir)
+    both = options(
+        bright_star_weight=5.0, bright_star_mag=20.0, blended_star_weight=3.0, blended_galaxy_weight=3.0
+    )
+    weights = object_weights(data, both)
+    bright = data.mag < 20.0
+    star = data.labels == 0
+    bright_galaxy = bright & ~star
+    assert (bright_galaxy & data.blended).any() and (bright_galaxy & ~data.blended).any()
+    np.testing.assert_array_equal(weights[bright_galaxy & data.blended], 3.0)
+    np.testing.assert_array_equal(weights[bright_galaxy & ~data.blended], 1.0)
+    np.testing.assert_array_equal(weights[~bright & ~star], 1.0)
+    # Among the blends, as among the isolated sources, a bright star weighs 5 bright galaxies.
+    np.testing.assert_array_equal(weights[bright & star & data.blended], 15.0)
+    assert "blended galaxies as bright weighted 3" in both.loss_description()
+    # Alone, it weights the bright blended galaxies only, and the S/N floor applies to them.
+    floor = float(np.median(data.snr[bright_galaxy & data.blended]))
+    alone = object_weights(
+        data, options(bright_star_mag=20.0, bright_star_snr=floor, blended_galaxy_weight=2.0)
+    )
+    chosen = bright_galaxy & data.blended & (data.snr >= floor)
+    assert chosen.any() and (bright_galaxy & data.blended & ~chosen).any()
+    np.testing.assert_array_equal(alone, np.where(chosen, 2.0, 1.0))
+    with pytest.raises(ValueError, match="blended_galaxy_weight needs the blend flags"):
+        object_weights(dataclasses.replace(data, blended=None), options(blended_galaxy_weight=2.0))
+    with pytest.raises(ValueError, match="blended_galaxy_weight must be positive"):
+        options(blended_galaxy_weight=0.0)
+
+
 def test_data_without_blend_flags_load_and_train_without_the_blend_weight(data_dir, tmp_path):
     # Data written before the flags were recorded: one directory lacks them, the other has them.
     old = write_shards(tmp_path / "old", n_sets=8, n_shards=1, seed=5)

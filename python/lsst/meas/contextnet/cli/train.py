@@ -76,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         bright_star_mag=args.bright_star_mag,
         bright_star_snr=args.bright_star_snr,
         blended_star_weight=args.blended_star_weight,
+        blended_galaxy_weight=args.blended_galaxy_weight,
     )
     metadata = run_training(
         args.data, args.output, config, options, softening=args.softening, weights_dtype=args.weights_dtype
@@ -209,6 +210,16 @@ def add_subcommand(subparsers: Any) -> None:
         help=(
             "factor on the weight of a star weighted by --bright-star-weight whose object is blended "
             "with a neighbour (the data must record blends; default 1)"
+        ),
+    )
+    parser.add_argument(
+        "--blended-galaxy-weight",
+        type=float,
+        default=1.0,
+        help=(
+            "loss weight of a galaxy brighter than --bright-star-mag, with S/N at least "
+            "--bright-star-snr, whose object is blended with a neighbour (the data must record blends; "
+            "default 1)"
         ),
     )
     parser.add_argument(

@@ -116,6 +116,13 @@ class TrainingOptions:
         must hold ``blended``): such a star weighs ``bright_star_weight * blended_star_weight``.
         The light of a close galaxy makes a blended star look extended, and these stars are most
         of the bright stars the model calls galaxies.
+    blended_galaxy_weight : `float`
+        Weight of each blended galaxy brighter than ``bright_star_mag`` with S/N at least
+        ``bright_star_snr`` (every other galaxy weighs 1). With ``blended_galaxy_weight`` equal
+        to ``blended_star_weight`` the blends weigh more in the loss while the ratio of the
+        bright stars' weight to the bright galaxies' weight among them stays
+        ``bright_star_weight``, as among the isolated sources: the loss asks for more attention
+        to blends without moving their decision toward "star".
 
     """
 
@@ -136,6 +143,7 @@ class TrainingOptions:
     bright_star_mag: float = 22.0
     bright_star_snr: float = 0.0
     blended_star_weight: float = 1.0
+    blended_galaxy_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -156,17 +164,26 @@ class TrainingOptions:
             raise ValueError(f"bright_star_weight must be positive, got {self.bright_star_weight}")
         if not (self.blended_star_weight > 0 and math.isfinite(self.blended_star_weight)):
             raise ValueError(f"blended_star_weight must be positive, got {self.blended_star_weight}")
+        if not (self.blended_galaxy_weight > 0 and math.isfinite(self.blended_galaxy_weight)):
+            raise ValueError(f"blended_galaxy_weight must be positive, got {self.blended_galaxy_weight}")
+
+    def has_weights(self) -> bool:
+        """Whether any object weighs other than 1."""
+        factors = (self.bright_star_weight, self.blended_star_weight, self.blended_galaxy_weight)
+        return factors != (1.0, 1.0, 1.0)
 
     def loss_description(self) -> str:
         """The loss, in words, for the model card."""
         text = "binary cross-entropy on every object of every set"
-        if self.bright_star_weight != 1.0 or self.blended_star_weight != 1.0:
+        if self.has_weights():
             text += f", stars brighter than {self.bright_star_mag:g} (true magnitude in the set's band)"
             if self.bright_star_snr > 0:
                 text += f" with detection S/N >= {self.bright_star_snr:g}"
             text += f" weighted {self.bright_star_weight:g}"
             if self.blended_star_weight != 1.0:
                 text += f", {self.bright_star_weight * self.blended_star_weight:g} when blended"
+            if self.blended_galaxy_weight != 1.0:
+                text += f"; blended galaxies as bright weighted {self.blended_galaxy_weight:g}"
         return text
 
 
@@ -177,18 +194,19 @@ def object_weights(data: TrainingData, options: TrainingOptions) -> np.ndarray |
     ----------
     data : `TrainingData`
         Training sets; their magnitudes (and, with ``options.bright_star_snr``, their detection
-        S/N; with ``options.blended_star_weight``, their blend flags) are needed when a weight
-        is not 1.
+        S/N; with ``options.blended_star_weight`` or ``options.blended_galaxy_weight``, their
+        blend flags) are needed when a weight is not 1.
     options : `TrainingOptions`
-        Gives ``bright_star_weight``, ``bright_star_mag``, ``bright_star_snr`` and
-        ``blended_star_weight``.
+        Gives ``bright_star_weight``, ``bright_star_mag``, ``bright_star_snr``,
+        ``blended_star_weight`` and ``blended_galaxy_weight``.
 
     Returns
     -------
     weights : `numpy.ndarray` or `None`
         float32 ``(V, M)``: ``bright_star_weight`` for stars brighter than ``bright_star_mag``
         with S/N at least ``bright_star_snr``, times ``blended_star_weight`` for those that are
-        blended, 1 otherwise.
+        blended, ``blended_galaxy_weight`` for blended galaxies as bright and with that S/N, 1
+        otherwise.
 
     Raises
     ------
@@ -196,26 +214,30 @@ def object_weights(data: TrainingData, options: TrainingOptions) -> np.ndarray |
         If a weight is asked for and the data hold no magnitudes (or no S/N or blend flags when
         they are needed).
     """
-    if options.bright_star_weight == 1.0 and options.blended_star_weight == 1.0:
+    if not options.has_weights():
         return None
     if data.mag is None:
         raise ValueError(
             "bright_star_weight needs the true magnitudes of the training data ('mag' in every shard)"
         )
-    bright_star = (data.labels < 0.5) & (data.mag < options.bright_star_mag)
+    bright = data.mag < options.bright_star_mag
     if options.bright_star_snr > 0:
         if data.snr is None:
             raise ValueError(
                 "bright_star_snr needs the detection S/N of the training data ('snr' in every shard)"
             )
-        bright_star &= data.snr >= options.bright_star_snr
+        bright &= data.snr >= options.bright_star_snr
+    star = data.labels < 0.5
+    bright_star = bright & star
     weights = np.where(bright_star, np.float32(options.bright_star_weight), np.float32(1.0))
-    if options.blended_star_weight != 1.0:
+    blend_factors = {"blended_star_weight": bright_star, "blended_galaxy_weight": bright & ~star}
+    for name, selected in blend_factors.items():
+        factor = getattr(options, name)
+        if factor == 1.0:
+            continue
         if data.blended is None:
-            raise ValueError(
-                "blended_star_weight needs the blend flags of the training data ('blended' in every shard)"
-            )
-        weights[bright_star & data.blended] *= np.float32(options.blended_star_weight)
+            raise ValueError(f"{name} needs the blend flags of the training data ('blended' in every shard)")
+        weights[selected & data.blended] *= np.float32(factor)
     return weights
 
 
