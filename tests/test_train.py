@@ -368,7 +368,7 @@ def test_blended_star_weight_multiplies_the_bright_star_weight(data_dir):
     # Alone, it weights the blended bright stars only.
     alone = object_weights(data, options(bright_star_mag=20.0, blended_star_weight=3.0))
     np.testing.assert_array_equal(alone, np.where(bright_star & data.blended, 3.0, 1.0))
-    with pytest.raises(ValueError, match="blend flags"):
+    with pytest.raises(ValueError, match="blended_star_weight needs the blend flags"):
         object_weights(dataclasses.replace(data, blended=None), weighted)
     with pytest.raises(ValueError, match="blended_star_weight must be positive"):
         options(blended_star_weight=float("inf"))
@@ -376,28 +376,44 @@ def test_blended_star_weight_multiplies_the_bright_star_weight(data_dir):
 
 def test_blended_galaxy_weight_weights_the_bright_blended_galaxies(data_dir):
     data = load_training_data(data_dir)
+    # A cut that leaves sources of each class, blended and not, on both sides.
+    cut = float(np.round(np.median(data.mag), 1))
     both = options(
-        bright_star_weight=5.0, bright_star_mag=20.0, blended_star_weight=3.0, blended_galaxy_weight=3.0
+        bright_star_weight=5.0, bright_star_mag=cut, blended_star_weight=3.0, blended_galaxy_weight=3.0
     )
     weights = object_weights(data, both)
-    bright = data.mag < 20.0
+    bright = data.mag < cut
     star = data.labels == 0
     bright_galaxy = bright & ~star
     assert (bright_galaxy & data.blended).any() and (bright_galaxy & ~data.blended).any()
     np.testing.assert_array_equal(weights[bright_galaxy & data.blended], 3.0)
     np.testing.assert_array_equal(weights[bright_galaxy & ~data.blended], 1.0)
-    np.testing.assert_array_equal(weights[~bright & ~star], 1.0)
     # Among the blends, as among the isolated sources, a bright star weighs 5 bright galaxies.
     np.testing.assert_array_equal(weights[bright & star & data.blended], 15.0)
-    assert "blended galaxies as bright weighted 3" in both.loss_description()
+    np.testing.assert_array_equal(weights[bright & star & ~data.blended], 5.0)
+    assert (~bright & star & data.blended).any() and (~bright & ~star & data.blended).any()
+    np.testing.assert_array_equal(weights[~bright], 1.0)
+    assert both.loss_description().endswith(
+        f"stars brighter than {cut:g} (true magnitude in the set's band) weighted 5, 15 when blended; "
+        f"blended galaxies brighter than {cut:g} (true magnitude in the set's band) weighted 3"
+    )
     # Alone, it weights the bright blended galaxies only, and the S/N floor applies to them.
     floor = float(np.median(data.snr[bright_galaxy & data.blended]))
     alone = object_weights(
-        data, options(bright_star_mag=20.0, bright_star_snr=floor, blended_galaxy_weight=2.0)
+        data, options(bright_star_mag=cut, bright_star_snr=floor, blended_galaxy_weight=2.0)
     )
     chosen = bright_galaxy & data.blended & (data.snr >= floor)
     assert chosen.any() and (bright_galaxy & data.blended & ~chosen).any()
     np.testing.assert_array_equal(alone, np.where(chosen, 2.0, 1.0))
+    galaxies_only = options(bright_star_mag=cut, bright_star_snr=floor, blended_galaxy_weight=2.0)
+    card = galaxies_only.loss_description()
+    assert "stars" not in card
+    assert card.endswith(f"band) with detection S/N >= {floor:g} weighted 2")
+    assert card.startswith(
+        f"binary cross-entropy on every object of every set, blended galaxies brighter than {cut:g}"
+    )
+    with pytest.raises(ValueError, match="blended_galaxy_weight needs the true magnitudes"):
+        object_weights(dataclasses.replace(data, mag=None), galaxies_only)
     with pytest.raises(ValueError, match="blended_galaxy_weight needs the blend flags"):
         object_weights(dataclasses.replace(data, blended=None), options(blended_galaxy_weight=2.0))
     with pytest.raises(ValueError, match="blended_galaxy_weight must be positive"):
@@ -415,7 +431,7 @@ def test_data_without_blend_flags_load_and_train_without_the_blend_weight(data_d
     assert both.blended is None
     bright = options(bright_star_weight=5.0, bright_star_mag=20.0)
     assert object_weights(both, bright) is not None
-    with pytest.raises(ValueError, match="blend flags"):
+    with pytest.raises(ValueError, match="blended_star_weight needs the blend flags"):
         object_weights(both, dataclasses.replace(bright, blended_star_weight=3.0))
 
 

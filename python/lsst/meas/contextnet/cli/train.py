@@ -195,13 +195,19 @@ def add_subcommand(subparsers: Any) -> None:
         "--bright-star-mag",
         type=float,
         default=22.0,
-        help="true magnitude, in each set's band, brighter than which a star is weighted (default 22)",
+        help=(
+            "true magnitude, in each set's band, brighter than which a star (and, with "
+            "--blended-galaxy-weight, a blended galaxy) is weighted (default 22)"
+        ),
     )
     parser.add_argument(
         "--bright-star-snr",
         type=float,
         default=0.0,
-        help="detection S/N below which a star brighter than --bright-star-mag is not weighted (default 0)",
+        help=(
+            "detection S/N below which a star (or blended galaxy) brighter than --bright-star-mag is "
+            "not weighted (default 0)"
+        ),
     )
     parser.add_argument(
         "--blended-star-weight",

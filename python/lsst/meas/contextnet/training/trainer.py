@@ -63,6 +63,9 @@ _LOG = logging.getLogger(__name__)
 
 _CHECKPOINT_NAME = "checkpoint.pt"
 
+_WEIGHT_OPTIONS = ("bright_star_weight", "blended_star_weight", "blended_galaxy_weight")
+"""The `TrainingOptions` fields that weigh objects in the loss (each 1 by default)."""
+
 
 @dataclasses.dataclass
 class TrainingOptions:
@@ -101,15 +104,18 @@ class TrainingOptions:
         (`~lsst.meas.contextnet.training.widen.widen_state_dict`).
     bright_star_weight : `float`
         Weight in the loss of each star brighter than ``bright_star_mag`` (every other object
-        weighs 1): above 1, calling such a star a galaxy costs more than the reverse error, which
-        moves the decision for bright sources toward "star" (the data must hold magnitudes).
+        weighs 1 unless a blend weight applies): above 1, calling such a star a galaxy costs more
+        than the reverse error, which moves the decision for bright sources toward "star" (the
+        data must hold magnitudes).
     bright_star_mag : `float`
-        Magnitude (in each set's band) brighter than which a star takes ``bright_star_weight``.
+        Magnitude (in each set's band) brighter than which a star takes ``bright_star_weight``
+        (and a blended galaxy ``blended_galaxy_weight``).
     bright_star_snr : `float`
         Detection S/N below which a star brighter than ``bright_star_mag`` still weighs 1 (0: any
-        S/N). In the red bands and the shortest exposures a star at 22 is near the detection
-        limit, where nothing in the pixels can tell it from a galaxy and a weight would only move
-        its probability off calibration.
+        S/N); the same floor selects the galaxies of ``blended_galaxy_weight``. In the red bands
+        and the shortest exposures a star at 22 is near the detection limit, where nothing in the
+        pixels can tell it from a galaxy and a weight would only move its probability off
+        calibration.
     blended_star_weight : `float`
         Factor on the weight of each star that takes ``bright_star_weight`` and is blended with a
         neighbour (the evaluation's rule, `~lsst.meas.contextnet.evaluation.blending`; the data
@@ -160,30 +166,32 @@ class TrainingOptions:
             raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("resume needs a checkpoint directory")
-        if not (self.bright_star_weight > 0 and math.isfinite(self.bright_star_weight)):
-            raise ValueError(f"bright_star_weight must be positive, got {self.bright_star_weight}")
-        if not (self.blended_star_weight > 0 and math.isfinite(self.blended_star_weight)):
-            raise ValueError(f"blended_star_weight must be positive, got {self.blended_star_weight}")
-        if not (self.blended_galaxy_weight > 0 and math.isfinite(self.blended_galaxy_weight)):
-            raise ValueError(f"blended_galaxy_weight must be positive, got {self.blended_galaxy_weight}")
+        for name in _WEIGHT_OPTIONS:
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be positive, got {value}")
 
-    def has_weights(self) -> bool:
-        """Whether any object weighs other than 1."""
-        factors = (self.bright_star_weight, self.blended_star_weight, self.blended_galaxy_weight)
-        return factors != (1.0, 1.0, 1.0)
+    def weights_asked(self) -> list[str]:
+        """The names of the loss weights that are not 1 (empty: every object weighs 1)."""
+        return [name for name in _WEIGHT_OPTIONS if getattr(self, name) != 1.0]
 
     def loss_description(self) -> str:
         """The loss, in words, for the model card."""
         text = "binary cross-entropy on every object of every set"
-        if self.has_weights():
-            text += f", stars brighter than {self.bright_star_mag:g} (true magnitude in the set's band)"
-            if self.bright_star_snr > 0:
-                text += f" with detection S/N >= {self.bright_star_snr:g}"
-            text += f" weighted {self.bright_star_weight:g}"
+        asked = self.weights_asked()
+        if not asked:
+            return text
+        bright = f"brighter than {self.bright_star_mag:g} (true magnitude in the set's band)"
+        if self.bright_star_snr > 0:
+            bright += f" with detection S/N >= {self.bright_star_snr:g}"
+        stars = "bright_star_weight" in asked or "blended_star_weight" in asked
+        if stars:
+            text += f", stars {bright} weighted {self.bright_star_weight:g}"
             if self.blended_star_weight != 1.0:
                 text += f", {self.bright_star_weight * self.blended_star_weight:g} when blended"
-            if self.blended_galaxy_weight != 1.0:
-                text += f"; blended galaxies as bright weighted {self.blended_galaxy_weight:g}"
+        if self.blended_galaxy_weight != 1.0:
+            text += "; " if stars else ", "
+            text += f"blended galaxies {bright} weighted {self.blended_galaxy_weight:g}"
         return text
 
 
@@ -214,11 +222,12 @@ def object_weights(data: TrainingData, options: TrainingOptions) -> np.ndarray |
         If a weight is asked for and the data hold no magnitudes (or no S/N or blend flags when
         they are needed).
     """
-    if not options.has_weights():
+    asked = options.weights_asked()
+    if not asked:
         return None
     if data.mag is None:
         raise ValueError(
-            "bright_star_weight needs the true magnitudes of the training data ('mag' in every shard)"
+            f"{', '.join(asked)} needs the true magnitudes of the training data ('mag' in every shard)"
         )
     bright = data.mag < options.bright_star_mag
     if options.bright_star_snr > 0:
@@ -237,7 +246,7 @@ def object_weights(data: TrainingData, options: TrainingOptions) -> np.ndarray |
             continue
         if data.blended is None:
             raise ValueError(f"{name} needs the blend flags of the training data ('blended' in every shard)")
-        weights[selected & data.blended] *= np.float32(factor)
+        weights[selected & np.asarray(data.blended, dtype=bool)] *= np.float32(factor)
     return weights
 
 
