@@ -368,6 +368,10 @@ def test_blended_star_weight_multiplies_the_bright_star_weight(data_dir):
     # Alone, it weights the blended bright stars only.
     alone = object_weights(data, options(bright_star_mag=20.0, blended_star_weight=3.0))
     np.testing.assert_array_equal(alone, np.where(bright_star & data.blended, 3.0, 1.0))
+    # Flags given as the shards store them (uint8) are a mask, not indices.
+    as_stored = dataclasses.replace(data, blended=data.blended.astype(np.uint8))
+    assert as_stored.blended.dtype == bool
+    np.testing.assert_array_equal(object_weights(as_stored, weighted), weights)
     with pytest.raises(ValueError, match="blended_star_weight needs the blend flags"):
         object_weights(dataclasses.replace(data, blended=None), weighted)
     with pytest.raises(ValueError, match="blended_star_weight must be positive"):

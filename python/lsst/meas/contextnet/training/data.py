@@ -65,6 +65,11 @@ class TrainingData:
     """True where the object that labels a source is blended with a neighbour, bool, shape
     ``(V, M)``; `None` when a shard has none (data written before the generator recorded it)."""
 
+    def __post_init__(self) -> None:
+        # Shards store the flags as uint8, which NumPy would read as indices, not as a mask.
+        if self.blended is not None:
+            self.blended = np.asarray(self.blended, dtype=bool)
+
     @property
     def n_visits(self) -> int:
         """Number of sets (visits)."""
@@ -153,7 +158,7 @@ def load_training_data(
             lab = np.asarray(h5["labels"][...])
             mags.append(np.asarray(h5["mag"][...], dtype=np.float32) if "mag" in h5 else None)
             snrs.append(np.asarray(h5["snr"][...], dtype=np.float32) if "snr" in h5 else None)
-            blends.append(np.asarray(h5["blended"][...], dtype=bool) if "blended" in h5 else None)
+            blends.append(h5["blended"][...] if "blended" in h5 else None)
             if "psf" in inputs:
                 missing = [name for name in ("bad", "psf_grid", "pixel_xy", "offsets") if name not in h5]
                 if missing:

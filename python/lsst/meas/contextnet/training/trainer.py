@@ -187,9 +187,9 @@ class TrainingOptions:
         stars = "bright_star_weight" in asked or "blended_star_weight" in asked
         if stars:
             text += f", stars {bright} weighted {self.bright_star_weight:g}"
-            if self.blended_star_weight != 1.0:
+            if "blended_star_weight" in asked:
                 text += f", {self.bright_star_weight * self.blended_star_weight:g} when blended"
-        if self.blended_galaxy_weight != 1.0:
+        if "blended_galaxy_weight" in asked:
             text += "; " if stars else ", "
             text += f"blended galaxies {bright} weighted {self.blended_galaxy_weight:g}"
         return text
@@ -246,7 +246,7 @@ def object_weights(data: TrainingData, options: TrainingOptions) -> np.ndarray |
             continue
         if data.blended is None:
             raise ValueError(f"{name} needs the blend flags of the training data ('blended' in every shard)")
-        weights[selected & np.asarray(data.blended, dtype=bool)] *= np.float32(factor)
+        weights[selected & data.blended] *= np.float32(factor)
     return weights
 
 
