@@ -35,6 +35,8 @@ from lsst.meas.contextnet.psfinputs import (
     evaluate_psf_grid,
     interpolate_psf,
     model_inputs,
+    needs_psf,
+    psf_fit_offsets,
     psf_flux,
     psf_grid_images,
     shift_images,
@@ -284,6 +286,42 @@ def test_model_inputs_are_their_channels_exactly() -> None:
             np.testing.assert_array_equal(both[:, 0], image_only[:, 0])
             np.testing.assert_array_equal(both[:, 1], psf_channel(cutouts, bad, psf, dx, dy, sigma, 3.0))
         np.testing.assert_array_equal(psf, kept)  # the PSF images are left as they were
-    for wrong in (("image", "image"), ("psf",), ("psf", "image"), ()):
+        for inputs in (("image", "psf", "psf_peak"), ("image", "psf_peak")):
+            channels = model_inputs(cutouts, 3.0, NORMALIZATION, inputs, bad=bad, psf=psf, dx=dx, dy=dy)
+            assert channels.shape == (n, len(inputs), 15, 15)
+            px, py = psf_fit_offsets(cutouts, psf)
+            peak = psf_channel(cutouts, bad, psf, px, py, 3.0, 3.0)
+            np.testing.assert_array_equal(channels[:, -1], peak)
+            if n:
+                assert not np.array_equal(peak, psf_channel(cutouts, bad, psf, dx, dy, 3.0, 3.0))
+    unordered = (("image", "psf_peak", "psf"), ("image", "x"))
+    for wrong in (("image", "image"), ("psf",), ("psf", "image"), *unordered, ()):
         with pytest.raises(ValueError, match="model inputs"):
             model_inputs(cutouts, 3.0, NORMALIZATION, wrong)
+    assert needs_psf(("image", "psf_peak")) and needs_psf(("image", "psf")) and not needs_psf(("image",))
+
+
+def test_psf_fit_stays_on_a_blended_star_where_the_centroid_moves():
+    field = PsfField.from_rng(np.random.default_rng(5), 1024, 1024, fwhm_range=(0.9, 1.0))
+    kernel = embed_kernel(field.kernel_image(500, 500, PSF_MODEL_STAMP_SIZE // 2), 28).astype(np.float32)
+    shifts = np.array([[0.0, 0.0], [1.3, -0.7], [-2.6, 2.2], [0.45, 3.0]])
+    psf = np.repeat(kernel[None], len(shifts), axis=0)
+    stars = 1000.0 * shift_images(psf, shifts[:, 0], shifts[:, 1])
+    px, py = psf_fit_offsets(stars, psf)
+    np.testing.assert_allclose(px, shifts[:, 0], atol=0.05)
+    np.testing.assert_allclose(py, shifts[:, 1], atol=0.05)
+    # A star at the centre with a neighbour of 60% of its flux, broader and 6 px away: the flux
+    # centroid moves 2.2 px towards it, the PSF's best fit less than half as far.
+    yy, xx = np.mgrid[:28, :28]
+    neighbour = np.exp(-((xx - 20.0) ** 2 + (yy - 14.0) ** 2) / (2 * 3.0**2))
+    blend = (stars[0] + 600.0 * neighbour / neighbour.sum())[None].astype(np.float32)
+    centroid = float(np.sum(blend[0] * xx) / blend[0].sum()) - 14.0
+    fx, fy = psf_fit_offsets(blend, psf[:1])
+    assert centroid > 2.0 and 0.0 < fx[0] < 0.5 * centroid and abs(fy[0]) < 0.05
+    # A source beyond the search radius: the fit ends at the radius (plus half a pixel at most).
+    far = 1000.0 * shift_images(psf[:1], np.array([6.0]), np.array([0.0]))
+    fx, _ = psf_fit_offsets(far, psf[:1], radius=2)
+    assert 2.0 <= fx[0] <= 2.5
+    assert [len(a) for a in psf_fit_offsets(stars[:0], psf[:0])] == [0, 0]
+    with pytest.raises(ValueError, match="radius"):
+        psf_fit_offsets(stars, psf, radius=14)

@@ -269,6 +269,13 @@ def test_cli(data_dir, tmp_path):
         args.func(parser.parse_args(argv))
     with pytest.raises(SystemExit):
         parser.parse_args([*argv, "--conv-channels", "4,x"])
+    with pytest.raises(SystemExit):
+        parser.parse_args([*argv, "--inputs", "image", "mask"])
+    # --inputs replaces the preset's channels; these shards hold no PSF data for them.
+    peak = parser.parse_args([*argv, "--overwrite", "--inputs", "image", "psf_peak"])
+    assert peak.inputs == ["image", "psf_peak"]
+    with pytest.raises(ValueError, match="needed by a PSF-aware model"):
+        peak.func(peak)
 
 
 def test_several_directories_are_joined_and_recorded(data_dir, tmp_path):
@@ -343,7 +350,8 @@ def test_warm_start_widens_a_narrower_local_network(data_dir, tmp_path):
     narrow = load_model(first, "cpu")
     wide = dataclasses.replace(config(), conv_channels=(6, 12), n_local=9)
     result = train_model(load_training_data(data_dir), wide, options(epochs=1, lr=1e-12, init_from=first))
-    assert result.training["init_from"]["widened_from"] == {"conv_channels": [4, 8], "n_local": 6}
+    widened_from = result.training["init_from"]["widened_from"]
+    assert widened_from == {"conv_channels": [4, 8], "n_local": 6, "inputs": ["image"]}
     rng = np.random.default_rng(3)
     cutouts = torch.from_numpy(rng.normal(size=(2, 8, 1, SIZE, SIZE)).astype(np.float32))
     positions = torch.from_numpy(rng.uniform(-1, 1, size=(2, 8, 2)).astype(np.float32))

@@ -89,3 +89,26 @@ def test_only_a_wider_local_network_is_accepted():
     deeper = ContextNetConfig.preset("psf-pool", conv_channels=(16, 32, 32))
     with pytest.raises(ValueError, match="2 convolutions cannot become 3"):
         widen_state_dict(state, narrow, deeper)
+
+
+def test_new_input_channels_start_at_zero_weight():
+    narrow = ContextNetConfig.preset("psf-pool")
+    wide = ContextNetConfig.preset("psf-pool", inputs=("image", "psf", "psf_peak"), n_local=30)
+    torch.manual_seed(2)
+    small = build_model(narrow)
+    state = widen_state_dict(small.state_dict(), narrow, wide, noise=0.0)
+    grown = build_model(wide)
+    grown.load_state_dict(state)
+    first = state["local.layers.0.weight"]
+    torch.testing.assert_close(first[:, :2], small.state_dict()["local.layers.0.weight"])
+    assert not first[:, 2].any()
+    generator = torch.Generator().manual_seed(3)
+    cutouts = torch.randn(2, 30, 3, 28, 28, generator=generator)
+    positions = torch.rand(2, 30, 2, generator=generator) * 2 - 1
+    with torch.no_grad():
+        reference = small.eval().forward_logits(cutouts[:, :, :2], positions)
+        grown_logits = grown.eval().forward_logits(cutouts, positions)
+    torch.testing.assert_close(grown_logits, reference, rtol=0, atol=1e-5)
+    for inputs in (("image",), ("image", "psf_peak")):
+        with pytest.raises(ValueError, match="drops or reorders a channel"):
+            widen_state_dict(state, wide, ContextNetConfig.preset("psf-pool", inputs=inputs, n_local=30))

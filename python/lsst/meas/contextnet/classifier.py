@@ -77,6 +77,7 @@ from lsst.meas.contextnet.psfinputs import (
     draw_psf_kernels,
     interpolate_psf,
     model_inputs,
+    needs_psf,
     psf_grid_images,
     subpixel_offsets,
 )
@@ -762,10 +763,10 @@ class ContextNetClassifierTask(PipelineTask):
         start = time.perf_counter()
         training = training_conditions(loaded.metadata)
         psf = getattr(exposure, "psf", None)
-        if psf is None and "psf" in loaded.inputs:
+        if psf is None and needs_psf(loaded.inputs):
             raise MissingPsfError(loaded.inputs)
         kernels = None
-        if psf is not None and "psf" in loaded.inputs:
+        if psf is not None and needs_psf(loaded.inputs):
             kernels = self._psf_kernels(psf, frame, loaded)
         elif psf is not None and training is not None:
             # A PSF-blind model draws the PSF only for the check, which must not stop it.
@@ -777,7 +778,7 @@ class ContextNetClassifierTask(PipelineTask):
                 )
         conditions = self._check_conditions(exposure, frame, kernels, training)
         psf_images = dx = dy = None
-        if "psf" in loaded.inputs:
+        if needs_psf(loaded.inputs):
             grid = psf_grid_images(kernels, loaded.cutout_size)
             psf_images = interpolate_psf(grid, fx, fy, frame.x.size, frame.y.size)
             dx, dy = subpixel_offsets(x[valid], y[valid])

@@ -64,7 +64,7 @@ ARCHITECTURES: tuple[str, ...] = ("paper", "light", "local-only", "light-pool", 
 GLOBAL_KINDS: tuple[str, ...] = ("concat", "pool")
 """Global networks: the paper's concatenation over ``m`` sources, or pooling over any number."""
 
-_INPUT_CHANNELS: tuple[str, ...] = ("image", "psf")
+_INPUT_CHANNELS: tuple[str, ...] = ("image", "psf", "psf_peak")
 
 
 def _int_tuple(value: Any, name: str) -> tuple[int, ...]:
@@ -114,8 +114,8 @@ class ContextNetConfig:
     predict_widths : `tuple` [`int`, ...]
         Widths of the hidden dense layers of the prediction network (a final Dense(1) follows).
     inputs : `tuple` [`str`, ...]
-        Input channels, ``("image",)`` (PSF-blind, the paper) or ``("image", "psf")``
-        (`lsst.meas.contextnet.psfinputs`).
+        Input channels: ``("image",)`` (PSF-blind, the paper), ``("image", "psf")`` or with
+        ``"psf_peak"`` (`lsst.meas.contextnet.psfinputs`).
     global_kind : `str`
         ``"concat"`` (the paper: ``global_widths`` act on the concatenated features of exactly
         ``m`` sources) or ``"pool"`` (``global_widths`` are the per-source layers ``phi``, their

@@ -99,7 +99,7 @@ class LoadedModel:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        """Input channels the model needs (``("image",)`` or ``("image", "psf")``)."""
+        """Input channels the model needs (``("image",)``, ``("image", "psf")``, ...)."""
         return tuple(self.metadata.get("inputs", ("image",)))
 
     @property

@@ -30,7 +30,11 @@ wherever they are computed:
    scaled to the source's PSF flux (a least-squares fit to the cutout, bad pixels left out) and
    stretched exactly like the cutout, so a star's two channels agree up to noise and a
    galaxy's differ: the comparison extendedness makes, given to the network as pixels;
-4. `model_inputs`: stacks the channels a model's card declares (``"image"``, ``"psf"``).
+4. `psf_fit_offsets` (for the ``"psf_peak"`` channel): the position where the PSF best fits
+   the cutout, near its centre; a star blended with a fainter galaxy has its flux centroid
+   pulled towards the galaxy, while a point-source fit stays on the star's core;
+5. `model_inputs`: stacks the channels a model's card declares (``"image"``, ``"psf"``,
+   ``"psf_peak"``: the PSF channel at the centroid and at the PSF's best-fitting position).
 
 A model that declares only ``"image"`` (the paper's PSF-blind network) needs no PSF.
 """
@@ -39,6 +43,10 @@ from __future__ import annotations
 
 __all__ = [
     "INPUT_CHANNELS",
+    "PSF_CHANNELS",
+    "PSF_FIT_RADIUS",
+    "needs_psf",
+    "psf_fit_offsets",
     "DEFAULT_PSF_GRID",
     "embed_kernel",
     "draw_psf_kernels",
@@ -59,8 +67,31 @@ from typing import Any
 import numpy as np
 from lsst.meas.contextnet.cutouts import nearest_pixel, normalize_cutouts
 
-INPUT_CHANNELS: tuple[str, ...] = ("image", "psf")
+INPUT_CHANNELS: tuple[str, ...] = ("image", "psf", "psf_peak")
 """Input channels a model can declare, in the order they are stacked."""
+
+PSF_CHANNELS: tuple[str, ...] = ("psf", "psf_peak")
+"""The channels made from the exposure's PSF model."""
+
+PSF_FIT_RADIUS: int = 3
+"""Pixels (along each axis) from the centroid's pixel within which `psf_fit_offsets` searches."""
+
+
+def needs_psf(inputs: Sequence[str]) -> bool:
+    """Return whether a model with these input channels needs the exposure's PSF model.
+
+    Parameters
+    ----------
+    inputs : `~collections.abc.Sequence` [`str`]
+        The channels the model declares.
+
+    Returns
+    -------
+    needed : `bool`
+        True if any of them is one of `PSF_CHANNELS`.
+    """
+    return any(name in PSF_CHANNELS for name in inputs)
+
 
 DEFAULT_PSF_GRID: int = 5
 """Grid points per detector side at which the PSF model is drawn."""
@@ -378,6 +409,71 @@ def psf_channel(
     return normalize_cutouts(model, noise_sigma, softening, out=model if out is None else out)
 
 
+def psf_fit_offsets(
+    cutouts: np.ndarray, psf: np.ndarray, radius: int = PSF_FIT_RADIUS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return where the PSF best fits each cutout, near its central pixel.
+
+    With its flux fitted, a PSF image fits the cutout best (least squares) where its
+    correlation with the cutout is largest: the correlation is computed for every whole-pixel
+    shift of up to ``radius`` pixels along each axis and its maximum refined to a sub-pixel
+    position by a parabola through it and its neighbours along each axis. For an isolated
+    source this is its centroid up to noise; for a star blended with a fainter, more extended
+    neighbour it stays on the star's core, where the flux centroid is pulled towards the
+    neighbour.
+
+    Parameters
+    ----------
+    cutouts : `numpy.ndarray`
+        ``(N, S, S)`` sky-subtracted pixels, bad pixels and pixels outside the image 0.
+    psf : `numpy.ndarray`
+        ``(N, S, S)`` PSF images centred on the cutouts' central pixel (`interpolate_psf`).
+    radius : `int`, optional
+        Largest shift searched along each axis, in pixels.
+
+    Returns
+    -------
+    dx, dy : `numpy.ndarray`
+        ``(N,)`` float64 offsets from the central pixel along x (columns) and y (rows), within
+        ``[-radius - 0.5, radius + 0.5]``; the form `psf_channel` takes.
+
+    Raises
+    ------
+    ValueError
+        If ``radius`` is negative or does not fit in the cutouts.
+    """
+    import torch
+
+    cutouts = np.asarray(cutouts, dtype=np.float32)
+    size = cutouts.shape[-1]
+    if not 0 <= radius < size // 2:
+        raise ValueError(f"radius must be in [0, {size // 2}) for cutouts of {size} pixels, got {radius}")
+    if len(cutouts) == 0:
+        return np.zeros(0), np.zeros(0)
+    # Circular cross-correlation: corr[k] = sum_x cutout[x + k] psf[x], k the source's shift from
+    # the PSF's centre; shifts up to `radius` (and one more, for the parabola) are read.
+    transform = torch.fft.rfft2(torch.from_numpy(np.ascontiguousarray(cutouts)))
+    transform *= torch.conj(torch.fft.rfft2(torch.from_numpy(np.ascontiguousarray(psf, dtype=np.float32))))
+    corr = torch.fft.irfft2(transform, s=(size, size)).numpy()
+    shifts = np.arange(-radius - 1, radius + 2)
+    window = corr[:, shifts[:, None] % size, shifts[None, :] % size]  # (N, rows: dy, cols: dx)
+    inner = window[:, 1:-1, 1:-1].reshape(len(cutouts), -1)
+    best = np.argmax(inner, axis=1)
+    iy, ix = np.divmod(best, 2 * radius + 1)
+    iy, ix = iy + 1, ix + 1
+    rows = np.arange(len(cutouts))
+
+    def refine(minus: np.ndarray, centre: np.ndarray, plus: np.ndarray) -> np.ndarray:
+        curvature = minus - 2.0 * centre + plus
+        step = np.divide(0.5 * (minus - plus), curvature, out=np.zeros_like(centre), where=curvature < 0)
+        return np.clip(step, -0.5, 0.5)
+
+    window = window.astype(np.float64)
+    fx = refine(window[rows, iy, ix - 1], window[rows, iy, ix], window[rows, iy, ix + 1])
+    fy = refine(window[rows, iy - 1, ix], window[rows, iy, ix], window[rows, iy + 1, ix])
+    return shifts[ix] + fx, shifts[iy] + fy
+
+
 def model_inputs(
     cutouts: np.ndarray,
     noise_sigma: float | np.ndarray,
@@ -400,13 +496,14 @@ def model_inputs(
     normalization : `~collections.abc.Mapping`
         The model's normalization (``{"kind": "asinh_noise", "softening": ...}``).
     inputs : `~collections.abc.Sequence` [`str`], optional
-        Channels the model declares, a prefix-ordered subset of `INPUT_CHANNELS`.
+        Channels the model declares: ``"image"``, then any of `PSF_CHANNELS`, in the order of
+        `INPUT_CHANNELS`.
     bad : `numpy.ndarray`, optional
         ``(N, S, S)`` booleans, true on bad pixels (for the PSF channel, `psf_channel`).
     psf : `numpy.ndarray`, optional
-        ``(N, S, S)`` PSF images (`interpolate_psf`); required with ``"psf"``.
+        ``(N, S, S)`` PSF images (`interpolate_psf`); required with a PSF channel.
     dx, dy : `numpy.ndarray`, optional
-        Sub-pixel offsets (`subpixel_offsets`); required with ``"psf"``.
+        Sub-pixel offsets (`subpixel_offsets`); required with a PSF channel.
 
     Returns
     -------
@@ -416,10 +513,11 @@ def model_inputs(
     Raises
     ------
     ValueError
-        If the inputs are not a leading part of `INPUT_CHANNELS`, or the PSF images or offsets
-        are missing.
+        If the inputs do not start with ``"image"`` or do not follow the order of
+        `INPUT_CHANNELS` without repeats, or the PSF images or offsets are missing.
     """
-    if not inputs or tuple(inputs) != INPUT_CHANNELS[: len(inputs)]:
+    order = [INPUT_CHANNELS.index(name) if name in INPUT_CHANNELS else -1 for name in inputs]
+    if not inputs or inputs[0] != "image" or min(order) < 0 or order != sorted(set(order)):
         raise ValueError(
             f"model inputs must start with 'image' and follow the order of {INPUT_CHANNELS} "
             f"without repeats, got {inputs!r}"
@@ -427,11 +525,15 @@ def model_inputs(
     if normalization.get("kind") != "asinh_noise":
         raise ValueError(f"unsupported normalization {normalization!r}")
     softening = float(normalization["softening"])
-    if "psf" in inputs and (psf is None or dx is None or dy is None):
+    if needs_psf(inputs) and (psf is None or dx is None or dy is None):
         raise ValueError("a PSF-aware model needs the PSF images and sub-pixel offsets of its sources")
     # Each channel is written in place into the one input array (no per-channel copies to stack).
     channels = np.empty((len(cutouts), len(inputs)) + cutouts.shape[1:], dtype=np.float32)
     normalize_cutouts(cutouts, noise_sigma, softening, out=channels[:, 0])
-    if "psf" in inputs:
-        psf_channel(cutouts, bad, psf, dx, dy, noise_sigma, softening, out=channels[:, 1])
+    for index, name in enumerate(inputs):
+        if name == "psf":
+            psf_channel(cutouts, bad, psf, dx, dy, noise_sigma, softening, out=channels[:, index])
+        elif name == "psf_peak":
+            px, py = psf_fit_offsets(cutouts, psf)
+            psf_channel(cutouts, bad, psf, px, py, noise_sigma, softening, out=channels[:, index])
     return channels

@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     overrides: dict[str, Any] = {}
-    for name in ("conv_channels", "global_widths", "predict_widths", "n_local"):
+    for name in ("conv_channels", "global_widths", "predict_widths", "n_local", "inputs"):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
@@ -114,6 +114,7 @@ def add_subcommand(subparsers: Any) -> None:
     """
     from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION
     from lsst.meas.contextnet.model import ARCHITECTURES
+    from lsst.meas.contextnet.psfinputs import INPUT_CHANNELS
 
     parser = subparsers.add_parser(
         "train",
@@ -149,6 +150,15 @@ def add_subcommand(subparsers: Any) -> None:
     )
     parser.add_argument("--conv-channels", type=positive_int_list, default=None, help="override, e.g. 16,32")
     parser.add_argument("--n-local", type=int, default=None, help="override the local feature count (20)")
+    parser.add_argument(
+        "--inputs",
+        nargs="+",
+        choices=INPUT_CHANNELS,
+        default=None,
+        help="override the input channels, 'image' first (e.g. image psf psf_peak: the PSF at the "
+        "centroid and at its best-fitting position); with --init-from, channels the model "
+        "did not have start with zero weights",
+    )
     parser.add_argument(
         "--global-widths", type=positive_int_list, default=None, help="override, e.g. 1000,1000,1000"
     )

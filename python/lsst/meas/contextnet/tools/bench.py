@@ -208,6 +208,9 @@ def _bench_psf_inputs(
         embed_kernel,
         evaluate_psf_grid,
         interpolate_psf,
+        model_inputs,
+        needs_psf,
+        subpixel_offsets,
     )
 
     task = ContextNetClassifierTask(config=_classifier_config(model_path, "cpu", settings.n_ensemble))
@@ -246,11 +249,9 @@ def _bench_psf_inputs(
         "per_source_over_grid": direct_timing.median / grid_timing.median,
         "max_abs_pixel_diff_over_peak": float(np.max(np.abs(from_grid - direct)) / peak) if len(x) else 0.0,
     }
-    if "psf" in loaded.inputs and len(x):
+    if needs_psf(loaded.inputs) and len(x):
         prepared = task.prepare_inputs(calexp, exposure.src, loaded)
         valid = prepared.valid
-        from lsst.meas.contextnet.psfinputs import model_inputs, subpixel_offsets
-
         dx, dy = subpixel_offsets(np.asarray(exposure.src["x"])[valid], np.asarray(exposure.src["y"])[valid])
         swapped = model_inputs(
             prepared.cutouts.cutouts[valid],

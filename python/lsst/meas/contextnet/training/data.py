@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION
 from lsst.meas.contextnet.modelio import file_sha256
-from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, interpolate_psf, model_inputs
+from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, interpolate_psf, model_inputs, needs_psf
 from lsst.meas.contextnet.training.shards import MANIFEST_NAME, list_shards
 
 _REQUIRED_DATASETS = ("cutouts", "noise_sigma", "positions", "labels")
@@ -121,7 +121,8 @@ def load_training_data(
     softening : `float`, optional
         Softening of `~lsst.meas.contextnet.cutouts.normalize_cutouts`.
     inputs : `tuple` [`str`, ...], optional
-        Channels of the model (``("image",)`` or ``("image", "psf")``).
+        Channels of the model (``("image",)``, ``("image", "psf")``, ...; see
+        `lsst.meas.contextnet.psfinputs.model_inputs`).
 
     Returns
     -------
@@ -159,7 +160,7 @@ def load_training_data(
             mags.append(np.asarray(h5["mag"][...], dtype=np.float32) if "mag" in h5 else None)
             snrs.append(np.asarray(h5["snr"][...], dtype=np.float32) if "snr" in h5 else None)
             blends.append(h5["blended"][...] if "blended" in h5 else None)
-            if "psf" in inputs:
+            if needs_psf(inputs):
                 missing = [name for name in ("bad", "psf_grid", "pixel_xy", "offsets") if name not in h5]
                 if missing:
                     raise ValueError(f"shard {str(shard)!r} lacks {missing}, needed by a PSF-aware model")
@@ -192,7 +193,7 @@ def load_training_data(
         normalization = {**DEFAULT_NORMALIZATION, "softening": softening}
         per_set = []
         for index in range(n_sets):
-            if "psf" in inputs:
+            if needs_psf(inputs):
                 xy = psf_data["pixel_xy"][index]
                 psf = interpolate_psf(
                     psf_data["psf_grid"][index], xy[:, 0], xy[:, 1], detector_size, detector_size

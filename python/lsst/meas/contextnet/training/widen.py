@@ -24,6 +24,10 @@ new unit copies an existing unit of the same layer; the layer that reads the cop
 its weights for that unit by the number of copies. Every activation of the local network (ELU,
 max-pooling) acts unit by unit, so the widened model computes the same function as the narrow one.
 A small noise on the copies lets training tell them apart.
+
+The local network can also gain input channels (a model of ``("image", "psf")`` becoming one of
+``("image", "psf", "psf_peak")``): the first convolution's weights for a new channel start at
+zero, so the model still computes what it did, and training learns what the channel adds.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import torch
 from lsst.meas.contextnet.model import ContextNetConfig, build_model
 from torch import nn
 
-WIDENABLE_FIELDS = ("conv_channels", "n_local")
+WIDENABLE_FIELDS = ("conv_channels", "n_local", "inputs")
 """Configuration fields `widen_state_dict` can enlarge; every other field must be the same."""
 
 
@@ -51,6 +55,11 @@ def _check_widenable(narrow: ContextNetConfig, wide: ContextNetConfig) -> None:
             f"cannot widen: {len(narrow.conv_channels)} convolutions cannot become {len(wide.conv_channels)}"
         )
     sizes = list(zip(narrow.conv_channels, wide.conv_channels)) + [(narrow.n_local, wide.n_local)]
+    kept = [name for name in wide.inputs if name in narrow.inputs]
+    if kept != list(narrow.inputs):
+        raise ValueError(
+            f"cannot widen: inputs {list(narrow.inputs)} -> {list(wide.inputs)} drops or reorders a channel"
+        )
     if any(new < old for old, new in sizes):
         raise ValueError(
             f"cannot widen: conv_channels {narrow.conv_channels} -> {wide.conv_channels}, "
@@ -121,8 +130,8 @@ def widen_state_dict(
     narrow_state : `dict` [`str`, `torch.Tensor`]
         ``state_dict()`` of a model built from ``narrow``.
     narrow, wide : `~lsst.meas.contextnet.model.ContextNetConfig`
-        The two architectures; ``wide`` may only have more channels in each convolution and more
-        local features (`WIDENABLE_FIELDS`).
+        The two architectures; ``wide`` may only have more channels in each convolution, more
+        local features and more input channels (`WIDENABLE_FIELDS`).
     noise : `float`
         Standard deviation of the noise added to the copied units' incoming weights, relative to
         the standard deviation of their layer's weights. With 0 the copies stay exact and
@@ -146,6 +155,14 @@ def widen_state_dict(
     generator = torch.Generator().manual_seed(seed)
     template = build_model(wide)
     state = {key: value.detach().clone() for key, value in narrow_state.items()}
+    # New input channels: zero weights in the first convolution, the old channels' where they go.
+    layers = template.local.layers.named_children()
+    first = f"local.layers.{next(name for name, module in layers if isinstance(module, nn.Conv2d))}.weight"
+    if wide.inputs != narrow.inputs:
+        old = state[first]
+        grown = old.new_zeros((old.shape[0], len(wide.inputs), *old.shape[2:]))
+        grown[:, [wide.inputs.index(name) for name in narrow.inputs]] = old
+        state[first] = grown
     # The local network's weighted layers in order (the convolutions, then the dense layer) and
     # the inputs each unit of a layer feeds to the next: a kernel per channel, the pixels of the
     # last feature map, one feature.
