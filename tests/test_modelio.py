@@ -191,6 +191,10 @@ def test_invalid_metadata(tmp_path):
     save_raw(path, {METADATA_NAME: json.dumps({key: v for key, v in good.items() if key != "normalization"})})
     with pytest.raises(ModelFileError, match="normalization"):
         load_model(path, "cpu")
+    for inputs, message in ((["image", "mask"], "unknown channels"), (["image", "psf_peak", "psf"], "order")):
+        save_raw(path, {METADATA_NAME: json.dumps({**good, "inputs": inputs})})
+        with pytest.raises(ModelFileError, match=message):
+            load_model(path, "cpu")
     save_raw(path, {METADATA_NAME: json.dumps(good)})
     assert load_model(path, "cpu").m == 7
 

@@ -301,7 +301,7 @@ def test_model_inputs_are_their_channels_exactly() -> None:
     assert needs_psf(("image", "psf_peak")) and needs_psf(("image", "psf")) and not needs_psf(("image",))
 
 
-def test_psf_fit_stays_on_a_blended_star_where_the_centroid_moves():
+def test_psf_fit_stays_on_a_blended_star_where_the_centroid_moves() -> None:
     field = PsfField.from_rng(np.random.default_rng(5), 1024, 1024, fwhm_range=(0.9, 1.0))
     kernel = embed_kernel(field.kernel_image(500, 500, PSF_MODEL_STAMP_SIZE // 2), 28).astype(np.float32)
     shifts = np.array([[0.0, 0.0], [1.3, -0.7], [-2.6, 2.2], [0.45, 3.0]])
@@ -323,5 +323,13 @@ def test_psf_fit_stays_on_a_blended_star_where_the_centroid_moves():
     fx, _ = psf_fit_offsets(far, psf[:1], radius=2)
     assert 2.0 <= fx[0] <= 2.5
     assert [len(a) for a in psf_fit_offsets(stars[:0], psf[:0])] == [0, 0]
+    # No flux (or only bad pixels, which the cutouts hold as 0): the centre, not a corner.
+    fx, fy = psf_fit_offsets(np.zeros_like(stars[:2]), psf[:2])
+    assert fx.tolist() == [0.0, 0.0] and fy.tolist() == [0.0, 0.0]
+    # The best-fitting placement needs no centroid offsets.
+    channels = model_inputs(stars, 3.0, NORMALIZATION, ("image", "psf_peak"), psf=psf)
+    assert channels.shape == (4, 2, 28, 28)
+    with pytest.raises(ValueError, match="sub-pixel offsets"):
+        model_inputs(stars, 3.0, NORMALIZATION, ("image", "psf"), psf=psf)
     with pytest.raises(ValueError, match="radius"):
         psf_fit_offsets(stars, psf, radius=14)

@@ -91,7 +91,7 @@ def test_only_a_wider_local_network_is_accepted():
         widen_state_dict(state, narrow, deeper)
 
 
-def test_new_input_channels_start_at_zero_weight():
+def test_new_input_channels_start_at_zero_weight() -> None:
     narrow = ContextNetConfig.preset("psf-pool")
     wide = ContextNetConfig.preset("psf-pool", inputs=("image", "psf", "psf_peak"), n_local=30)
     torch.manual_seed(2)
@@ -112,3 +112,16 @@ def test_new_input_channels_start_at_zero_weight():
     for inputs in (("image",), ("image", "psf_peak")):
         with pytest.raises(ValueError, match="drops or reorders a channel"):
             widen_state_dict(state, wide, ContextNetConfig.preset("psf-pool", inputs=inputs, n_local=30))
+    # A channel inserted between old ones, with wider convolutions and noise on the copies: the
+    # old channels' weights move to their new places and only the new channel's stay exactly 0.
+    middle = ContextNetConfig.preset("psf-pool", inputs=("image", "psf_peak"))
+    grown_config = ContextNetConfig.preset(
+        "psf-pool", inputs=("image", "psf", "psf_peak"), conv_channels=(20, 32)
+    )
+    small_state = build_model(middle).state_dict()
+    first = widen_state_dict(small_state, middle, grown_config, noise=0.01, seed=1)["local.layers.0.weight"]
+    old = small_state["local.layers.0.weight"]
+    torch.testing.assert_close(first[:16, [0, 2]], old, rtol=0, atol=0)
+    assert not first[:, 1].any() and first[16:, [0, 2]].abs().min() > 0
+    with pytest.raises(ValueError, match="model inputs"):
+        ContextNetConfig.preset("psf-pool", inputs=("image", "psf_peak", "psf"))

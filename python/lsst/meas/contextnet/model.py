@@ -56,6 +56,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import torch
+from lsst.meas.contextnet.psfinputs import check_inputs
 from torch import nn
 
 ARCHITECTURES: tuple[str, ...] = ("paper", "light", "local-only", "light-pool", "psf-concat", "psf-pool")
@@ -63,8 +64,6 @@ ARCHITECTURES: tuple[str, ...] = ("paper", "light", "local-only", "light-pool", 
 
 GLOBAL_KINDS: tuple[str, ...] = ("concat", "pool")
 """Global networks: the paper's concatenation over ``m`` sources, or pooling over any number."""
-
-_INPUT_CHANNELS: tuple[str, ...] = ("image", "psf", "psf_peak")
 
 
 def _int_tuple(value: Any, name: str) -> tuple[int, ...]:
@@ -144,12 +143,7 @@ class ContextNetConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
-        if not self.inputs or self.inputs[0] != "image" or any(i not in _INPUT_CHANNELS for i in self.inputs):
-            raise ValueError(
-                f"inputs must start with 'image' and be among {_INPUT_CHANNELS}, got {self.inputs!r}"
-            )
-        if len(set(self.inputs)) != len(self.inputs):
-            raise ValueError(f"inputs must not repeat a channel, got {self.inputs!r}")
+        check_inputs(self.inputs)
         if self.global_kind not in GLOBAL_KINDS:
             raise ValueError(f"global_kind must be one of {GLOBAL_KINDS}, got {self.global_kind!r}")
         for name in ("cutout_size", "m", "kernel_size", "n_local"):

@@ -54,7 +54,7 @@ from typing import Any
 
 import torch
 from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION
-from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, INPUT_CHANNELS
+from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, INPUT_CHANNELS, check_inputs
 from lsst.meas.contextnet.version import __version__
 
 FORMAT_VERSION = 1
@@ -260,6 +260,10 @@ def _validate_metadata(metadata: Mapping[str, Any], where: str) -> None:
     unknown = [name for name in inputs if name not in INPUT_CHANNELS]
     if unknown:
         raise ModelFileError(f"{where}: metadata 'inputs' names unknown channels {unknown}")
+    try:
+        check_inputs(inputs)
+    except ValueError as error:
+        raise ModelFileError(f"{where}: metadata 'inputs': {error}") from None
     if metadata.get("global_kind", "concat") not in ("concat", "pool", "none"):
         raise ModelFileError(f"{where}: unsupported global_kind {metadata.get('global_kind')!r}")
     dtype = metadata.get("weights_dtype", "float32")

@@ -45,6 +45,7 @@ __all__ = [
     "INPUT_CHANNELS",
     "PSF_CHANNELS",
     "PSF_FIT_RADIUS",
+    "check_inputs",
     "needs_psf",
     "psf_fit_offsets",
     "DEFAULT_PSF_GRID",
@@ -75,6 +76,28 @@ PSF_CHANNELS: tuple[str, ...] = ("psf", "psf_peak")
 
 PSF_FIT_RADIUS: int = 3
 """Pixels (along each axis) from the centroid's pixel within which `psf_fit_offsets` searches."""
+
+
+def check_inputs(inputs: Sequence[str]) -> None:
+    """Raise unless ``inputs`` is ``"image"`` then any of `PSF_CHANNELS`, in order, no repeats.
+
+    Parameters
+    ----------
+    inputs : `~collections.abc.Sequence` [`str`]
+        The channels a model declares.
+
+    Raises
+    ------
+    ValueError
+        If the channels do not start with ``"image"``, name a channel not in `INPUT_CHANNELS`,
+        repeat one or do not follow its order.
+    """
+    order = [INPUT_CHANNELS.index(name) if name in INPUT_CHANNELS else -1 for name in inputs]
+    if not order or order[0] != 0 or min(order) < 0 or order != sorted(set(order)):
+        raise ValueError(
+            f"model inputs must start with 'image' and follow the order of {INPUT_CHANNELS} "
+            f"without repeats, got {tuple(inputs)!r}"
+        )
 
 
 def needs_psf(inputs: Sequence[str]) -> bool:
@@ -414,8 +437,8 @@ def psf_fit_offsets(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return where the PSF best fits each cutout, near its central pixel.
 
-    With its flux fitted, a PSF image fits the cutout best (least squares) where its
-    correlation with the cutout is largest: the correlation is computed for every whole-pixel
+    With its flux fitted (and positive), a PSF image fits the cutout best (least squares) where
+    its correlation with the cutout is largest: the correlation is computed for every whole-pixel
     shift of up to ``radius`` pixels along each axis and its maximum refined to a sub-pixel
     position by a parabola through it and its neighbours along each axis. For an isolated
     source this is its centroid up to noise; for a star blended with a fainter, more extended
@@ -435,7 +458,8 @@ def psf_fit_offsets(
     -------
     dx, dy : `numpy.ndarray`
         ``(N,)`` float64 offsets from the central pixel along x (columns) and y (rows), within
-        ``[-radius - 0.5, radius + 0.5]``; the form `psf_channel` takes.
+        ``[-radius - 0.5, radius + 0.5]``; the form `psf_channel` takes.  A cutout whose
+        correlation with the PSF is nowhere positive (no flux, or only bad pixels) gets 0.
 
     Raises
     ------
@@ -471,7 +495,8 @@ def psf_fit_offsets(
     window = window.astype(np.float64)
     fx = refine(window[rows, iy, ix - 1], window[rows, iy, ix], window[rows, iy, ix + 1])
     fy = refine(window[rows, iy - 1, ix], window[rows, iy, ix], window[rows, iy + 1, ix])
-    return shifts[ix] + fx, shifts[iy] + fy
+    found = np.isfinite(window[rows, iy, ix]) & (window[rows, iy, ix] > 0)
+    return np.where(found, shifts[ix] + fx, 0.0), np.where(found, shifts[iy] + fy, 0.0)
 
 
 def model_inputs(
@@ -503,7 +528,7 @@ def model_inputs(
     psf : `numpy.ndarray`, optional
         ``(N, S, S)`` PSF images (`interpolate_psf`); required with a PSF channel.
     dx, dy : `numpy.ndarray`, optional
-        Sub-pixel offsets (`subpixel_offsets`); required with a PSF channel.
+        Sub-pixel offsets (`subpixel_offsets`); required with ``"psf"``.
 
     Returns
     -------
@@ -516,17 +541,14 @@ def model_inputs(
         If the inputs do not start with ``"image"`` or do not follow the order of
         `INPUT_CHANNELS` without repeats, or the PSF images or offsets are missing.
     """
-    order = [INPUT_CHANNELS.index(name) if name in INPUT_CHANNELS else -1 for name in inputs]
-    if not inputs or inputs[0] != "image" or min(order) < 0 or order != sorted(set(order)):
-        raise ValueError(
-            f"model inputs must start with 'image' and follow the order of {INPUT_CHANNELS} "
-            f"without repeats, got {inputs!r}"
-        )
+    check_inputs(inputs)
     if normalization.get("kind") != "asinh_noise":
         raise ValueError(f"unsupported normalization {normalization!r}")
     softening = float(normalization["softening"])
-    if needs_psf(inputs) and (psf is None or dx is None or dy is None):
-        raise ValueError("a PSF-aware model needs the PSF images and sub-pixel offsets of its sources")
+    if needs_psf(inputs) and psf is None:
+        raise ValueError("a PSF-aware model needs the PSF images of its sources")
+    if "psf" in inputs and (dx is None or dy is None):
+        raise ValueError("the 'psf' channel needs the sub-pixel offsets of the sources' centroids")
     # Each channel is written in place into the one input array (no per-channel copies to stack).
     channels = np.empty((len(cutouts), len(inputs)) + cutouts.shape[1:], dtype=np.float32)
     normalize_cutouts(cutouts, noise_sigma, softening, out=channels[:, 0])

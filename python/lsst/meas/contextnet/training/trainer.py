@@ -100,7 +100,8 @@ class TrainingOptions:
     init_from : `pathlib.Path`, optional
         Model file whose weights start the training (warm start) instead of a random
         initialization; its architecture must be the one being trained, or the same with a
-        narrower local network, which is then widened without changing what it computes
+        narrower local network (fewer convolution channels, local features or input
+        channels), which is then widened without changing what it computes
         (`~lsst.meas.contextnet.training.widen.widen_state_dict`).
     bright_star_weight : `float`
         Weight in the loss of each star brighter than ``bright_star_mag`` (every other object
@@ -620,8 +621,8 @@ class _Trainer:
 def _warm_start(model: Any, config: Any, path: Path, seed: int) -> dict[str, Any]:
     """Load a model file's weights into ``model``; return what the model card records of it.
 
-    A model whose local network is narrower than ``config``'s (fewer convolution channels or
-    local features, nothing else different) is widened to it (`widen_state_dict`).
+    A model whose local network is narrower than ``config``'s (fewer convolution channels, local
+    features or input channels, nothing else different) is widened to it (`widen_state_dict`).
     """
     from lsst.meas.contextnet.model import ContextNetConfig
     from lsst.meas.contextnet.modelio import load_model
@@ -648,7 +649,8 @@ def _warm_start(model: Any, config: Any, path: Path, seed: int) -> dict[str, Any
         "best_epoch": loaded.metadata.get("training", {}).get("best_epoch"),
     }
     if widened:
-        record["widened_from"] = {key: theirs[key] for key in WIDENABLE_FIELDS}
+        narrow = ContextNetConfig.from_dict(theirs).to_dict()
+        record["widened_from"] = {key: narrow[key] for key in WIDENABLE_FIELDS}
     return record
 
 

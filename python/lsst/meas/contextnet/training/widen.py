@@ -155,14 +155,6 @@ def widen_state_dict(
     generator = torch.Generator().manual_seed(seed)
     template = build_model(wide)
     state = {key: value.detach().clone() for key, value in narrow_state.items()}
-    # New input channels: zero weights in the first convolution, the old channels' where they go.
-    layers = template.local.layers.named_children()
-    first = f"local.layers.{next(name for name, module in layers if isinstance(module, nn.Conv2d))}.weight"
-    if wide.inputs != narrow.inputs:
-        old = state[first]
-        grown = old.new_zeros((old.shape[0], len(wide.inputs), *old.shape[2:]))
-        grown[:, [wide.inputs.index(name) for name in narrow.inputs]] = old
-        state[first] = grown
     # The local network's weighted layers in order (the convolutions, then the dense layer) and
     # the inputs each unit of a layer feeds to the next: a kernel per channel, the pixels of the
     # last feature map, one feature.
@@ -188,6 +180,13 @@ def widen_state_dict(
         else:
             for key, n_blocks in _feature_readers(wide):
                 state[key] = _spread_inputs(state[key], units, n_units, 1, n_blocks, narrow.n_features)
+    # New input channels, after the units are copied (so that no copy's noise reaches them):
+    # zero weights in the first convolution, the old channels' weights where those channels go.
+    if wide.inputs != narrow.inputs:
+        old = state[f"{layers[0]}.weight"]
+        grown = old.new_zeros((old.shape[0], len(wide.inputs), *old.shape[2:]))
+        grown[:, [wide.inputs.index(name) for name in narrow.inputs]] = old
+        state[f"{layers[0]}.weight"] = grown
     for key, value in template.state_dict().items():
         if state[key].shape != value.shape:
             raise AssertionError(f"widening made {key} {tuple(state[key].shape)}, not {tuple(value.shape)}")
