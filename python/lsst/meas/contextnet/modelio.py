@@ -54,7 +54,7 @@ from typing import Any
 
 import torch
 from lsst.meas.contextnet.cutouts import DEFAULT_NORMALIZATION
-from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, INPUT_CHANNELS, check_inputs
+from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, check_inputs
 from lsst.meas.contextnet.version import __version__
 
 FORMAT_VERSION = 1
@@ -253,13 +253,8 @@ def _validate_metadata(metadata: Mapping[str, Any], where: str) -> None:
     if not isinstance(normalization, Mapping) or "kind" not in normalization:
         raise ModelFileError(f"{where}: metadata 'normalization' must be a mapping with a 'kind'")
     inputs = metadata.get("inputs", ["image"])
-    if not isinstance(inputs, list | tuple) or not inputs or inputs[0] != "image":
-        raise ModelFileError(
-            f"{where}: metadata 'inputs' must be a list starting with 'image', got {inputs!r}"
-        )
-    unknown = [name for name in inputs if name not in INPUT_CHANNELS]
-    if unknown:
-        raise ModelFileError(f"{where}: metadata 'inputs' names unknown channels {unknown}")
+    if not isinstance(inputs, list | tuple):
+        raise ModelFileError(f"{where}: metadata 'inputs' must be a list of channels, got {inputs!r}")
     try:
         check_inputs(inputs)
     except ValueError as error:

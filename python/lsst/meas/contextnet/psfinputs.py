@@ -92,8 +92,11 @@ def check_inputs(inputs: Sequence[str]) -> None:
         If the channels do not start with ``"image"``, name a channel not in `INPUT_CHANNELS`,
         repeat one or do not follow its order.
     """
-    order = [INPUT_CHANNELS.index(name) if name in INPUT_CHANNELS else -1 for name in inputs]
-    if not order or order[0] != 0 or min(order) < 0 or order != sorted(set(order)):
+    unknown = [name for name in inputs if name not in INPUT_CHANNELS]
+    if unknown:
+        raise ValueError(f"model inputs name unknown channels {unknown}; known are {INPUT_CHANNELS}")
+    order = [INPUT_CHANNELS.index(name) for name in inputs]
+    if not order or order[0] != 0 or order != sorted(set(order)):
         raise ValueError(
             f"model inputs must start with 'image' and follow the order of {INPUT_CHANNELS} "
             f"without repeats, got {tuple(inputs)!r}"
