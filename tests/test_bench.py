@@ -169,9 +169,9 @@ def test_missing_model_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyP
     output = tmp_path / "bench.json"
     assert main(["bench", "--output", str(output), "--model", str(tmp_path / "none.pt"), "--quick"]) == 2
     assert "none.pt" in capsys.readouterr().err
-    from lsst.meas.contextnet import classifier
+    from lsst.meas.contextnet import modelcheck
 
-    monkeypatch.setattr(classifier, "default_model_path", lambda: tmp_path / "shipped" / "contextnet.pt")
+    monkeypatch.setattr(modelcheck, "default_model_path", lambda: tmp_path / "shipped" / "contextnet.pt")
     assert main(["bench", "--output", str(output), "--quick"]) == 2
     err = capsys.readouterr().err
     assert "shipped model" in err and "--model" in err

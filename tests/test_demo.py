@@ -101,7 +101,7 @@ def test_missing_shipped_model_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "data" / "contextnet.pt"
-    monkeypatch.setattr("lsst.meas.contextnet.classifier.default_model_path", lambda: missing)
+    monkeypatch.setattr("lsst.meas.contextnet.modelcheck.default_model_path", lambda: missing)
     with pytest.raises(FileNotFoundError, match="shipped model"):
         resolve_model(None)
     output = tmp_path / "out"
@@ -116,7 +116,7 @@ def test_model_paths(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.Monke
         resolve_model(tmp_path / "nothing.pt")
     monkeypatch.setenv("DEMO_TEST_MODEL_DIR", str(tiny_model.parent))
     assert resolve_model("$DEMO_TEST_MODEL_DIR/tiny.pt") == tiny_model.resolve()
-    monkeypatch.setattr("lsst.meas.contextnet.classifier.default_model_path", lambda: tiny_model)
+    monkeypatch.setattr("lsst.meas.contextnet.modelcheck.default_model_path", lambda: tiny_model)
     assert resolve_model(None) == tiny_model.resolve()
 
 

@@ -56,7 +56,8 @@ def ingest_model(
     repo : `str` or `os.PathLike`
         Butler repository.
     model : `str` or `os.PathLike`, optional
-        Model file (default: the model shipped with the package). It is loaded and checked first.
+        Model file (``~`` and environment variables expanded; default: the model shipped with the
+        package). It is loaded and checked first.
     collection : `str`, optional
         RUN collection to write to (created if needed).
 
@@ -76,10 +77,10 @@ def ingest_model(
         dimensionless dataset of a type); the same model again is not an error.
     """
     from lsst.daf.butler import Butler, DatasetType
-    from lsst.meas.contextnet.classifier import default_model_path
+    from lsst.meas.contextnet.modelcheck import model_file
     from lsst.meas.contextnet.modelio import load_model
 
-    path = Path(model) if model is not None else default_model_path()
+    path = model_file(None if model is None else os.fspath(model))
     if not path.is_file():
         raise FileNotFoundError(f"model file {str(path)!r} does not exist")
     loaded = load_model(path, "cpu")
@@ -131,16 +132,18 @@ def butler_model_file(payload: np.ndarray) -> Path:
     Returns
     -------
     path : `pathlib.Path`
-        ``$TMPDIR/contextnet-models/<sha256>.pt``, written once per content.
+        ``$TMPDIR/contextnet-models-<uid>/<sha256>.pt``: one directory per user (a shared
+        temporary directory holds other users' files, which this user may not replace), written
+        once per content and written again when the file there no longer has that content.
     """
     import tempfile
 
     data = np.ascontiguousarray(payload, dtype=np.uint8).tobytes()
     digest = hashlib.sha256(data).hexdigest()
-    directory = Path(tempfile.gettempdir()) / "contextnet-models"
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.gettempdir()) / f"contextnet-models-{os.getuid()}"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = directory / f"{digest}.pt"
-    if not path.is_file() or path.stat().st_size != len(data):
+    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_bytes(data)
         os.replace(temporary, path)

@@ -51,11 +51,12 @@ from typing import TYPE_CHECKING, Any
 
 import lsst.pipe.base.connectionTypes as cT
 import numpy as np
-from astropy.table import Column, Table
+from astropy.table import Column, MaskedColumn, Table
 from lsst.meas.contextnet.butlermodel import MODEL_DATASET_TYPE, butler_model_file
 from lsst.meas.contextnet.cutouts import (
     background_noise,
     extract_cutouts,
+    has_good_pixels,
     scale_positions,
 )
 from lsst.meas.contextnet.ensemble import ProgressModule, count_sets, seed_from_data_id
@@ -67,10 +68,10 @@ from lsst.meas.contextnet.errors import (
     PedestalError,
 )
 from lsst.meas.contextnet.modelcheck import (
-    check_model_file,
     default_model_path,
-    load_checked_model,
+    load_model_file,
     model_file,
+    model_source,
 )
 from lsst.meas.contextnet.outputcolumns import CLASSIFICATION_COLUMNS, COLUMN_UNITS, OUTSIDE_TRAINING_COLUMN
 from lsst.meas.contextnet.psfinputs import (
@@ -155,6 +156,24 @@ def _pixel_scale(exposure: Any, frame: Any) -> float | None:
 def _float_values(column: Any, dtype: str = "float64") -> np.ndarray:
     """Return a table column as floats, NaN where it is masked (a missing value, not its fill)."""
     return np.ma.filled(np.ma.asarray(column, dtype=dtype), np.nan)
+
+
+def _copied_column(source: Any, dtype: str | None = None, **kwargs: Any) -> Column:
+    """Copy a table column, keeping its missing values missing (a masked column, not its fill).
+
+    Parameters
+    ----------
+    source : `astropy.table.Column` or array-like
+        The input column.
+    dtype : `str`, optional
+        The output type; the input's by default.
+    **kwargs
+        Passed to the column (``description``, ``unit``).
+    """
+    data = np.ma.asarray(source, dtype=dtype)
+    if np.ma.is_masked(data):
+        return MaskedColumn(data, **kwargs)
+    return Column(np.ma.getdata(data), **kwargs)
 
 
 class ContextNetClassifierConnections(
@@ -366,23 +385,25 @@ class ContextNetClassifierConfig(PipelineTaskConfig, pipelineConnections=Context
             )
 
     def _check_model_early(self) -> None:
-        """Check the device and the model file once, when the pipeline is built.
+        """Check the model file once, when the pipeline is built.
 
         ``pipetask`` validates every task configuration before it builds the quantum graph, so
-        a missing, corrupt or mismatched model file, or ``device=cuda`` on a machine without a
-        GPU, fails there with one message, before any input is read
-        (`~lsst.meas.contextnet.modelcheck.check_model_file`).
+        a missing, corrupt or mismatched model file fails there with one message, before any
+        input is read. The file is loaded on the CPU: the graph may be built on a host without
+        the GPU that ``device`` asks for (a batch submission), so the device is checked where
+        the task runs (`ContextNetClassifierTask.load_model`).
         """
         from lsst.meas.contextnet.modelio import ModelFileError
 
+        if self.useButlerModel:
+            return
         try:
-            check_model_file(None if self.useButlerModel else model_file(self.modelPath), self.device)
-        except RuntimeError as exc:
-            raise FieldValidationError(ContextNetClassifierConfig.device, self, str(exc)) from exc
-        except (FileNotFoundError, ModelFileError) as exc:
-            source = "the shipped model" if self.modelPath is None else "config.modelPath"
-            field = ContextNetClassifierConfig.modelPath
-            raise FieldValidationError(field, self, f"{exc} ({source})") from exc
+            load_model_file(model_file(self.modelPath), "cpu", model_source(self.modelPath))
+        except FileNotFoundError as exc:
+            raise FieldValidationError(ContextNetClassifierConfig.modelPath, self, str(exc)) from exc
+        except ModelFileError as exc:
+            message = f"{exc} ({model_source(self.modelPath)})"
+            raise FieldValidationError(ContextNetClassifierConfig.modelPath, self, message) from exc
 
 
 class ContextNetClassifierTask(PipelineTask):
@@ -458,15 +479,8 @@ class ContextNetClassifierTask(PipelineTask):
         if self._model is not None:
             return self._model
         path = self.model_path
-        if not path.is_file():
-            source = "the shipped model" if self.config.modelPath is None else "config.modelPath"
-            raise FileNotFoundError(
-                f"ContextNet model file {str(path)!r} ({source}) does not exist; train one with "
-                "'contextnet train' or set config.modelPath"
-            )
         start = time.perf_counter()
-        stat = path.stat()
-        loaded = load_checked_model(str(path), stat.st_mtime_ns, stat.st_size, self.config.device)
+        loaded = load_model_file(path, self.config.device, model_source(self.config.modelPath))
         elapsed = time.perf_counter() - start
         metadata = loaded.metadata
         self.metadata["model.path"] = str(path)
@@ -573,8 +587,10 @@ class ContextNetClassifierTask(PipelineTask):
             If the catalog lacks a configured column.
         FileNotFoundError, lsst.meas.contextnet.modelio.ModelFileError, RuntimeError
             If the model cannot be loaded (see `load_model`).
-        NoiseEstimateError
-            If the variance plane gives no positive, finite noise level.
+        NoiseEstimateError, MissingPsfError, NoUsablePixelsError, PedestalError
+            If the exposure cannot be classified (see `prepare_inputs`).
+        ModelOutputError
+            If the model returns probabilities that are not finite or not in [0, 1].
 
         """
         table = self._as_table(catalog)
@@ -586,7 +602,8 @@ class ContextNetClassifierTask(PipelineTask):
             self.metadata["timing.cutouts"] = 0.0
             self.metadata["timing.model"] = 0.0
             self.log.info("No sources to classify; writing an empty table.")
-            return Struct(classification=self._make_output(table, loaded, seed))
+            m, n_p, _ = self.ensemble_plan(loaded, 0)
+            return Struct(classification=self._make_output(table, loaded, seed, m, n_p))
 
         prepared = self.prepare_inputs(exposure, table, loaded)
         cutouts, valid, noise_sigma = prepared.cutouts, prepared.valid, prepared.noise_sigma
@@ -618,11 +635,12 @@ class ContextNetClassifierTask(PipelineTask):
                 f"not finite or not in [0, 1] (e.g. {result.mean[wrong][:3].tolist()}); the model is broken"
             )
 
-        output = self._make_output(table, loaded, seed)
+        output = self._make_output(table, loaded, seed, m, n_p)
         probability = np.full(n, np.nan, dtype=np.float32)
         probability[valid] = result.mean
+        # A spread over a single set is not a measurement: NaN, not 0.
         error = np.full(n, np.nan, dtype=np.float32)
-        error[valid] = result.std
+        error[valid] = np.where(result.n_sets > 1, result.std, np.nan)
         n_sets_column = np.zeros(n, dtype=np.int32)
         n_sets_column[valid] = result.n_sets
         few_sources = np.full(n, n_valid < min_sources)
@@ -684,8 +702,11 @@ class ContextNetClassifierTask(PipelineTask):
             The paper's network: its own ``m``, ``nEnsemble``, ``m``. A pooling network: all
             sources in one set (``n_p = 1``), or random sets of ``poolSetSize`` with
             ``nEnsemble`` each, and the larger of ``minContextSources`` and ``poolSetSize``
-            (fewer than ``poolSetSize`` fill the sets with repeats).
+            (fewer than ``poolSetSize`` fill the sets with repeats). A local-only network
+            (no context): all sources in one set, and no fewest.
         """
+        if loaded.global_kind == "none":
+            return max(n_valid, 1), 1, 0
         if loaded.global_kind != "pool":
             return loaded.m, self.config.nEnsemble, loaded.m
         m = self.config.poolSetSize or max(n_valid, 1)
@@ -726,7 +747,10 @@ class ContextNetClassifierTask(PipelineTask):
         MissingPsfError
             If the model needs the PSF and the exposure has none.
         NoUsablePixelsError
-            If no source has enough good pixels.
+            If no source has enough good pixels because the image has none (sources whose
+            cutouts lack them in an image that has some are flagged ``noData``).
+        PedestalError
+            If the image is not sky-subtracted and ``pedestalAction`` is ``"raise"``.
         """
         start = time.perf_counter()
         # A masked centroid is a missing one, flagged like any non-finite centroid.
@@ -753,7 +777,14 @@ class ContextNetClassifierTask(PipelineTask):
         no_data = ~(cutouts.bad_centroid | cutouts.off_image) & (good < self.config.minGoodPixelFraction)
         valid = ~(cutouts.bad_centroid | cutouts.off_image | no_data)
         if len(table) and not valid.any() and no_data.any():
-            raise NoUsablePixelsError(len(table), self.config.minGoodPixelFraction)
+            if not has_good_pixels(exposure.image.array, exposure.variance.array, mask_array, mask_bits):
+                raise NoUsablePixelsError(len(table), self.config.minGoodPixelFraction)
+            self.log.warning(
+                "None of the %d sources has %.0f%% good pixels in its cutout: every row is flagged "
+                "classification_flag_noData.",
+                len(table),
+                100 * self.config.minGoodPixelFraction,
+            )
         detector = getattr(exposure, "detector", None)
         frame = detector.bbox if detector is not None else bbox
         fx, fy = x[valid] - frame.x.start, y[valid] - frame.y.start
@@ -934,14 +965,19 @@ class ContextNetClassifierTask(PipelineTask):
             return None, None
         return exposure.mask.array, schema.bitmask(*planes)
 
-    def _make_output(self, table: Table, loaded: LoadedModel, seed: int) -> Table:
-        """Start the output table: copied columns filled, classification columns empty."""
+    def _make_output(self, table: Table, loaded: LoadedModel, seed: int, m: int, n_p: int) -> Table:
+        """Start the output table: copied columns filled, classification columns empty.
+
+        The metadata record the model, the seed, and the set size ``m`` and the fewest sets per
+        source ``n_p`` the run used (`ensemble_plan`).
+        """
         n = len(table)
         output = Table(
             meta={
                 "contextnet_model_sha256": loaded.sha256,
                 "contextnet_seed": int(seed),
-                "contextnet_nEnsemble": int(self.config.nEnsemble),
+                "contextnet_nEnsemble": int(n_p),
+                "contextnet_setSize": int(m),
             }
         )
         copied = {
@@ -953,11 +989,12 @@ class ContextNetClassifierTask(PipelineTask):
         }
         for name, (dtype, description) in CLASSIFICATION_COLUMNS.items():
             unit = COLUMN_UNITS.get(name)
+            if name in copied and not dtype.startswith("float"):
+                output[name] = _copied_column(table[copied[name]], dtype, description=description, unit=unit)
+                continue
             if name in copied:
                 source = table[copied[name]]
-                data = (
-                    _float_values(source, dtype) if dtype.startswith("float") else np.asarray(source, dtype)
-                )
+                data = _float_values(source, dtype)
                 if name in ("coord_ra", "coord_dec"):
                     unit = getattr(source, "unit", None) or self.config.coordUnit
             else:
@@ -965,8 +1002,8 @@ class ContextNetClassifierTask(PipelineTask):
             output[name] = Column(data, description=description, unit=unit)
         for name in self.config.baselineColumns:
             source = table[name]
-            output[name] = Column(
-                np.asarray(source),
+            output[name] = _copied_column(
+                source,
                 description=getattr(source, "description", None) or f"Copied from the input column {name}.",
                 unit=getattr(source, "unit", None),
             )

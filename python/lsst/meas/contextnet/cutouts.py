@@ -31,6 +31,7 @@ __all__ = [
     "extract_cutouts_loop",
     "window_reads",
     "nearest_pixel",
+    "has_good_pixels",
 ]
 
 import dataclasses
@@ -269,6 +270,35 @@ def _check_extraction_inputs(
         if mask is not None and mask.ndim == 3:
             mask, bits = _packed_mask(mask, bits)
     return image, x, y, variance, mask, bits
+
+
+def has_good_pixels(
+    image: np.ndarray,
+    variance: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    bad_mask_bits: int | np.ndarray | None = None,
+) -> bool:
+    """Return whether an image has any good pixel, by the rule the cutouts use.
+
+    Parameters
+    ----------
+    image, variance, mask, bad_mask_bits
+        As for `extract_cutouts`.
+
+    Returns
+    -------
+    good : `bool`
+        Whether some pixel is finite, has a finite variance and no bad mask bit.
+    """
+    image, _, _, variance, mask, bits = _check_extraction_inputs(
+        image, np.zeros(0), np.zeros(0), 1, variance, mask, bad_mask_bits
+    )
+    good = np.isfinite(image)
+    if variance is not None:
+        good &= np.isfinite(variance)
+    if mask is not None:
+        good &= ~_bad_mask_values(mask, bits, mask.ndim)
+    return bool(good.any())
 
 
 def _packed_mask(mask: np.ndarray, bits: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:

@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 
+from lsst.meas.contextnet.cutouts import NOISE_SUBSAMPLE_STRIDE
 from lsst.pipe.base import AlgorithmError
 
 
@@ -38,14 +39,15 @@ class NoiseEstimateError(AlgorithmError):
     Parameters
     ----------
     noise_sigma : `float`
-        The noise level computed, ``sqrt(nanmedian(variance))``.
+        The noise level computed, the square root of the median of the variance plane's finite
+        values on a regular subsample (`~lsst.meas.contextnet.cutouts.background_noise`).
 
     """
 
     def __init__(self, noise_sigma: float) -> None:
         super().__init__(
-            f"cannot normalize cutouts: noise_sigma = sqrt(nanmedian(variance)) = {noise_sigma!r} "
-            "is not positive and finite"
+            f"cannot normalize cutouts: noise_sigma = sqrt(median of the variance plane, every "
+            f"{NOISE_SUBSAMPLE_STRIDE}th row and column) = {noise_sigma!r} is not positive and finite"
         )
         self._noise_sigma = float(noise_sigma)
 
@@ -56,7 +58,10 @@ class NoiseEstimateError(AlgorithmError):
 
 
 class NoUsablePixelsError(AlgorithmError):
-    """Raised when no source of a quantum has enough good pixels to be classified.
+    """Raised when the image has no good pixel, so that no source of a quantum can be classified.
+
+    Sources whose cutouts lack good pixels in an image that has some are flagged instead
+    (``classification_flag_noData``).
 
     Parameters
     ----------

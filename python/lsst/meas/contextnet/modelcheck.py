@@ -24,10 +24,12 @@ __all__ = [
     "SUPPORTED_NORMALIZATIONS",
     "SUPPORTED_POSITION_FEATURES",
     "check_model",
-    "check_model_file",
     "default_model_path",
     "load_checked_model",
+    "load_model_file",
     "model_file",
+    "model_source",
+    "resolve_model",
 ]
 
 import functools
@@ -139,35 +141,83 @@ def model_file(model_path: str | None) -> Path:
     return Path(os.path.expanduser(os.path.expandvars(model_path)))
 
 
-def check_model_file(path: Path | None, device: str) -> None:
-    """Check a device request and a model file, as the task's configuration validation does.
+def model_source(model_path: str | None) -> str:
+    """Name the configuration that selects a model file, for error messages.
 
     Parameters
     ----------
-    path : `pathlib.Path` or `None`
-        The model file; `None` checks only the device (a model read from the Butler is checked
-        when it is read).
+    model_path : `str` or `None`
+        The configured ``modelPath`` (`None`: the shipped model).
+
+    Returns
+    -------
+    source : `str`
+        ``"the shipped model"`` or ``"config.modelPath"``.
+    """
+    return "the shipped model" if model_path is None else "config.modelPath"
+
+
+def load_model_file(path: Path, device: str, source: str) -> LoadedModel:
+    """Load and check a model file on a device, through the per-process cache.
+
+    Parameters
+    ----------
+    path : `pathlib.Path`
+        The model file.
     device : `str`
-        The requested device.
+        The requested device (see `~lsst.meas.contextnet.modelio.resolve_device`).
+    source : `str`
+        What selected the file (`model_source`), named in the error when it is missing.
+
+    Returns
+    -------
+    loaded : `~lsst.meas.contextnet.modelio.LoadedModel`
+        The checked model; the same object for the same file and device.
 
     Raises
     ------
-    RuntimeError
-        If the device asks for CUDA and none is usable.
     FileNotFoundError
         If the file does not exist.
     lsst.meas.contextnet.modelio.ModelFileError
         If the file is not a valid model or its network rejects its declared inputs.
+    RuntimeError
+        If the device asks for CUDA and none is usable.
     """
-    from lsst.meas.contextnet.modelio import resolve_device
-
-    resolve_device(device)
-    if path is None:
-        return
     if not path.is_file():
         raise FileNotFoundError(
-            f"ContextNet model file {str(path)!r} does not exist; train one with 'contextnet train' or "
-            "set config.modelPath"
+            f"ContextNet model file {str(path)!r} ({source}) does not exist; train one with "
+            "'contextnet train' or set config.modelPath"
         )
     stat = path.stat()
-    load_checked_model(str(path), stat.st_mtime_ns, stat.st_size, device)
+    return load_checked_model(str(path), stat.st_mtime_ns, stat.st_size, device)
+
+
+def resolve_model(model: str | os.PathLike[str] | None) -> Path:
+    """Return the model file a command's ``--model`` option selects, checking that it exists.
+
+    Parameters
+    ----------
+    model : `str`, `os.PathLike` or `None`
+        A model file (``~`` and environment variables expanded), or `None` for the model
+        shipped with the package (`default_model_path`).
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        Absolute path of an existing file.
+
+    Raises
+    ------
+    FileNotFoundError
+        Raised, naming the path, if the file does not exist.
+    """
+    path = model_file(None if model is None else os.fspath(model))
+    if model is None and not path.is_file():
+        raise FileNotFoundError(
+            f"the shipped model {str(path)!r} does not exist (not trained or not installed yet); "
+            "train one with 'contextnet make-training-data' and 'contextnet train', or pass "
+            "--model PATH."
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"--model {str(path)!r} does not exist or is not a file.")
+    return path.resolve()

@@ -42,7 +42,8 @@ CLASSIFICATION_COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "classification_galaxyProbErr": (
         "float32",
-        "Standard deviation of the galaxy probability over the ensemble sets containing the source.",
+        "Standard deviation of the galaxy probability over the ensemble sets containing the source; "
+        "NaN if it was in one set only (a pooling model classifies all sources in one set by default).",
     ),
     "classification_nSets": ("int32", "Number of ensemble sets that contained the source."),
     "classification_flag": (

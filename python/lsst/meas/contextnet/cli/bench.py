@@ -30,21 +30,10 @@ from typing import Any
 
 def _run(args: argparse.Namespace) -> int:
     """Run ``contextnet bench`` with parsed arguments."""
-    from lsst.meas.contextnet.classifier import default_model_path
+    from lsst.meas.contextnet.modelcheck import resolve_model
     from lsst.meas.contextnet.tools.bench import BenchSettings, _default_log, format_summary, run_benchmark
 
-    if args.model is None:
-        model = default_model_path()
-        if not model.is_file():
-            raise FileNotFoundError(
-                f"the shipped model {str(model)!r} does not exist (this checkout has no trained "
-                "model); pass --model PATH with a model written by 'contextnet train' or "
-                "lsst.meas.contextnet.modelio.export_model"
-            )
-    else:
-        model = Path(args.model)
-        if not model.is_file():
-            raise FileNotFoundError(f"--model {str(model)!r} does not exist")
+    model = resolve_model(args.model)
     explicit = {
         "size": args.size,
         "sources": args.sources,

@@ -149,7 +149,12 @@ def add_subcommand(subparsers: Any) -> None:
         "accepts any number at inference)",
     )
     parser.add_argument("--conv-channels", type=positive_int_list, default=None, help="override, e.g. 16,32")
-    parser.add_argument("--n-local", type=int, default=None, help="override the local feature count (20)")
+    parser.add_argument(
+        "--n-local",
+        type=int,
+        default=None,
+        help="override the local feature count (the preset's: 20, or 24 for light-pool and psf-*)",
+    )
     parser.add_argument(
         "--inputs",
         nargs="+",

@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 from lsst.meas.contextnet.cutouts import scale_positions
 from lsst.meas.contextnet.evaluation.blending import BLEND_MAX_FAINTER_MAG, BLEND_MAX_SEPARATION_FWHM
-from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid
+from lsst.meas.contextnet.psfinputs import DEFAULT_PSF_GRID, evaluate_psf_grid, subpixel_offsets
 from lsst.meas.contextnet.sim import survey
 from lsst.meas.contextnet.sim.detect import (
     DetectionConfig,
@@ -528,7 +528,8 @@ def generate_set(
             )
             x = np.asarray(cand["x_true"])
             y = np.asarray(cand["y_true"])
-            dx, dy = x - np.round(x), y - np.round(y)
+            # The pixel that holds the source by the task's rule, halves rounded up.
+            dx, dy = subpixel_offsets(x, y)
             model = _render_candidates(renderer, stamp, cand, true_psf, dx, dy)
             neighbours = None
             if neighbour_mean > 0:

@@ -111,6 +111,7 @@ def _simulated_exposure(size: int, sources: int, rng: np.random.Generator) -> di
 def _synthetic_exposure(size: int, sources: int, rng: np.random.Generator) -> dict[str, Any]:
     """Sky noise plus ``sources`` circular Gaussian sources (40% PSF-like stars, 60% wider galaxies)."""
     from astropy.table import Table
+    from lsst.meas.contextnet.cutouts import nearest_pixel
     from lsst.meas.contextnet.sim.psf import PsfField
     from lsst.meas.contextnet.sim.wcs import make_tan_wcs
 
@@ -127,8 +128,8 @@ def _synthetic_exposure(size: int, sources: int, rng: np.random.Generator) -> di
     half = 12
     offsets = np.arange(-half, half + 1)
     for chunk in np.array_split(np.arange(sources), max(1, sources // 256)):
-        col = np.floor(x[chunk] + 0.5).astype(np.int64)[:, None] + offsets
-        row = np.floor(y[chunk] + 0.5).astype(np.int64)[:, None] + offsets
+        col = nearest_pixel(x[chunk])[:, None] + offsets
+        row = nearest_pixel(y[chunk])[:, None] + offsets
         dx = col - x[chunk, None]
         dy = row - y[chunk, None]
         s2 = 2.0 * sigma[chunk, None, None] ** 2

@@ -47,7 +47,6 @@ __all__ = [
     "build_pipetask_command",
     "find_pipetask",
     "format_table2",
-    "resolve_model",
     "run_demo",
 ]
 
@@ -63,6 +62,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from lsst.meas.contextnet.modelcheck import resolve_model
 from lsst.meas.contextnet.pipelinefiles import find_pipeline
 
 if TYPE_CHECKING:
@@ -249,43 +249,6 @@ def find_pipetask(environ: Mapping[str, str] | None = None) -> Path:
             "(pip) or set up ctrl_mpexec (eups)."
         )
     return Path(found)
-
-
-def resolve_model(model: str | os.PathLike[str] | None) -> Path:
-    """Return the model file the demo will use, checking that it exists.
-
-    Parameters
-    ----------
-    model : `str`, `os.PathLike` or `None`
-        A model file (``~`` and environment variables expanded), or `None` for the model
-        shipped with the package
-        (`lsst.meas.contextnet.classifier.default_model_path`).
-
-    Returns
-    -------
-    path : `pathlib.Path`
-        Absolute path of an existing file.
-
-    Raises
-    ------
-    FileNotFoundError
-        Raised, naming the path, if the file does not exist.
-    """
-    if model is None:
-        from lsst.meas.contextnet.classifier import default_model_path
-
-        path = default_model_path()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"the shipped model {str(path)!r} does not exist (not trained or not installed yet); "
-                "train one with 'contextnet make-training-data' and 'contextnet train', or pass "
-                "--model PATH."
-            )
-        return path.resolve()
-    path = Path(os.path.expandvars(os.path.expanduser(os.fspath(model))))
-    if not path.is_file():
-        raise FileNotFoundError(f"--model {str(path)!r} does not exist or is not a file.")
-    return path.resolve()
 
 
 def build_pipetask_command(
@@ -514,13 +477,14 @@ def run_demo(settings: DemoSettings, *, stream: TextIO | None = None, progress: 
     from lsst.meas.contextnet.modelio import file_sha256, load_model
 
     loaded = load_model(model_path, "cpu")
-    if loaded.global_kind == "pool":
-        from lsst.meas.contextnet.classifier import ContextNetClassifierConfig
+    from lsst.meas.contextnet.classifier import ContextNetClassifierConfig, ContextNetClassifierTask
 
-        min_sources = ContextNetClassifierConfig().minContextSources
+    # The task's own rule for too few sources, with the configuration the demo runs it with.
+    task = ContextNetClassifierTask(config=ContextNetClassifierConfig())
+    min_sources = task.ensemble_plan(loaded, 0)[2]
+    if loaded.global_kind == "pool":
         few_reason = f"fewer than minContextSources = {min_sources}: their context is weak"
     else:
-        min_sources = loaded.m
         few_reason = f"the model's set size m = {min_sources} exceeds them: their sets repeat sources"
     card = loaded.metadata
     _say(stream, f"model:    {model_path} (sha256 {loaded.sha256[:12]})")

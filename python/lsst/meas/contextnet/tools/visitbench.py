@@ -134,6 +134,7 @@ def _synthetic_detector(
     4096x4096 detector costs the host a few tens of milliseconds.
     """
     from lsst.meas.contextnet.cutouts import extract_cutouts, scale_positions
+    from lsst.meas.contextnet.psfinputs import subpixel_offsets
 
     x = rng.uniform(cutout, size - cutout, n)
     y = rng.uniform(cutout, size - cutout, n)
@@ -155,8 +156,7 @@ def _synthetic_detector(
     offsets = np.arange(cutout) - cutout // 2
     psf = np.exp(-(offsets[None, :] ** 2 + offsets[:, None] ** 2) / (2 * psf_sigma**2))
     psf_images = np.broadcast_to((psf / psf.sum()).astype(np.float32), cutouts.shape).copy()
-    dx = x - np.floor(x + 0.5)
-    dy = y - np.floor(y + 0.5)
+    dx, dy = subpixel_offsets(x, y)
     positions = scale_positions(x, y, size, size)
     return cutouts, cut.bad, psf_images, dx, dy, positions, galaxy
 
