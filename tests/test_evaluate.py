@@ -713,6 +713,22 @@ def test_robustness_refuses_an_incomplete_collection(tmp_path):
         run_robustness(repo, tmp_path / "out", worlds=["star-poor"], visits=2, size=256, r_visits=0)
 
 
+def test_robustness_refuses_a_collection_simulated_otherwise(tmp_path):
+    from lsst.daf.butler import Butler
+    from lsst.meas.contextnet.sim.exposure import SimulationConfig
+    from lsst.meas.contextnet.sim.simulate import simulate_repo, simulation_record
+    from lsst.meas.contextnet.tools.robustness import run_robustness
+
+    # The right name and number of visits, but seed 1: not the test split's world.
+    repo = str(tmp_path / "repo")
+    config = SimulationConfig(world="star-poor", size=256)
+    simulate_repo(repo, "sim/star-poor", visits=1, config=config, seed=1, progress=False)
+    record = simulation_record(Butler.from_config(repo), "sim/star-poor")
+    assert record["seed"] == 1 and record["visits"] == 1 and record["config"]["world"] == "star-poor"
+    with pytest.raises(RuntimeError, match=r"'sim/star-poor' was simulated with seed 1 \(this run: 9"):
+        run_robustness(repo, tmp_path / "out", worlds=["star-poor"], visits=1, size=256, r_visits=0)
+
+
 @pytest.mark.slow
 def test_robustness_command_writes_one_table(tmp_path):
     from lsst.meas.contextnet.model import ContextNetConfig, build_model
@@ -767,7 +783,12 @@ def test_robustness_command_writes_one_table(tmp_path):
         mine = table[(table["world"] == row["world"]) & (table["bin"] == -1)]
         accuracy = {c: a for c, a in zip(mine["classifier"], mine["accuracy"], strict=True)}
         assert row["accuracy"] == pytest.approx(accuracy["tiny"])
-        assert row["margin_catalog_gbdt"] == pytest.approx(accuracy["tiny"] - accuracy["catalog_gbdt"])
+        # The peer scores every object, so the margin over it is over the objects the model scored.
+        assert row["margin_catalog_gbdt_n"] == row["n"]
+        n_scored = {c: n for c, n in zip(mine["classifier"], mine["n"], strict=True)}
+        if n_scored["tiny"] == n_scored["catalog_gbdt"]:
+            assert row["margin_catalog_gbdt"] == pytest.approx(accuracy["tiny"] - accuracy["catalog_gbdt"])
+        assert row["margin_extendedness_n"] <= min(n_scored["tiny"], n_scored["extendedness"])
     # Per visit: the conditions drawn for it (bad seeing 1.3"-2.0"; the companions in r).
     visits = Table.read(tmp_path / "out" / "robustness_visits.csv")
     assert set(visits["world"]) == named

@@ -334,8 +334,8 @@ def test_margin_table_pairs_the_classifiers():
     mag = rng.uniform(18, 25, n)
     good = np.where(labels, 0.9, 0.1)
     noisy = np.where(rng.random(n) < 0.2, 1 - good, good)
-    partial = noisy.copy()
-    partial[:50] = np.nan  # not scored: left out of that classifier's accuracy
+    partial = good.copy()
+    partial[:50] = np.nan  # not scored: the margin over it is taken over the other 550
     scores = {"model": noisy, "same": noisy.copy(), "perfect": good, "partial": partial}
     thresholds = dict.fromkeys(scores, 0.5)
     table = margin_table(
@@ -349,7 +349,24 @@ def test_margin_table_pairs_the_classifiers():
     # A classifier identical to the reference: margin 0 exactly, with no error.
     assert overall["margin_same"] == 0 and overall["margin_same_se"] == 0
     assert overall["margin_perfect"] == pytest.approx(accuracy - 1)
-    partial_accuracy = np.mean((noisy[50:] >= 0.5) == labels[50:])
-    assert overall["margin_partial"] == pytest.approx(accuracy - partial_accuracy)
+    # Over the objects both score: the model's accuracy on those 550 against the partial one's 1.
+    model_on_both = np.mean((noisy[50:] >= 0.5) == labels[50:])
+    assert overall["margin_partial"] == pytest.approx(model_on_both - 1)
+    assert overall["margin_partial_n"] == n - 50 and overall["margin_perfect_n"] == n
+    assert model_on_both != pytest.approx(accuracy)  # the objects left out matter here
     assert overall["accuracy_se"] > 0 and overall["margin_perfect_se"] > 0
     assert table["n"][1] + table["n"][2] == overall["n"]
+
+
+def test_clusters_without_counted_objects_do_not_count():
+    from lsst.meas.contextnet.evaluation.clustered import clustered_proportion
+
+    rng = np.random.default_rng(8)
+    clusters = np.repeat(np.arange(12), 50)
+    hits = rng.random(600) < 0.7
+    counted = clusters < 4  # objects in 4 of the 12 visits only
+    p, se = clustered_proportion(hits, counted, clusters)
+    assert (p, se) == clustered_proportion(hits[counted], np.ones(200, bool), clusters[counted])
+    # G = 4, not 12: the G / (G - 1) factor is 4/3.
+    totals = np.array([np.sum(hits[clusters == c] - p) / 200 for c in range(4)])
+    assert se == pytest.approx(np.sqrt(4 / 3 * np.sum(totals**2)))

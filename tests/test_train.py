@@ -186,6 +186,10 @@ def test_resume_continues_exactly(data_dir, tmp_path):
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
     with pytest.raises(RuntimeError, match="other data or options"):
         train_model(data, config(), options(epochs=4, lr=1e-2, checkpoint_dir=tmp_path, resume=True))
+    # The same shards normalized otherwise are other data.
+    softer = load_training_data(data_dir, softening=5.0)
+    with pytest.raises(RuntimeError, match="other data or options"):
+        train_model(softer, config(), options(epochs=4, patience=10, checkpoint_dir=tmp_path, resume=True))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train_model(data, config(), options(checkpoint_dir=tmp_path / "empty", resume=True))
 

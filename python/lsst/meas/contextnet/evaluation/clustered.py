@@ -31,9 +31,10 @@ objects of cluster ``c`` (a visit),
 
 ``SE = sqrt(G / (G - 1) * sum_c U_c**2)``
 
-over the ``G`` clusters.  The difference of two proportions measured on the same objects
-(``margin``) has influence ``u_i(A) - u_i(B)``, so its standard error includes the correlation
-of the two classifiers' errors.  With one object per cluster the formula is the binomial
+over the ``G`` clusters that hold counted objects.  The difference of two proportions measured
+on the same objects (``margin``: two classifiers' accuracies over the objects both score) has
+influence ``u_i(A) - u_i(B)``, so its standard error includes the correlation of the two
+classifiers' errors.  With one object per cluster the formula is the binomial
 ``sqrt(p (1 - p) / (n - 1))``.
 """
 
@@ -132,7 +133,8 @@ def clustered_proportion(hits: ArrayLike, counted: ArrayLike, clusters: ArrayLik
     p, influence = proportion_influence(hits, counted)
     if math.isnan(p):
         return p, math.nan
-    return p, clustered_standard_error(influence, clusters)
+    used = np.asarray(counted, dtype=bool)
+    return p, clustered_standard_error(influence[used], np.asarray(clusters)[used])
 
 
 def margin_table(
@@ -148,10 +150,12 @@ def margin_table(
 ) -> Table:
     """Accuracy of one classifier and its margins over others, with cluster-robust errors.
 
-    Each classifier's accuracy is taken over the objects it scores (a finite score), as in
-    `~lsst.meas.contextnet.evaluation.metrics.compare_classifiers`; the margin is the difference
-    of the two accuracies and its error includes their correlation.  A bin's errors count the
-    clusters that hold objects of that bin.
+    The reference's accuracy is taken over the objects it scores (a finite score), as in
+    `~lsst.meas.contextnet.evaluation.metrics.compare_classifiers`.  A margin over another
+    classifier is the difference of the two accuracies over the objects *both* score (a
+    baseline such as extendedness has no value for some objects; each accuracy over its own
+    objects would mix the difference of the classifiers with that of the objects), and its
+    error includes their correlation.  The errors count the clusters that hold counted objects.
 
     Parameters
     ----------
@@ -176,7 +180,8 @@ def margin_table(
     -------
     table : `astropy.table.Table`
         Columns ``bin``, ``mag_lo``, ``mag_hi``, ``n``, ``n_clusters``, ``accuracy``,
-        ``accuracy_se`` and, per other classifier ``X``, ``margin_X`` and ``margin_X_se``.
+        ``accuracy_se`` and, per other classifier ``X``, ``margin_X``, ``margin_X_se`` and
+        ``margin_X_n`` (the objects both score).
     """
     labels = np.asarray(is_galaxy, dtype=bool)
     groups = np.asarray(clusters)
@@ -203,17 +208,20 @@ def margin_table(
             "n_clusters": int(np.unique(groups[counted]).size),
             "accuracy": accuracy,
             "accuracy_se": (
-                clustered_standard_error(influence[selected], groups[selected]) if counted.any() else math.nan
+                clustered_standard_error(influence[counted], groups[counted]) if counted.any() else math.nan
             ),
         }
         for name in names[1:]:
-            other, other_influence = proportion_influence(correct[name], selected & scored[name])
-            margin = accuracy - other
+            both = counted & scored[name]
+            mine, my_influence = proportion_influence(correct[reference], both)
+            other, other_influence = proportion_influence(correct[name], both)
+            margin = mine - other
             row[f"margin_{name}"] = margin
             row[f"margin_{name}_se"] = (
-                clustered_standard_error((influence - other_influence)[selected], groups[selected])
+                clustered_standard_error((my_influence - other_influence)[both], groups[both])
                 if not math.isnan(margin)
                 else math.nan
             )
+            row[f"margin_{name}_n"] = int(np.count_nonzero(both))
         rows.append(row)
     return Table(rows=rows)

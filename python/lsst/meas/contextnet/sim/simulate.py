@@ -26,9 +26,17 @@ never on the number of processes.
 
 from __future__ import annotations
 
-__all__ = ["SURVEY_START", "SimulationSummary", "VISIT_CADENCE_S", "simulate_repo"]
+__all__ = [
+    "SIMULATION_RECORD_KEY",
+    "SURVEY_START",
+    "SimulationSummary",
+    "VISIT_CADENCE_S",
+    "simulate_repo",
+    "simulation_record",
+]
 
 import dataclasses
+import json
 import logging
 import multiprocessing
 import time
@@ -47,9 +55,39 @@ from lsst.meas.contextnet.sim.wcs import make_tan_wcs
 
 if TYPE_CHECKING:
     from astropy.time import Time
+    from lsst.daf.butler import Butler
     from lsst.meas.contextnet.sim.exposure import SimulatedExposure
 
 _LOG = logging.getLogger(__name__)
+
+SIMULATION_RECORD_KEY = "contextnet_simulation"
+"""Key of the record `simulate_repo` writes as its collection's documentation."""
+
+
+def simulation_record(butler: Butler, collection: str) -> dict | None:
+    """Return what `simulate_repo` recorded of a collection it wrote.
+
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        The repository.
+    collection : `str`
+        The RUN collection.
+
+    Returns
+    -------
+    record : `dict` or `None`
+        ``seed``, ``first_visit``, ``visits``, ``detectors`` and ``config``
+        (`~lsst.meas.contextnet.sim.exposure.SimulationConfig.to_dict`); `None` for a collection
+        without a record (written by another program or an earlier version).
+    """
+    text = butler.collections.get_info(collection).doc
+    try:
+        parsed = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return None
+    return parsed.get(SIMULATION_RECORD_KEY) if isinstance(parsed, dict) else None
+
 
 SURVEY_START = "2026-01-01T00:00:00"
 """TAI start of the first simulated visit; visit ``v`` begins ``v * VISIT_CADENCE_S`` later."""
@@ -239,6 +277,16 @@ def simulate_repo(
         bar.set_postfix(visit=visit, detector=detector, sources=len(exposure.src))
         bar.update(1)
     bar.close()
+    # What was simulated, kept with the collection so that a later run can tell whether it may
+    # reuse it (`simulation_record`).
+    record = {
+        "seed": int(seed),
+        "first_visit": int(first_visit),
+        "visits": int(visits),
+        "detectors": int(detectors),
+        "config": config.to_dict(),
+    }
+    butler.registry.setCollectionDocumentation(collection, json.dumps({SIMULATION_RECORD_KEY: record}))
     seconds = time.perf_counter() - start
     _LOG.info("Wrote %d exposures to %s in collection %s in %.1f s", len(data_ids), repo, collection, seconds)
     return SimulationSummary(str(repo), collection, data_ids, n_sources, visit_fwhm, seconds)

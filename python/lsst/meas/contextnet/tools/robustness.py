@@ -67,7 +67,7 @@ import logging
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +177,40 @@ def _is_complete(butler: Any, collection: str, dataset_types: Sequence[str], exp
     return True
 
 
+def _check_simulation(butler: Any, collection: str, expected: Mapping[str, Any]) -> None:
+    """Check that a collection to reuse was simulated as this run would simulate it.
+
+    Raises
+    ------
+    RuntimeError
+        Raised, naming what differs, if its record (`~lsst.meas.contextnet.sim.simulate.simulation_record`)
+        gives another seed, first visit, world, band or detector size; a collection without a
+        record is reused with a warning.
+    """
+    from lsst.meas.contextnet.sim.simulate import simulation_record
+
+    record = simulation_record(butler, collection)
+    if record is None:
+        _LOG.warning(
+            "%s has no simulation record; cannot check that its seed and world are this run's", collection
+        )
+        return
+    found = {
+        "seed": record.get("seed"),
+        "first_visit": record.get("first_visit"),
+        "world": record.get("config", {}).get("world"),
+        "band": record.get("config", {}).get("band"),
+        "size": record.get("config", {}).get("size"),
+    }
+    differ = {key: (found[key], value) for key, value in expected.items() if found[key] != value}
+    if differ:
+        detail = ", ".join(f"{key} {was!r} (this run: {want!r})" for key, (was, want) in differ.items())
+        raise RuntimeError(
+            f"collection {collection!r} was simulated with {detail}; use another repository for this "
+            "split or these options"
+        )
+
+
 def _world_index(world: str) -> int:
     from lsst.meas.contextnet.sim.world import world_names
 
@@ -267,6 +301,11 @@ def run_robustness(
             Butler.from_config(repo), collection, list(DATASET_TYPES), n_visits
         )
         if exists:
+            _check_simulation(
+                Butler.from_config(repo),
+                collection,
+                {"seed": seed, "first_visit": first_visit, "world": world, "band": band, "size": size},
+            )
             _LOG.info("%s exists; not simulating it again", collection)
             continue
         _LOG.info("simulating %d visits of world %s into %s (seed %d)", n_visits, world, collection, seed)
@@ -427,11 +466,15 @@ def _classify(repo: str, world: str, label: str, model: Any, overrides: Sequence
     """Classify ``sim/<world>`` with ``pipetask run`` (unless done) and join it with its truth."""
     from lsst.daf.butler import Butler
     from lsst.meas.contextnet.evaluation.butler import load_from_butler
+    from lsst.meas.contextnet.modelcheck import resolve_model
 
     run = f"contextnet/{label}/{world}"
     butler = Butler.from_config(repo)
     n_exposures = len(butler.query_datasets("calexp", collections=f"sim/{world}", limit=None))
-    if not _is_complete(butler, run, ["contextnet_classification"], n_exposures):
+    complete = _is_complete(butler, run, ["contextnet_classification"], n_exposures)
+    if complete:
+        _check_classified_with(butler, run, resolve_model(model))
+    else:
         command = [
             str(Path(sys.executable).with_name("pipetask")),
             "run",
@@ -456,6 +499,26 @@ def _classify(repo: str, world: str, label: str, model: Any, overrides: Sequence
     butler = Butler.from_config(repo, writeable=False)
     joined, _ = load_from_butler(butler, [run, f"sim/{world}"], progress=False)
     return joined.catalog
+
+
+def _check_classified_with(butler: Any, run: str, model: Path) -> None:
+    """Check that a classification collection to reuse was written by this model file.
+
+    Raises
+    ------
+    RuntimeError
+        Raised, naming both, if the task's metadata give another model's sha256.
+    """
+    from lsst.meas.contextnet.modelio import file_sha256
+
+    refs = butler.query_datasets("contextnetClassifier_metadata", collections=run, limit=1)
+    used = str(butler.get(refs[0])["contextnetClassifier"]["model.sha256"]) if refs else None
+    wanted = file_sha256(model)
+    if used != wanted:
+        raise RuntimeError(
+            f"collection {run!r} was classified with the model of sha256 {used}, not {str(model)!r} "
+            f"({wanted}); give this model another label"
+        )
 
 
 def _plain_rows(table: Table) -> list[dict[str, Any]]:
@@ -662,9 +725,8 @@ def _visit_rows(
         for name in names:
             star, scored = calls[name]
             suffix = "" if name == "ContextNet" else f"_{name}"
-            counted = here & scored
-            correct = np.count_nonzero(counted & (star != labels))
-            row[f"accuracy{suffix}"] = correct / max(np.count_nonzero(counted), 1)
+            # NaN, not 0, where the classifier scored nothing in the visit.
+            row[f"accuracy{suffix}"] = proportion_influence(star != labels, here & scored)[0]
             stars = here & bright_stars & scored
             row[f"star_recall_bright{suffix}"] = proportion_influence(star, stars)[0]
             if split is not None:
@@ -694,7 +756,8 @@ def format_margin_table(margins: Table) -> str:
     lines = [
         "## Margins with visit-clustered standard errors\n",
         "Standard errors treat the visits as the independent draws "
-        "(`lsst.meas.contextnet.evaluation.clustered`).\n",
+        "(`lsst.meas.contextnet.evaluation.clustered`). A margin is the difference of the two "
+        "accuracies over the objects both classifiers score (extendedness has no value for some).\n",
         "| world | classifier | visits | accuracy | - extendedness | - GBDT | weakest faint bin "
         "(- better baseline) | star recall <22 | extendedness | GBDT |",
         "|---|---|---|---|---|---|---|---|---|---|",

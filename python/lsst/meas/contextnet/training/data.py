@@ -228,6 +228,7 @@ def load_training_data(
         "galaxy_fraction": float(all_labels.mean()) if all_labels.size else math.nan,
         "psf_grid": psf_grid,
         "inputs": list(inputs),
+        "normalization": {**DEFAULT_NORMALIZATION, "softening": softening},
     }
     return TrainingData(
         cutouts=np.concatenate(cutouts),

@@ -351,6 +351,11 @@ class _Trainer:
                 "augment": options.augment,
                 "n_sets": data.n_visits,
                 "shards": data.description.get("shards"),
+                # Which data, by content, and how their pixels are normalized.
+                "data": [
+                    {key: part.get(key) for key in ("directory", "manifest_sha256", "normalization")}
+                    for part in data.description.get("parts", [data.description])
+                ],
                 "m_data": data.m,
                 "init_from": self.init_from,
                 "loss": options.loss_description(),
