@@ -34,6 +34,7 @@ from lsst.meas.contextnet.training.data import combine_training_data, load_train
 from lsst.meas.contextnet.training.shards import FORMAT_VERSION
 from lsst.meas.contextnet.training.trainer import (
     TrainingOptions,
+    _split_visits,
     object_weights,
     run_training,
     train_model,
@@ -342,6 +343,8 @@ def test_warm_start_begins_from_the_file_weights(data_dir, tmp_path):
         torch.testing.assert_close(result.model.state_dict()[key], value, rtol=0, atol=1e-9)
     assert result.training["init_from"]["command"] == "contextnet train --first"
     assert len(result.training["init_from"]["sha256"]) == 64
+    # The same data and seed hold out the same sets: none of them was trained on.
+    assert result.training["init_from"]["held_out_overlap"] == 0
     cold = train_model(load_training_data(data_dir), config(), options(epochs=1, lr=1e-12))
     assert any(not torch.allclose(cold.model.state_dict()[k], v) for k, v in start.items())
     with pytest.raises(ValueError, match="nor a narrower local network"):
@@ -481,3 +484,16 @@ def test_bright_star_weight_weights_the_loss(data_dir):
         object_weights(
             dataclasses.replace(data, snr=None), dataclasses.replace(weighted, bright_star_snr=floor)
         )
+
+
+def test_warm_start_names_held_out_sets_the_start_was_trained_on(data_dir, tmp_path):
+    first = tmp_path / "first.pt"
+    run_training(data_dir, first, config(), options(epochs=1))
+    data = load_training_data(data_dir)
+    messages = []
+    # Another seed draws another hold-out from the same 24 sets, mostly sets the start trained on.
+    result = train_model(data, config(), options(epochs=1, seed=3, init_from=first), log=messages.append)
+    overlap = result.training["init_from"]["held_out_overlap"]
+    held_out = set(_split_visits(24, 0.25, 3)[1]) - set(_split_visits(24, 0.25, 0)[1])
+    assert overlap == len(held_out) > 0
+    assert any(f"{overlap} of the 6 held-out sets" in message for message in messages)

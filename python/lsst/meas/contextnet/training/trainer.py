@@ -49,7 +49,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -331,7 +331,16 @@ class _Trainer:
             self.model = build_model(config).to(self.device)
         self.init_from = None
         if options.init_from:
-            self.init_from = _warm_start(self.model, config, options.init_from, options.seed)
+            self.init_from = _warm_start(
+                self.model, config, options.init_from, options.seed, data.description, self.val_visits
+            )
+            if self.init_from["held_out_overlap"]:
+                self.emit(
+                    f"warning: {self.init_from['held_out_overlap']} of the {self.val_visits.size} held-out "
+                    f"sets are sets {options.init_from} was trained on, so the validation loss, the early "
+                    "stopping and the card's metrics are optimistic; hold out its own sets (the same --data "
+                    "order and --seed) or train on new sets"
+                )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
         self.weights = object_weights(data, options)
         self.start_epoch = 0
@@ -623,11 +632,58 @@ class _Trainer:
         )
 
 
-def _warm_start(model: Any, config: Any, path: Path, seed: int) -> dict[str, Any]:
+def _set_identities(description: Mapping[str, Any]) -> list[tuple[str | None, int]]:
+    """Name each set of training data by content: its directory's manifest sha256 and its index there."""
+    parts = description.get("parts", [description])
+    return [(part.get("manifest_sha256"), index) for part in parts for index in range(int(part["n_sets"]))]
+
+
+def _held_out_overlap(
+    card: Mapping[str, Any], description: Mapping[str, Any], val_visits: np.ndarray
+) -> int | None:
+    """Count the held-out sets that a starting model was trained on.
+
+    Parameters
+    ----------
+    card : `~collections.abc.Mapping`
+        The starting model's metadata; its ``training`` entry gives its data, seed and
+        validation fraction, from which its own split is drawn again.
+    description : `~collections.abc.Mapping`
+        The description of the data being trained on.
+    val_visits : `numpy.ndarray`
+        Indices of this run's held-out sets.
+
+    Returns
+    -------
+    overlap : `int` or `None`
+        The number of this run's held-out sets among the starting model's training sets
+        (compared by manifest sha256 and index); `None` if its card does not say.
+    """
+    training = card.get("training", {})
+    try:
+        theirs = _set_identities(training["data"])
+        their_train, _ = _split_visits(len(theirs), float(training["val_fraction"]), int(training["seed"]))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    trained = {theirs[i] for i in their_train if theirs[i][0] is not None}
+    ours = _set_identities(description)
+    return int(sum(ours[i] in trained for i in val_visits))
+
+
+def _warm_start(
+    model: Any,
+    config: Any,
+    path: Path,
+    seed: int,
+    description: Mapping[str, Any],
+    val_visits: np.ndarray,
+) -> dict[str, Any]:
     """Load a model file's weights into ``model``; return what the model card records of it.
 
     A model whose local network is narrower than ``config``'s (fewer convolution channels, local
     features or input channels, nothing else different) is widened to it (`widen_state_dict`).
+    The record includes ``held_out_overlap`` (`_held_out_overlap`): how many of this run's
+    held-out sets (``val_visits`` of the data ``description``) the model was trained on.
     """
     from lsst.meas.contextnet.model import ContextNetConfig
     from lsst.meas.contextnet.modelio import load_model
@@ -652,6 +708,7 @@ def _warm_start(model: Any, config: Any, path: Path, seed: int) -> dict[str, Any
         "sha256": loaded.sha256,
         "command": loaded.metadata.get("training", {}).get("command"),
         "best_epoch": loaded.metadata.get("training", {}).get("best_epoch"),
+        "held_out_overlap": _held_out_overlap(loaded.metadata, description, val_visits),
     }
     if widened:
         narrow = ContextNetConfig.from_dict(theirs).to_dict()
