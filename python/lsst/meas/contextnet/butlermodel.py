@@ -77,12 +77,10 @@ def ingest_model(
         dimensionless dataset of a type); the same model again is not an error.
     """
     from lsst.daf.butler import Butler, DatasetType
-    from lsst.meas.contextnet.modelcheck import model_file
+    from lsst.meas.contextnet.modelcheck import resolve_model
     from lsst.meas.contextnet.modelio import load_model
 
-    path = model_file(None if model is None else os.fspath(model))
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
+    path = resolve_model(model)
     loaded = load_model(path, "cpu")
     data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
     butler = Butler.from_config(str(repo), writeable=True)

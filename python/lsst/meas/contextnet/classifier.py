@@ -989,17 +989,16 @@ class ContextNetClassifierTask(PipelineTask):
         }
         for name, (dtype, description) in CLASSIFICATION_COLUMNS.items():
             unit = COLUMN_UNITS.get(name)
-            if name in copied and not dtype.startswith("float"):
-                output[name] = _copied_column(table[copied[name]], dtype, description=description, unit=unit)
-                continue
-            if name in copied:
+            if name not in copied:
+                data = np.full(n, np.nan if dtype.startswith("float") else 0, dtype=dtype)
+                output[name] = Column(data, description=description, unit=unit)
+            elif dtype.startswith("float"):
                 source = table[copied[name]]
-                data = _float_values(source, dtype)
                 if name in ("coord_ra", "coord_dec"):
                     unit = getattr(source, "unit", None) or self.config.coordUnit
+                output[name] = Column(_float_values(source, dtype), description=description, unit=unit)
             else:
-                data = np.full(n, np.nan if dtype.startswith("float") else 0, dtype=dtype)
-            output[name] = Column(data, description=description, unit=unit)
+                output[name] = _copied_column(table[copied[name]], dtype, description=description, unit=unit)
         for name in self.config.baselineColumns:
             source = table[name]
             output[name] = _copied_column(

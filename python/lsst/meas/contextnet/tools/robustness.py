@@ -195,13 +195,9 @@ def _check_simulation(butler: Any, collection: str, expected: Mapping[str, Any])
             "%s has no simulation record; cannot check that its seed and world are this run's", collection
         )
         return
-    found = {
-        "seed": record.get("seed"),
-        "first_visit": record.get("first_visit"),
-        "world": record.get("config", {}).get("world"),
-        "band": record.get("config", {}).get("band"),
-        "size": record.get("config", {}).get("size"),
-    }
+    config = record.get("config", {})
+    found = {key: record.get(key) for key in ("seed", "first_visit")}
+    found.update({key: config.get(key) for key in ("world", "band", "size")})
     differ = {key: (found[key], value) for key, value in expected.items() if found[key] != value}
     if differ:
         detail = ", ".join(f"{key} {was!r} (this run: {want!r})" for key, (was, want) in differ.items())
@@ -297,12 +293,10 @@ def run_robustness(
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     for collection, world, band, seed, first_visit, n_visits in jobs_to_simulate:
-        exists = Path(repo, "butler.yaml").is_file() and _is_complete(
-            Butler.from_config(repo), collection, list(DATASET_TYPES), n_visits
-        )
-        if exists:
+        existing = Butler.from_config(repo) if Path(repo, "butler.yaml").is_file() else None
+        if existing is not None and _is_complete(existing, collection, list(DATASET_TYPES), n_visits):
             _check_simulation(
-                Butler.from_config(repo),
+                existing,
                 collection,
                 {"seed": seed, "first_visit": first_visit, "world": world, "band": band, "size": size},
             )
