@@ -681,6 +681,8 @@ def test_robustness_refuses_overlapping_visits(tmp_path):
         run_robustness(str(tmp_path / "repo"), tmp_path / "out", worlds=["randomized"], visits=5001)
     with pytest.raises(ValueError, match="sim/peer-train .* would overlap those of sim/band-u"):
         run_robustness(str(tmp_path / "repo"), tmp_path / "out", worlds=["band-u"], peer_visits=10001)
+    with pytest.raises(ValueError, match="not both"):
+        run_robustness(str(tmp_path / "repo"), tmp_path / "out", peer_visits=2, peer_path="peer.pkl")
     assert not (tmp_path / "repo").exists() and not (tmp_path / "out").exists()
 
 
@@ -811,6 +813,20 @@ def test_robustness_command_writes_one_table(tmp_path):
     # The simulated truth tells which stars are blended: their recall is reported apart.
     assert "isolated and blended stars" in text
     assert np.all(margins["n_bright_star_blended"] <= margins["n_bright_star"])
+    # A peer given by path is scored instead of one trained on sim/peer-train*.
+    from lsst.meas.contextnet.evaluation.peer import CatalogPeer
+
+    given = CatalogPeer.load(tmp_path / "out" / "catalog_peer.pkl")
+    given.card["collections"] = ["given"]
+    settings["peer_visits"] = 0
+    again = run_robustness(
+        str(tmp_path / "repo"), tmp_path / "given", **settings, peer_path=given.save(tmp_path / "given.pkl")
+    )
+    assert again.meta["peer"]["collections"] == ["given"]
+    peer_rows = again["classifier"] == "catalog_gbdt"
+    np.testing.assert_array_equal(
+        again[peer_rows]["accuracy"], table[table["classifier"] == "catalog_gbdt"]["accuracy"]
+    )
     # A rerun reuses what is there, but a classification run missing a detector is an error.
     writer = Butler.from_config(str(tmp_path / "repo"), writeable=True)
     run = "contextnet/tiny/star-poor-r"

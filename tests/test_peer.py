@@ -61,7 +61,8 @@ def test_features_are_the_four_columns_and_nan_where_undefined():
 
 def test_peer_is_trained_scored_and_saved(catalogs, tmp_path):
     train, test = catalogs
-    peer = CatalogPeer.fit(train, np.asarray(train["is_galaxy"]), seed=1, card={"collections": ["x"]})
+    labels = np.asarray(train["is_galaxy"])
+    peer = CatalogPeer.fit(train, labels, np.asarray(train["visit"]), seed=1, card={"collections": ["x"]})
     assert peer.card["n_train"] == len(train) and peer.card["features"] == list(PEER_FEATURES)
     probability = peer.predict(test)
     assert probability.shape == (len(test),) and np.all((probability >= 0) & (probability <= 1))
@@ -78,4 +79,20 @@ def test_peer_is_trained_scored_and_saved(catalogs, tmp_path):
     row = result.summary[result.summary["classifier"] == PEER_NAME][0]
     assert row["n"] == len(test) and row["accuracy"] == pytest.approx(accuracy)
     with pytest.raises(ValueError, match="both classes"):
-        CatalogPeer.fit(train[:10], np.ones(10, dtype=bool))
+        CatalogPeer.fit(train[:10], np.ones(10, dtype=bool), np.arange(10))
+
+
+def test_early_stopping_holds_out_whole_visits(catalogs):
+    train, _ = catalogs
+    labels = np.asarray(train["is_galaxy"], dtype=bool)
+    visits = np.asarray(train["visit"])
+    counts = {visit: int(np.sum(visits == visit)) for visit in np.unique(visits)}
+    peer = CatalogPeer.fit(train, labels, visits, seed=3)
+    # Two visits: one is held out, all of its sources and none of the other's.
+    assert peer.card["n_visits_held_out"] == 1 and peer.card["n_held_out"] in counts.values()
+    again = CatalogPeer.fit(train, labels, visits, seed=3)
+    np.testing.assert_array_equal(again.predict(train), peer.predict(train))
+    with pytest.raises(ValueError, match="two visits"):
+        CatalogPeer.fit(train, labels, np.zeros(len(train), dtype=int))
+    with pytest.raises(ValueError, match="shape"):
+        CatalogPeer.fit(train, labels, visits[:-1])

@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         peer_visits=args.peer_visits,
         r_visits=args.r_visits,
         split=args.split,
+        peer_path=args.peer,
     )
     print(format_table(table))
     print(f"wrote {Path(args.output) / 'robustness.csv'}, robustness.md, robustness.json")
@@ -103,8 +104,13 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--peer-visits",
         type=int,
-        default=16,
-        help="training-world visits for the peer (default: %(default)s)",
+        default=0,
+        help="simulate this many training-world visits into sim/peer-train and train the peer on the "
+        "repository's sim/peer-train* collections (default: %(default)s, score --peer)",
+    )
+    parser.add_argument(
+        "--peer",
+        help="a trained peer (contextnet train-peer) to score (default: the shipped peer)",
     )
     parser.add_argument(
         "--r-visits",

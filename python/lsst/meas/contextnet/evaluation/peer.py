@@ -33,7 +33,14 @@ it beside ContextNet, ``extendedness`` and ``sizeExtendedness``
 
 from __future__ import annotations
 
-__all__ = ["CatalogPeer", "PEER_FEATURES", "catalog_features", "default_peer_path", "train_peer_from_butler"]
+__all__ = [
+    "CatalogPeer",
+    "PEER_FEATURES",
+    "VALIDATION_FRACTION",
+    "catalog_features",
+    "default_peer_path",
+    "train_peer_from_butler",
+]
 
 import dataclasses
 import importlib.resources
@@ -49,6 +56,9 @@ PEER_FEATURES: tuple[str, ...] = ("gaussian_over_psf_flux", "log10_snr", "sizeEx
 """Names of the peer's features, in column order of `catalog_features`."""
 
 _FORMAT_VERSION = 1
+
+VALIDATION_FRACTION = 0.15
+"""Fraction of the training visits held out for the trees' early stopping."""
 
 
 def default_peer_path() -> Path:
@@ -116,9 +126,19 @@ class CatalogPeer:
 
     @classmethod
     def fit(
-        cls, catalog: Table, is_galaxy: np.ndarray, *, seed: int = 0, card: dict[str, Any] | None = None
+        cls,
+        catalog: Table,
+        is_galaxy: np.ndarray,
+        visits: np.ndarray,
+        *,
+        seed: int = 0,
+        card: dict[str, Any] | None = None,
     ) -> CatalogPeer:
-        """Train the peer.
+        """Train the peer, stopping early on whole held-out visits.
+
+        The sources of one visit share its seeing, PSF and depth, so a hold-out of random sources
+        would measure the trees on visits they were fitted to.  Early stopping instead holds out
+        ``VALIDATION_FRACTION`` of the visits (at least one), drawn with ``seed``.
 
         Parameters
         ----------
@@ -126,8 +146,10 @@ class CatalogPeer:
             Training sources (see `catalog_features`).
         is_galaxy : `numpy.ndarray`
             True class of each source.
+        visits : `numpy.ndarray`
+            Visit of each source.
         seed : `int`, optional
-            Seed of the trees' validation split.
+            Seed of the held-out visits and of the trees.
         card : `dict`, optional
             Description of the training data, stored with the model.
 
@@ -139,21 +161,37 @@ class CatalogPeer:
         Raises
         ------
         ValueError
-            If there are fewer than 20 sources or only one class.
+            If the sources come from fewer than two visits, or if fewer than 20 sources or only one
+            class remain outside the held-out visits.
         """
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         labels = np.asarray(is_galaxy, dtype=bool)
-        if len(labels) < 20 or labels.all() or not labels.any():
-            raise ValueError(f"the catalog peer needs at least 20 sources of both classes, got {len(labels)}")
+        visit_of = np.asarray(visits)
+        if visit_of.shape != labels.shape:
+            raise ValueError(f"visits has shape {visit_of.shape}, is_galaxy {labels.shape}")
+        names = np.unique(visit_of)
+        if len(names) < 2:
+            raise ValueError(f"the catalog peer needs sources of at least two visits, got {len(names)}")
+        n_held = max(1, round(VALIDATION_FRACTION * len(names)))
+        held = np.isin(visit_of, np.random.default_rng(seed).choice(names, size=n_held, replace=False))
+        fitted = labels[~held]
+        if len(fitted) < 20 or fitted.all() or not fitted.any():
+            raise ValueError(
+                f"the catalog peer needs at least 20 sources of both classes outside its {n_held} held-out "
+                f"visit(s), got {len(fitted)}"
+            )
+        features = catalog_features(catalog)
         model = HistGradientBoostingClassifier(
-            max_iter=300, learning_rate=0.1, early_stopping=True, validation_fraction=0.15, random_state=seed
+            max_iter=300, learning_rate=0.1, early_stopping=True, random_state=seed
         )
-        model.fit(catalog_features(catalog), labels.astype(int))
+        model.fit(features[~held], fitted.astype(int), X_val=features[held], y_val=labels[held].astype(int))
         info = {
             "format_version": _FORMAT_VERSION,
             "features": list(PEER_FEATURES),
             "n_train": int(len(labels)),
+            "n_visits_held_out": int(n_held),
+            "n_held_out": int(held.sum()),
             "galaxy_fraction": float(labels.mean()),
             "n_iter": int(model.n_iter_),
             "seed": int(seed),
@@ -259,4 +297,5 @@ def train_peer_from_butler(repo: str, collections: list[str], *, seed: int = 0) 
         "bands": bands,
         "n_exposures": int(len(set(zip(catalog["visit"], catalog["detector"], strict=True)))),
     }
-    return CatalogPeer.fit(catalog, np.asarray(catalog["is_galaxy"], dtype=bool), seed=seed, card=card)
+    labels = np.asarray(catalog["is_galaxy"], dtype=bool)
+    return CatalogPeer.fit(catalog, labels, np.asarray(catalog["visit"]), seed=seed, card=card)

@@ -22,12 +22,13 @@
 (`~lsst.meas.contextnet.sim.world.WORLDS`: held-out seeds of the randomized world, seeing
 beyond its range, star-rich and star-poor fields, a PSF family and a galaxy family never used
 in training, ...) with seeds never used for training, classifies each with the real
-``pipetask run`` (one output collection per world and model), trains the catalog-feature peer
-(`~lsst.meas.contextnet.evaluation.peer`) on simulated visits of the training world, and scores every
-model, ``extendedness``, ``sizeExtendedness`` and the peer per world and magnitude bin
-(accuracy, star and galaxy recall, AUC, ECE).  Existing collections are reused, so a rerun only
-does what is missing; one that holds fewer exposures or classifications than it should (an
-interrupted run) is an error that names it, never silently scored.
+``pipetask run`` (one output collection per world and model), and scores every model,
+``extendedness``, ``sizeExtendedness`` and the catalog-feature peer
+(`~lsst.meas.contextnet.evaluation.peer`: the shipped one, one given by path, or one trained here
+on simulated visits of the training world) per world and magnitude bin (accuracy, star and
+galaxy recall, AUC, ECE).  Existing collections are reused, so a rerun only does what is
+missing; one that holds fewer exposures or classifications than it should (an interrupted run)
+is an error that names it, never silently scored.
 
 Magnitudes are in each visit's band, so "brighter than 22" is a different depth in each band: at
 the faint end of that bin a star has a signal-to-noise ratio of about 35 in ``r`` but about 8 in
@@ -224,9 +225,10 @@ def run_robustness(
     size: int = 2048,
     processes: int = 1,
     jobs: int = 1,
-    peer_visits: int = 16,
+    peer_visits: int = 0,
     r_visits: int = 16,
     split: str = "test",
+    peer_path: str | Path | None = None,
 ) -> Table:
     """Simulate, classify and score the test worlds; write and return the table.
 
@@ -250,13 +252,18 @@ def run_robustness(
         ``pipetask run -j``: 1 runs every quantum in one process; more start a process per
         quantum, each importing the task and its libraries again (seconds per quantum).
     peer_visits : `int`, optional
-        Training-world visits the peer is trained on.
+        If positive, simulate this many training-world visits into ``sim/peer-train`` and train
+        the peer on every ``sim/peer-train*`` collection of the repository; 0 (default) scores the
+        peer of ``peer_path``.
     r_visits : `int`, optional
         ``r``-band visits of each world in its companion collection ``sim/<world>-r`` (scored as
         world ``<world>-r``); 0 for none.
     split : `str`, optional
         ``test`` or ``validation``: the seeds the worlds are drawn with (`SPLIT_SEED_BASES`).  A
         repository holds one split (its collections are named by world alone).
+    peer_path : `str` or `pathlib.Path`, optional
+        A trained peer (``contextnet train-peer``) to score when ``peer_visits`` is 0; default
+        the shipped peer (`~lsst.meas.contextnet.evaluation.peer.default_peer_path`).
 
     Returns
     -------
@@ -266,13 +273,14 @@ def run_robustness(
     Raises
     ------
     ValueError
-        Raised for an unknown split or visit ranges of two collections that would overlap.
+        Raised for an unknown split, visit ranges of two collections that would overlap, or both
+        ``peer_visits`` and ``peer_path``.
     RuntimeError
         Raised if a collection to reuse holds fewer or more exposures (or classifications) than
         this run expects, e.g. one left by an interrupted run.
     """
     from lsst.daf.butler import Butler
-    from lsst.meas.contextnet.evaluation.peer import train_peer_from_butler
+    from lsst.meas.contextnet.evaluation.peer import CatalogPeer, train_peer_from_butler
     from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog
     from lsst.meas.contextnet.sim.exposure import SimulationConfig, visit_conditions
     from lsst.meas.contextnet.sim.repo import DATASET_TYPES
@@ -288,7 +296,12 @@ def run_robustness(
         jobs_to_simulate += [
             (f"sim/{w}-r", w, "r", r_seed + _world_index(w), _first_visit(w) + 5000, r_visits) for w in worlds
         ]
-    jobs_to_simulate.append(("sim/peer-train", "randomized", None, PEER_SEED, PEER_FIRST_VISIT, peer_visits))
+    if peer_visits > 0 and peer_path is not None:
+        raise ValueError("give peer_visits (train a peer here) or peer_path (score a trained one), not both")
+    if peer_visits > 0:
+        jobs_to_simulate.append(
+            ("sim/peer-train", "randomized", None, PEER_SEED, PEER_FIRST_VISIT, peer_visits)
+        )
     _check_visit_ranges([(job[0], job[4], job[5]) for job in jobs_to_simulate])
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -313,9 +326,12 @@ def run_robustness(
             processes=processes,
             progress=False,
         )
-    # Every sim/peer-train* collection (more visits can be added in further collections).
-    peer_collections = sorted(Butler.from_config(repo).collections.query("sim/peer-train*"))
-    peer = train_peer_from_butler(repo, peer_collections, seed=0)
+    if peer_visits > 0:
+        # Every sim/peer-train* collection (more visits can be added in further collections).
+        peer_collections = sorted(Butler.from_config(repo).collections.query("sim/peer-train*"))
+        peer = train_peer_from_butler(repo, peer_collections, seed=0)
+    else:
+        peer = CatalogPeer.load(peer_path)
     peer.save(out / "catalog_peer.pkl")
 
     butler = Butler.from_config(repo, writeable=False)
