@@ -602,6 +602,18 @@ def test_cli_where_and_errors(repo, tmp_path):
     assert math.isfinite(data["summary"][0]["accuracy"])
 
 
+def test_cli_train_peer(repo, tmp_path, capsys):
+    from lsst.meas.contextnet.cli.main import main
+    from lsst.meas.contextnet.evaluation.peer import CatalogPeer
+
+    output = tmp_path / "peer.pkl"
+    assert main(["train-peer", "--repo", str(repo), "--collections", "sim", "--output", str(output)]) == 0
+    assert "160 sources of 2 exposures" in capsys.readouterr().out
+    card = CatalogPeer.load(output).card
+    # One of the two visits (80 sources each) is held out for the early stopping.
+    assert card["n_visits_held_out"] == 1 and card["n_held_out"] == 80 and card["collections"] == ["sim"]
+
+
 def test_robustness_star_recall_of_isolated_and_blended_stars(joined):
     from astropy.table import vstack
     from lsst.meas.contextnet.tools.robustness import (

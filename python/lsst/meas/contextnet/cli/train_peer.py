@@ -32,7 +32,8 @@ def _run(args: Any) -> int:
     path = peer.save(args.output)
     print(
         f"wrote {path}: gradient-boosted trees on {', '.join(PEER_FEATURES)}; "
-        f"{peer.card['n_train']} sources of {peer.card['n_exposures']} exposures, {peer.card['n_iter']} trees"
+        f"{peer.card['n_train']} sources of {peer.card['n_exposures']} exposures, "
+        f"{peer.card['n_iter']} trees (stopped on {peer.card['n_visits_held_out']} held-out visits)"
     )
     return 0
 
@@ -54,5 +55,7 @@ def add_subcommand(subparsers: Any) -> None:
     parser.add_argument("--repo", required=True, help="Butler repository")
     parser.add_argument("--collections", nargs="+", required=True, help="collections with src and truth")
     parser.add_argument("--output", required=True, help="peer file to write (.pkl)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the trees (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the held-out visits and the trees (default: %(default)s)"
+    )
     parser.set_defaults(func=_run)
