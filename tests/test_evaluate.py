@@ -695,6 +695,10 @@ def test_robustness_refuses_overlapping_visits(tmp_path):
         run_robustness(str(tmp_path / "repo"), tmp_path / "out", worlds=["band-u"], peer_visits=10001)
     with pytest.raises(ValueError, match="not both"):
         run_robustness(str(tmp_path / "repo"), tmp_path / "out", peer_visits=2, peer_path="peer.pkl")
+    with pytest.raises(ValueError, match="peer_visits must be 0"):
+        run_robustness(str(tmp_path / "repo"), tmp_path / "out", peer_visits=-1)
+    with pytest.raises(FileNotFoundError):
+        run_robustness(str(tmp_path / "repo"), tmp_path / "out", peer_path=tmp_path / "missing.pkl")
     assert not (tmp_path / "repo").exists() and not (tmp_path / "out").exists()
 
 

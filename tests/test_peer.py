@@ -96,3 +96,13 @@ def test_early_stopping_holds_out_whole_visits(catalogs):
         CatalogPeer.fit(train, labels, np.zeros(len(train), dtype=int))
     with pytest.raises(ValueError, match="shape"):
         CatalogPeer.fit(train, labels, visits[:-1])
+    # One visit of galaxies only: held out, it could not tell when to stop; fitted alone, the trees
+    # would see one class.  Each seed holds out one of the two visits, and both errors occur.
+    one_class = labels.copy()
+    one_class[visits == visits[0]] = True
+    held_out_one_class = set()
+    for seed in range(8):
+        with pytest.raises(ValueError, match="one class|both classes") as error:
+            CatalogPeer.fit(train, one_class, visits, seed=seed)
+        held_out_one_class.add("only one class" in str(error.value))
+    assert held_out_one_class == {True, False}

@@ -77,8 +77,9 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "robustness",
         help="score ContextNet, extendedness and the catalog peer on held-out test worlds (one table)",
         description="Simulate each test world with seeds never used for training, classify it with "
-        "pipetask run, train the catalog-feature peer on training-world visits, and write one table of "
-        "accuracy, star and galaxy recall, AUC and ECE per world and magnitude bin.",
+        "pipetask run, and write one table of accuracy, star and galaxy recall, AUC and ECE per world and "
+        "magnitude bin for the models, extendedness, sizeExtendedness and the catalog-feature peer (the "
+        "shipped one, --peer, or one trained on training-world visits with --peer-visits).",
     )
     parser.add_argument("--repo", required=True, help="Butler repository (created if missing)")
     parser.add_argument("--output", required=True, help="output directory")

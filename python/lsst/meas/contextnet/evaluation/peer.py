@@ -161,8 +161,10 @@ class CatalogPeer:
         Raises
         ------
         ValueError
-            If the sources come from fewer than two visits, or if fewer than 20 sources or only one
-            class remain outside the held-out visits.
+            If ``visits`` and ``is_galaxy`` differ in shape, the sources come from fewer than two
+            visits, fewer than 20 sources or only one class remain outside the held-out visits,
+            or the held-out visits hold only one class (the early stopping could not judge the
+            trees).
         """
         from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -180,6 +182,11 @@ class CatalogPeer:
             raise ValueError(
                 f"the catalog peer needs at least 20 sources of both classes outside its {n_held} held-out "
                 f"visit(s), got {len(fitted)}"
+            )
+        if labels[held].all() or not labels[held].any():
+            raise ValueError(
+                f"the {n_held} visit(s) held out for the catalog peer's early stopping hold only one class; "
+                "train it on more visits or with another seed"
             )
         features = catalog_features(catalog)
         model = HistGradientBoostingClassifier(
@@ -278,7 +285,7 @@ def train_peer_from_butler(repo: str, collections: list[str], *, seed: int = 0) 
     collections : `list` [`str`]
         Collections holding ``src`` and ``truth`` (simulated training visits).
     seed : `int`, optional
-        Seed of the trees.
+        Seed of the held-out visits and of the trees (`CatalogPeer.fit`).
 
     Returns
     -------

@@ -273,8 +273,11 @@ def run_robustness(
     Raises
     ------
     ValueError
-        Raised for an unknown split, visit ranges of two collections that would overlap, or both
-        ``peer_visits`` and ``peer_path``.
+        Raised for an unknown split, visit ranges of two collections that would overlap, a
+        negative ``peer_visits`` or both ``peer_visits`` and ``peer_path``, or a ``peer_path``
+        that is not a peer file.
+    FileNotFoundError
+        Raised if ``peer_path`` does not exist (checked before anything is simulated).
     RuntimeError
         Raised if a collection to reuse holds fewer or more exposures (or classifications) than
         this run expects, e.g. one left by an interrupted run.
@@ -296,8 +299,12 @@ def run_robustness(
         jobs_to_simulate += [
             (f"sim/{w}-r", w, "r", r_seed + _world_index(w), _first_visit(w) + 5000, r_visits) for w in worlds
         ]
+    if peer_visits < 0:
+        raise ValueError(f"peer_visits must be 0 (score a trained peer) or positive, got {peer_visits}")
     if peer_visits > 0 and peer_path is not None:
         raise ValueError("give peer_visits (train a peer here) or peer_path (score a trained one), not both")
+    # A trained peer is read before anything is simulated, so a wrong path fails at once.
+    peer = CatalogPeer.load(peer_path) if peer_visits == 0 else None
     if peer_visits > 0:
         jobs_to_simulate.append(
             ("sim/peer-train", "randomized", None, PEER_SEED, PEER_FIRST_VISIT, peer_visits)
@@ -326,12 +333,10 @@ def run_robustness(
             processes=processes,
             progress=False,
         )
-    if peer_visits > 0:
+    if peer is None:
         # Every sim/peer-train* collection (more visits can be added in further collections).
         peer_collections = sorted(Butler.from_config(repo).collections.query("sim/peer-train*"))
         peer = train_peer_from_butler(repo, peer_collections, seed=0)
-    else:
-        peer = CatalogPeer.load(peer_path)
     peer.save(out / "catalog_peer.pkl")
 
     butler = Butler.from_config(repo, writeable=False)
