@@ -177,13 +177,13 @@ class CatalogPeer:
             raise ValueError(f"the catalog peer needs sources of at least two visits, got {len(names)}")
         n_held = max(1, round(VALIDATION_FRACTION * len(names)))
         held = np.isin(visit_of, np.random.default_rng(seed).choice(names, size=n_held, replace=False))
-        fitted = labels[~held]
-        if len(fitted) < 20 or fitted.all() or not fitted.any():
+        fitted, judged = labels[~held], labels[held]
+        if len(fitted) < 20 or len(np.unique(fitted)) < 2:
             raise ValueError(
                 f"the catalog peer needs at least 20 sources of both classes outside its {n_held} held-out "
                 f"visit(s), got {len(fitted)}"
             )
-        if labels[held].all() or not labels[held].any():
+        if len(np.unique(judged)) < 2:
             raise ValueError(
                 f"the {n_held} visit(s) held out for the catalog peer's early stopping hold only one class; "
                 "train it on more visits or with another seed"
@@ -192,7 +192,7 @@ class CatalogPeer:
         model = HistGradientBoostingClassifier(
             max_iter=300, learning_rate=0.1, early_stopping=True, random_state=seed
         )
-        model.fit(features[~held], fitted.astype(int), X_val=features[held], y_val=labels[held].astype(int))
+        model.fit(features[~held], fitted.astype(int), X_val=features[held], y_val=judged.astype(int))
         info = {
             "format_version": _FORMAT_VERSION,
             "features": list(PEER_FEATURES),
