@@ -685,6 +685,49 @@ def test_robustness_star_recall_of_isolated_and_blended_stars(joined):
     assert "| star-poor-r | tiny |" in both and "| w | tiny |" not in both
 
 
+def test_robustness_targets_count_rows_and_bins():
+    from lsst.meas.contextnet.tools.robustness import format_target_table, target_table
+
+    def margin_rows(world, overall, faint):
+        # bin -1 overall, bin 0 brighter than 22 (never a faint bin), then faint bins (n, margins).
+        rows = [(world, "m", -1, -np.inf, np.inf, 5000, *overall, 0.995)]
+        rows.append((world, "m", 0, 14.0, 22.0, 3000, 0.0, 0.0, 0.995))
+        for k, (n, ext, gbdt) in enumerate(faint, start=1):
+            rows.append((world, "m", k, 21.0 + k, 22.0 + k, n, ext, gbdt, 0.995))
+        return rows
+
+    names = ("world", "classifier", "bin", "mag_lo", "mag_hi", "n")
+    names += ("margin_extendedness", "margin_catalog_gbdt", "star_recall_bright")
+    rows = margin_rows("a", (0.05, 0.02), [(400, 0.03, 0.011), (199, -0.2, -0.2), (300, 0.02, 0.009)])
+    rows += margin_rows("a-r", (0.05, np.nan), [(500, 0.03, 0.02)])
+    margins = Table(rows=rows, names=names)
+    margins["star_recall_bright"][margins["world"] == "a-r"] = 0.98
+    metrics = Table(
+        rows=[("a", "m", -1, 0.012), ("a-r", "m", -1, 0.025), ("a", "extendedness", -1, 0.1)],
+        names=("world", "classifier", "bin", "ece"),
+    )
+    targets = target_table(metrics, margins)
+    a, a_r = targets
+    assert a["margin"] == pytest.approx(0.02) and a["margin_met"]
+    # The 199-object bin is not counted; the 0.009 margin over the GBDT misses.
+    assert (a["n_faint_bins"], a["n_faint_bins_met"]) == (2, 1)
+    assert a["weakest_bin"] == "24-25" and a["weakest_margin"] == pytest.approx(0.009)
+    # Star recall counts on r-band rows only; a margin that cannot be measured is not met.
+    assert np.ma.is_masked(a["star_recall_met"]) and not a_r["star_recall_met"]
+    assert np.isnan(a_r["margin"]) and not a_r["margin_met"]
+    assert a["ece_met"] and not a_r["ece_met"]
+    text = format_target_table(targets)
+    assert "- m: overall margin met on 1 of 2 rows; faint bins 2 of 3; star recall on 0 of 1" in text
+    assert "| a | m | 5000 | +0.0200 | 1 of 2 (missed) | 24-25: +0.0090 | 0.9950 | 0.0120 |" in text
+    assert "0.9800 (missed) | 0.0250 (missed) |" in text
+    # In the JSON, the unmeasured margin and the recall target of a row in other bands are null.
+    from lsst.meas.contextnet.serialization import table_rows
+
+    plain_a, plain_a_r = json.loads(json.dumps(table_rows(targets), allow_nan=False))
+    assert plain_a["star_recall_met"] is None and plain_a["n_faint_bins_met"] == 1
+    assert plain_a_r["margin"] is None and plain_a_r["star_recall_met"] is False
+
+
 def test_robustness_refuses_overlapping_visits(tmp_path):
     from lsst.meas.contextnet.tools.robustness import run_robustness
 
@@ -791,6 +834,7 @@ def test_robustness_command_writes_one_table(tmp_path):
         "robustness.json",
         "robustness_margins.csv",
         "robustness_visits.csv",
+        "robustness_targets.csv",
         "catalog_peer.pkl",
     ):
         assert (tmp_path / "out" / name).is_file()
@@ -826,6 +870,9 @@ def test_robustness_command_writes_one_table(tmp_path):
         assert binned[binned["world"] == world]["n"].sum() <= overall[overall["world"] == world]["n"][0]
     text = (tmp_path / "out" / "robustness.md").read_text()
     assert "by PSF-flux S/N" in text and "Margins with visit-clustered standard errors" in text
+    assert text.startswith("## Targets") and "- tiny: overall margin met on" in text
+    targets = Table.read(tmp_path / "out" / "robustness_targets.csv")
+    assert set(targets["world"]) == worlds and len(targets) == len(worlds)
     # The simulated truth tells which stars are blended: their recall is reported apart.
     assert "isolated and blended stars" in text
     assert np.all(margins["n_bright_star_blended"] <= margins["n_bright_star"])

@@ -22,14 +22,17 @@ frozen dataclasses of configurations (tuples as lists and back).
 
 from __future__ import annotations
 
-__all__ = ["DictRoundTrip", "dataclass_from_dict", "dataclass_to_dict", "json_compatible"]
+__all__ = ["DictRoundTrip", "dataclass_from_dict", "dataclass_to_dict", "json_compatible", "table_rows"]
 
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 
 def json_compatible(value: Any) -> Any:
@@ -44,8 +47,11 @@ def json_compatible(value: Any) -> Any:
     -------
     converted : `object`
         The same structure with mapping keys as `str`, sequences as `list`, numpy scalars as
-        Python numbers and non-finite floats as `None`, so that strict JSON (and YAML) accept it.
+        Python numbers and non-finite floats and masked entries as `None`, so that strict JSON
+        (and YAML) accept it.
     """
+    if value is np.ma.masked:
+        return None
     if isinstance(value, Mapping):
         return {str(key): json_compatible(item) for key, item in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
@@ -55,6 +61,22 @@ def json_compatible(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def table_rows(table: Table) -> list[dict[str, Any]]:
+    """Return the rows of an astropy table as JSON-compatible dicts (`json_compatible`).
+
+    Parameters
+    ----------
+    table : `astropy.table.Table`
+        Any table; masked entries become `None`.
+
+    Returns
+    -------
+    rows : `list` [`dict`]
+        One mapping of column name to value per row.
+    """
+    return [{name: json_compatible(row[name]) for name in table.colnames} for row in table]
 
 
 def dataclass_to_dict(obj: Any) -> dict[str, Any]:

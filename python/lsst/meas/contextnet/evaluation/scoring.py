@@ -67,7 +67,7 @@ from lsst.meas.contextnet.evaluation.trivial import (
     cross_fit_predict,
 )
 from lsst.meas.contextnet.outputcolumns import OUTSIDE_TRAINING_COLUMN
-from lsst.meas.contextnet.serialization import json_compatible
+from lsst.meas.contextnet.serialization import json_compatible, table_rows
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -134,10 +134,6 @@ def bool_column(catalog: Table, name: str, fill: bool) -> np.ndarray:
         Boolean array of the column's length.
     """
     return np.asarray(np.ma.filled(np.ma.asarray(catalog[name]), fill), dtype=bool)
-
-
-def _table_rows(table: Table) -> list[dict[str, Any]]:
-    return [{name: json_compatible(row[name]) for name in table.colnames} for row in table]
 
 
 def _add_accuracy_se(
@@ -230,9 +226,9 @@ class EvaluationResult:
             "counts": json_compatible(self.counts),
             "settings": json_compatible(self.settings),
             "classifiers": list(self.classifiers),
-            "summary": _table_rows(summary),
-            "by_magnitude": _table_rows(self.by_magnitude),
-            "reliability": {name: _table_rows(table) for name, table in self.reliability.items()},
+            "summary": table_rows(summary),
+            "by_magnitude": table_rows(self.by_magnitude),
+            "reliability": {name: table_rows(table) for name, table in self.reliability.items()},
         }
 
     def format_counts(self) -> str:

@@ -55,12 +55,17 @@ __all__ = [
     "SPLIT_SEED_BASES",
     "TEST_SEED_BASE",
     "MARGIN_BASELINES",
+    "TARGET_ECE",
+    "TARGET_MARGIN",
+    "TARGET_STAR_RECALL",
     "format_blend_table",
     "format_margin_table",
     "format_snr_table",
     "format_table",
+    "format_target_table",
     "format_visit_table",
     "run_robustness",
+    "target_table",
 ]
 
 import json
@@ -73,7 +78,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.table import Table, vstack
+from astropy.table import MaskedColumn, Table, vstack
 from lsst.meas.contextnet.evaluation.blending import (
     BLEND_MAX_FAINTER_MAG,
     BLEND_MAX_SEPARATION_FWHM,
@@ -88,6 +93,7 @@ from lsst.meas.contextnet.evaluation.metrics import galaxy_calls
 from lsst.meas.contextnet.evaluation.scoring import bool_column
 from lsst.meas.contextnet.outputcolumns import OUTSIDE_TRAINING_COLUMN
 from lsst.meas.contextnet.pipelinefiles import find_pipeline
+from lsst.meas.contextnet.serialization import table_rows
 
 if TYPE_CHECKING:
     from lsst.meas.contextnet.evaluation.scoring import EvaluationResult
@@ -139,6 +145,16 @@ MARGIN_BASELINES: tuple[str, ...] = ("extendedness", "catalog_gbdt")
 
 FAINT_BIN_MIN_OBJECTS = 200
 """Magnitude bins fainter than 22 with at least this many objects enter the faint-bin margins."""
+
+TARGET_MARGIN = 0.01
+"""Accuracy margin a model must hold over every baseline of `MARGIN_BASELINES`, overall and in
+each faint bin (fainter than 22, at least `FAINT_BIN_MIN_OBJECTS` objects)."""
+
+TARGET_STAR_RECALL = 0.99
+"""Star recall brighter than r = 22 a model must reach on the rows of ``r``-band visits."""
+
+TARGET_ECE = 0.02
+"""Expected calibration error a model must stay within on every row."""
 
 _VISIT_CONDITIONS = ("fwhm", "psf_family", "psf_model_size_error", "star_fraction", "density_scale")
 _STAR_RECALL_COLUMNS = ("star_recall_bright", *(f"star_recall_bright_{b}" for b in MARGIN_BASELINES))
@@ -426,13 +442,16 @@ def run_robustness(
         },
     }
     visits_table = vstack(visit_tables) if visit_tables else Table()
+    targets = target_table(table, margins)
     table.write(out / "robustness.csv", overwrite=True)
     snr.write(out / "robustness_snr.csv", overwrite=True)
     margins.write(out / "robustness_margins.csv", overwrite=True)
     visits_table.write(out / "robustness_visits.csv", overwrite=True)
+    targets.write(out / "robustness_targets.csv", overwrite=True)
     (out / "robustness.md").write_text(
         "\n".join(
             [
+                format_target_table(targets),
                 format_table(table),
                 format_snr_table(snr),
                 format_margin_table(margins),
@@ -445,10 +464,11 @@ def run_robustness(
         json.dumps(
             {
                 "meta": table.meta,
-                "rows": [dict(row) for row in _plain_rows(table)],
-                "bright_by_snr": [dict(row) for row in _plain_rows(snr)],
-                "margins": [dict(row) for row in _plain_rows(margins)],
-                "visits": [dict(row) for row in _plain_rows(visits_table)],
+                "rows": table_rows(table),
+                "bright_by_snr": table_rows(snr),
+                "margins": table_rows(margins),
+                "visits": table_rows(visits_table),
+                "targets": table_rows(targets),
             },
             indent=1,
         )
@@ -534,12 +554,6 @@ def _check_classified_with(butler: Any, run: str, model: Path) -> None:
             f"collection {run!r} was classified with the model of sha256 {used}, not {str(model)!r} "
             f"({wanted}); give this model another label"
         )
-
-
-def _plain_rows(table: Table) -> list[dict[str, Any]]:
-    from lsst.meas.contextnet.serialization import json_compatible
-
-    return [{name: json_compatible(row[name]) for name in table.colnames} for row in table]
 
 
 def _world_sections(
@@ -815,6 +829,138 @@ def format_margin_table(margins: Table) -> str:
                 ],
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _is_r_row(world: str) -> bool:
+    """Whether a row holds ``r``-band visits only (a ``<world>-r`` companion or ``band-r``)."""
+    return world.endswith("-r") or world == "band-r"
+
+
+def target_table(table: Table, margins: Table) -> Table:
+    """Whether each model holds each target on each row of the robustness table.
+
+    Parameters
+    ----------
+    table : `astropy.table.Table`
+        ``robustness.csv`` of `run_robustness` (for the ECE).
+    margins : `astropy.table.Table`
+        ``robustness_margins.csv`` of `run_robustness`.
+
+    Returns
+    -------
+    targets : `astropy.table.Table`
+        One row per world and model: ``margin`` (the smaller overall margin over the baselines of
+        `MARGIN_BASELINES`) and whether it reaches `TARGET_MARGIN`; ``n_faint_bins`` (bins
+        fainter than 22 with at least `FAINT_BIN_MIN_OBJECTS` objects), how many of them reach
+        `TARGET_MARGIN` over every baseline, and the weakest (``weakest_bin``,
+        ``weakest_margin``); ``star_recall_bright`` and, on rows of ``r``-band visits only,
+        whether it reaches `TARGET_STAR_RECALL` (masked elsewhere); ``ece`` and whether it is
+        within `TARGET_ECE`.  A margin that cannot be measured (a baseline that scored none of
+        the objects) counts as not reached.
+    """
+    baselines = [b for b in MARGIN_BASELINES if f"margin_{b}" in margins.colnames]
+    overall_metrics = table[table["bin"] == -1]
+    ece = {(str(r["world"]), str(r["classifier"])): float(r["ece"]) for r in overall_metrics}
+    rows = []
+    for world in dict.fromkeys(margins["world"]):
+        mine = margins[margins["world"] == world]
+        for label in dict.fromkeys(mine["classifier"]):
+            here = mine[mine["classifier"] == label]
+            overall = here[here["bin"] == -1][0]
+            # np.min keeps a NaN margin, which then reaches no target.
+            margin = float(np.min([overall[f"margin_{b}"] for b in baselines]))
+            faint = here[(here["bin"] >= 1) & (here["n"] >= FAINT_BIN_MIN_OBJECTS)]
+            faint_margins = [float(np.min([row[f"margin_{b}"] for b in baselines])) for row in faint]
+            weakest_bin, weakest_margin = "", np.nan
+            if faint_margins:
+                weakest = int(np.argmin(faint_margins))
+                weakest_bin = f"{faint[weakest]['mag_lo']:g}-{faint[weakest]['mag_hi']:g}"
+                weakest_margin = faint_margins[weakest]
+            recall = float(overall["star_recall_bright"])
+            row_ece = ece[(str(world), str(label))]
+            rows.append(
+                {
+                    "world": str(world),
+                    "classifier": str(label),
+                    "n": int(overall["n"]),
+                    "margin": margin,
+                    "margin_met": bool(margin >= TARGET_MARGIN),
+                    "n_faint_bins": len(faint_margins),
+                    "n_faint_bins_met": sum(m >= TARGET_MARGIN for m in faint_margins),
+                    "weakest_bin": weakest_bin,
+                    "weakest_margin": weakest_margin,
+                    "star_recall_bright": recall,
+                    "star_recall_met": bool(recall >= TARGET_STAR_RECALL) if _is_r_row(str(world)) else None,
+                    "ece": row_ece,
+                    "ece_met": bool(row_ece <= TARGET_ECE),
+                }
+            )
+    targets = Table(rows=rows)
+    if len(targets):
+        recall_met = [value is not None and value for value in targets["star_recall_met"]]
+        unmeasured = [value is None for value in targets["star_recall_met"]]
+        targets["star_recall_met"] = MaskedColumn(recall_met, mask=unmeasured, dtype=bool)
+    return targets
+
+
+def format_target_table(targets: Table) -> str:
+    """Format `target_table`: each row's figures against the targets, and how many rows hold each.
+
+    Parameters
+    ----------
+    targets : `astropy.table.Table`
+        `target_table` of a robustness run.
+
+    Returns
+    -------
+    text : `str`
+        A count per model of the rows (and faint bins) that hold each target, then one row per
+        world and model; a missed target is marked ``(missed)``.
+    """
+    if not len(targets):
+        return ""
+    lines = [
+        "## Targets\n",
+        f"Accuracy at least {TARGET_MARGIN:g} above extendedness and the GBDT overall and in every bin "
+        f"fainter than 22 with at least {FAINT_BIN_MIN_OBJECTS} objects; star recall brighter than 22 at "
+        f"least {TARGET_STAR_RECALL:g} on the rows of r-band visits; ECE at most {TARGET_ECE:g}.\n",
+    ]
+    for label in dict.fromkeys(targets["classifier"]):
+        mine = targets[targets["classifier"] == label]
+        r_rows = mine[~mine["star_recall_met"].mask]
+        lines.append(
+            f"- {label}: overall margin met on {int(mine['margin_met'].sum())} of {len(mine)} rows; "
+            f"faint bins {int(mine['n_faint_bins_met'].sum())} of {int(mine['n_faint_bins'].sum())}; "
+            f"star recall on {int(r_rows['star_recall_met'].sum())} of {len(r_rows)} r-band rows; "
+            f"ECE on {int(mine['ece_met'].sum())} of {len(mine)} rows"
+        )
+    lines += [
+        "",
+        "| world | classifier | n | smaller overall margin | faint bins met | weakest faint bin "
+        "| star recall <22 | ECE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def marked(text: str, met: Any) -> str:
+        return text if np.ma.is_masked(met) or met else f"{text} (missed)"
+
+    for row in targets:
+        weakest = f"{row['weakest_bin']}: {row['weakest_margin']:+.4f}" if row["weakest_bin"] else "-"
+        cells = [
+            str(row["world"]),
+            str(row["classifier"]),
+            str(int(row["n"])),
+            marked(f"{row['margin']:+.4f}", row["margin_met"]),
+            marked(
+                f"{int(row['n_faint_bins_met'])} of {int(row['n_faint_bins'])}",
+                row["n_faint_bins_met"] == row["n_faint_bins"],
+            ),
+            weakest,
+            marked(f"{row['star_recall_bright']:.4f}", row["star_recall_met"]),
+            marked(f"{row['ece']:.4f}", row["ece_met"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
