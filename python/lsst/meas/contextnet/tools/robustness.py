@@ -854,8 +854,9 @@ def target_table(table: Table, margins: Table) -> Table:
         `MARGIN_BASELINES`) and whether it reaches `TARGET_MARGIN`; ``n_faint_bins`` (bins
         fainter than 22 with at least `FAINT_BIN_MIN_OBJECTS` objects), how many of them reach
         `TARGET_MARGIN` over every baseline, and the weakest (``weakest_bin``,
-        ``weakest_margin``); ``star_recall_bright`` and, on rows of ``r``-band visits only,
-        whether it reaches `TARGET_STAR_RECALL` (masked elsewhere); ``ece`` and whether it is
+        ``weakest_margin``); ``r_band`` (the row holds ``r``-band visits only),
+        ``star_recall_bright`` and, on those rows only, whether it reaches `TARGET_STAR_RECALL`
+        (masked elsewhere); ``ece`` and whether it is
         within `TARGET_ECE`.  A margin that cannot be measured (a baseline that scored none of
         the objects) counts as not reached.
     """
@@ -877,7 +878,6 @@ def target_table(table: Table, margins: Table) -> Table:
                 weakest = int(np.argmin(faint_margins))
                 weakest_bin = f"{faint[weakest]['mag_lo']:g}-{faint[weakest]['mag_hi']:g}"
                 weakest_margin = faint_margins[weakest]
-            recall = float(overall["star_recall_bright"])
             row_ece = ece[(str(world), str(label))]
             rows.append(
                 {
@@ -890,17 +890,18 @@ def target_table(table: Table, margins: Table) -> Table:
                     "n_faint_bins_met": sum(m >= TARGET_MARGIN for m in faint_margins),
                     "weakest_bin": weakest_bin,
                     "weakest_margin": weakest_margin,
-                    "star_recall_bright": recall,
-                    "star_recall_met": bool(recall >= TARGET_STAR_RECALL) if _is_r_row(str(world)) else None,
+                    "r_band": _is_r_row(str(world)),
+                    "star_recall_bright": float(overall["star_recall_bright"]),
                     "ece": row_ece,
                     "ece_met": bool(row_ece <= TARGET_ECE),
                 }
             )
     targets = Table(rows=rows)
     if len(targets):
-        recall_met = [value is not None and value for value in targets["star_recall_met"]]
-        unmeasured = [value is None for value in targets["star_recall_met"]]
-        targets["star_recall_met"] = MaskedColumn(recall_met, mask=unmeasured, dtype=bool)
+        met = np.asarray(targets["star_recall_bright"]) >= TARGET_STAR_RECALL
+        after = targets.colnames.index("star_recall_bright") + 1
+        column = MaskedColumn(met, mask=~np.asarray(targets["r_band"]))
+        targets.add_column(column, name="star_recall_met", index=after)
     return targets
 
 
@@ -928,7 +929,7 @@ def format_target_table(targets: Table) -> str:
     ]
     for label in dict.fromkeys(targets["classifier"]):
         mine = targets[targets["classifier"] == label]
-        r_rows = mine[~mine["star_recall_met"].mask]
+        r_rows = mine[mine["r_band"]]
         lines.append(
             f"- {label}: overall margin met on {int(mine['margin_met'].sum())} of {len(mine)} rows; "
             f"faint bins {int(mine['n_faint_bins_met'].sum())} of {int(mine['n_faint_bins'].sum())}; "
