@@ -686,6 +686,7 @@ def test_robustness_star_recall_of_isolated_and_blended_stars(joined):
 
 
 def test_robustness_targets_count_rows_and_bins():
+    from astropy.table import vstack
     from lsst.meas.contextnet.tools.robustness import format_target_table, target_table
 
     def margin_rows(world, overall, faint):
@@ -699,15 +700,34 @@ def test_robustness_targets_count_rows_and_bins():
     names = ("world", "classifier", "bin", "mag_lo", "mag_hi", "n")
     names += ("margin_extendedness", "margin_catalog_gbdt", "star_recall_bright")
     rows = margin_rows("a", (0.05, 0.02), [(400, 0.03, 0.011), (199, -0.2, -0.2), (300, 0.02, 0.009)])
-    rows += margin_rows("a-r", (0.05, np.nan), [(500, 0.03, 0.02)])
+    # A bin of exactly 200 objects counts; one whose margin cannot be measured is missed, not the weakest.
+    rows += margin_rows("a-r", (0.05, np.nan), [(200, 0.03, 0.02), (500, np.nan, 0.5)])
+    rows += margin_rows("band-r", (0.05, 0.05), [])
     margins = Table(rows=rows, names=names)
     margins["star_recall_bright"][margins["world"] == "a-r"] = 0.98
     metrics = Table(
-        rows=[("a", "m", -1, 0.012), ("a-r", "m", -1, 0.025), ("a", "extendedness", -1, 0.1)],
+        rows=[("a", "m", -1, 0.012), ("a-r", "m", -1, 0.025), ("band-r", "m", -1, 0.01)],
         names=("world", "classifier", "bin", "ece"),
     )
-    targets = target_table(metrics, margins)
-    a, a_r = targets
+    metrics.add_row(("a", "extendedness", -1, 0.1))
+    # Only the rows of r-band visits count for star recall: without any, the count is 0 of 0.
+    alone = format_target_table(target_table(metrics, margins[margins["world"] == "a"]))
+    assert "star recall on 0 of 0 r-band rows" in alone
+    # A second model: its own rows and its own ECE.
+    other = margins.copy()
+    other["classifier"] = "n"
+    other["margin_catalog_gbdt"] += 0.01
+    metrics.add_row(("a", "n", -1, 0.03))
+    metrics.add_row(("a-r", "n", -1, 0.01))
+    metrics.add_row(("band-r", "n", -1, 0.01))
+    targets = target_table(metrics, vstack([margins, other]))
+    a, a_r, band_r = targets[targets["classifier"] == "m"]
+    assert band_r["r_band"] and band_r["star_recall_met"] and band_r["n_faint_bins"] == 0
+    assert band_r["weakest_bin"] == "" and np.isnan(band_r["weakest_margin"])
+    assert (a_r["n_faint_bins"], a_r["n_faint_bins_met"], a_r["weakest_bin"]) == (2, 1, "22-23")
+    a_n = targets[(targets["classifier"] == "n") & (targets["world"] == "a")][0]
+    assert a_n["n_faint_bins_met"] == 2 and not a_n["ece_met"]
+    targets = targets[targets["classifier"] == "m"]
     assert a["margin"] == pytest.approx(0.02) and a["margin_met"]
     # The 199-object bin is not counted; the 0.009 margin over the GBDT misses.
     assert (a["n_faint_bins"], a["n_faint_bins_met"]) == (2, 1)
@@ -717,13 +737,13 @@ def test_robustness_targets_count_rows_and_bins():
     assert np.isnan(a_r["margin"]) and not a_r["margin_met"]
     assert a["ece_met"] and not a_r["ece_met"]
     text = format_target_table(targets)
-    assert "- m: overall margin met on 1 of 2 rows; faint bins 2 of 3; star recall on 0 of 1" in text
+    assert "- m: overall margin met on 2 of 3 rows; faint bins 2 of 4; star recall on 1 of 2" in text
     assert "| a | m | 5000 | +0.0200 | 1 of 2 (missed) | 24-25: +0.0090 | 0.9950 | 0.0120 |" in text
     assert "0.9800 (missed) | 0.0250 (missed) |" in text
     # In the JSON, the unmeasured margin and the recall target of a row in other bands are null.
     from lsst.meas.contextnet.serialization import table_rows
 
-    plain_a, plain_a_r = json.loads(json.dumps(table_rows(targets), allow_nan=False))
+    plain_a, plain_a_r, _ = json.loads(json.dumps(table_rows(targets), allow_nan=False))
     assert plain_a["star_recall_met"] is None and plain_a["n_faint_bins_met"] == 1
     assert plain_a_r["margin"] is None and plain_a_r["star_recall_met"] is False
 

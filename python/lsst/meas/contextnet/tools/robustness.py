@@ -850,15 +850,15 @@ def target_table(table: Table, margins: Table) -> Table:
     Returns
     -------
     targets : `astropy.table.Table`
-        One row per world and model: ``margin`` (the smaller overall margin over the baselines of
-        `MARGIN_BASELINES`) and whether it reaches `TARGET_MARGIN`; ``n_faint_bins`` (bins
-        fainter than 22 with at least `FAINT_BIN_MIN_OBJECTS` objects), how many of them reach
-        `TARGET_MARGIN` over every baseline, and the weakest (``weakest_bin``,
-        ``weakest_margin``); ``r_band`` (the row holds ``r``-band visits only),
-        ``star_recall_bright`` and, on those rows only, whether it reaches `TARGET_STAR_RECALL`
-        (masked elsewhere); ``ece`` and whether it is
-        within `TARGET_ECE`.  A margin that cannot be measured (a baseline that scored none of
-        the objects) counts as not reached.
+        One row per world and model: ``n`` (the objects the model scored); ``margin`` (the
+        smaller overall margin over the baselines of `MARGIN_BASELINES`) and whether it reaches
+        `TARGET_MARGIN`; ``n_faint_bins`` (bins fainter than 22 where the model scored at least
+        `FAINT_BIN_MIN_OBJECTS` objects), how many of them reach `TARGET_MARGIN` over every
+        baseline, and the weakest measured one (``weakest_bin``, ``weakest_margin``);
+        ``r_band`` (the row holds ``r``-band visits only), ``star_recall_bright`` and, on those
+        rows only, whether it reaches `TARGET_STAR_RECALL` (masked elsewhere); ``ece`` and
+        whether it is within `TARGET_ECE`.  A margin that cannot be measured (a baseline that
+        scored none of the objects) counts as not reached.
     """
     baselines = [b for b in MARGIN_BASELINES if f"margin_{b}" in margins.colnames]
     overall_metrics = table[table["bin"] == -1]
@@ -874,8 +874,9 @@ def target_table(table: Table, margins: Table) -> Table:
             faint = here[(here["bin"] >= 1) & (here["n"] >= FAINT_BIN_MIN_OBJECTS)]
             faint_margins = [float(np.min([row[f"margin_{b}"] for b in baselines])) for row in faint]
             weakest_bin, weakest_margin = "", np.nan
-            if faint_margins:
-                weakest = int(np.argmin(faint_margins))
+            if np.isfinite(faint_margins).any():
+                # The weakest measured bin (a bin whose margin cannot be measured counts as missed).
+                weakest = int(np.nanargmin(faint_margins))
                 weakest_bin = f"{faint[weakest]['mag_lo']:g}-{faint[weakest]['mag_hi']:g}"
                 weakest_margin = faint_margins[weakest]
             row_ece = ece[(str(world), str(label))]
@@ -933,7 +934,8 @@ def format_target_table(targets: Table) -> str:
         lines.append(
             f"- {label}: overall margin met on {int(mine['margin_met'].sum())} of {len(mine)} rows; "
             f"faint bins {int(mine['n_faint_bins_met'].sum())} of {int(mine['n_faint_bins'].sum())}; "
-            f"star recall on {int(r_rows['star_recall_met'].sum())} of {len(r_rows)} r-band rows; "
+            f"star recall on {int(np.sum(np.ma.filled(r_rows['star_recall_met'], False)))} of {len(r_rows)} "
+            "r-band rows; "
             f"ECE on {int(mine['ece_met'].sum())} of {len(mine)} rows"
         )
     lines += [
