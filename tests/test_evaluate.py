@@ -687,7 +687,7 @@ def test_robustness_star_recall_of_isolated_and_blended_stars(joined):
 
 def test_robustness_targets_count_rows_and_bins():
     from astropy.table import vstack
-    from lsst.meas.contextnet.tools.robustness import format_target_table, target_table
+    from lsst.meas.contextnet.tools.robustness import format_target_table, missed_targets, target_table
 
     def margin_rows(world, overall, faint):
         # bin -1 overall, bin 0 brighter than 22 (never a faint bin), then faint bins (n, margins).
@@ -727,6 +727,12 @@ def test_robustness_targets_count_rows_and_bins():
     assert (a_r["n_faint_bins"], a_r["n_faint_bins_met"], a_r["weakest_bin"]) == (2, 1, "22-23")
     a_n = targets[(targets["classifier"] == "n") & (targets["world"] == "a")][0]
     assert a_n["n_faint_bins_met"] == 2 and not a_n["ece_met"]
+    assert missed_targets(targets) == [
+        "a m: faint bins (1 of 2)",
+        "a n: ECE",
+        "a-r m: overall margin, faint bins (1 of 2), star recall, ECE",
+        "a-r n: overall margin, faint bins (1 of 2), star recall",
+    ]
     targets = targets[targets["classifier"] == "m"]
     assert a["margin"] == pytest.approx(0.02) and a["margin_met"]
     # The 199-object bin is not counted; the 0.009 margin over the GBDT misses.
@@ -746,6 +752,41 @@ def test_robustness_targets_count_rows_and_bins():
     plain_a, plain_a_r, _ = json.loads(json.dumps(table_rows(targets), allow_nan=False))
     assert plain_a["star_recall_met"] is None and plain_a["n_faint_bins_met"] == 1
     assert plain_a_r["margin"] is None and plain_a_r["star_recall_met"] is False
+
+
+def test_cli_robustness_require_targets(tmp_path, monkeypatch, capsys):
+    import lsst.meas.contextnet.tools.robustness as robustness
+    from lsst.meas.contextnet.cli.main import main
+
+    ece = {"ok": 0.01, "bad": 0.05}
+
+    def fake_run(repo, output, **kwargs):
+        # Stands in for the simulation and scoring: the metrics it returns, the margins it writes.
+        label = kwargs["models"][0][0]
+        metrics = Table(
+            rows=[("w-r", label, -1, -np.inf, np.inf, 900, 0.95, ece[label])],
+            names=("world", "classifier", "bin", "mag_lo", "mag_hi", "n", "accuracy", "ece"),
+        )
+        names = ("world", "classifier", "bin", "n", "margin_extendedness", "margin_catalog_gbdt")
+        names += ("star_recall_bright",)
+        margins = Table(rows=[("w-r", label, -1, 900, 0.05, 0.03, 0.995)], names=names)
+        margins.write(f"{output}/robustness_margins.csv")
+        return metrics
+
+    monkeypatch.setattr(robustness, "run_robustness", fake_run)
+    monkeypatch.setattr(robustness, "format_table", lambda table: "")
+    for label, status in (("ok", 0), ("bad", 0)):
+        out = tmp_path / f"plain-{label}"
+        out.mkdir()
+        args = ["robustness", "--repo", "r", "--output", str(out), "--model", f"{label}=shipped"]
+        assert main(args) == status
+    assert "ECE on 0 of 1 rows" in capsys.readouterr().out
+    for label, status in (("ok", 0), ("bad", 1)):
+        out = tmp_path / f"required-{label}"
+        out.mkdir()
+        args = ["robustness", "--repo", "r", "--output", str(out), "--model", f"{label}=shipped"]
+        assert main([*args, "--require-targets"]) == status
+    assert "targets missed on 1 rows: w-r bad: ECE" in capsys.readouterr().out
 
 
 def test_robustness_refuses_overlapping_visits(tmp_path):

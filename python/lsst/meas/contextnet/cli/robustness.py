@@ -40,7 +40,14 @@ def _model_pair(text: str) -> tuple[str, str | None, tuple[str, ...]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lsst.meas.contextnet.tools.robustness import format_table, run_robustness
+    from astropy.table import Table
+    from lsst.meas.contextnet.tools.robustness import (
+        format_table,
+        format_target_table,
+        missed_targets,
+        run_robustness,
+        target_table,
+    )
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     table = run_robustness(
@@ -57,8 +64,15 @@ def _run(args: argparse.Namespace) -> int:
         split=args.split,
         peer_path=args.peer,
     )
+    # From the numeric tables (the CSV of the targets holds its flags as text).
+    targets = target_table(table, Table.read(Path(args.output) / "robustness_margins.csv"))
     print(format_table(table))
+    print(format_target_table(targets))
     print(f"wrote {Path(args.output) / 'robustness.csv'}, robustness.md, robustness.json")
+    missed = missed_targets(targets)
+    if args.require_targets and missed:
+        print(f"targets missed on {len(missed)} rows: " + "; ".join(missed))
+        return 1
     return 0
 
 
@@ -126,5 +140,11 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         default="test",
         help="seeds of the worlds: 'test' to report a model, 'validation' to choose between models "
         "(default: %(default)s; use one repository per split)",
+    )
+    parser.add_argument(
+        "--require-targets",
+        action="store_true",
+        help="exit with status 1 if a model misses a target on any row (the Targets section of "
+        "robustness.md), e.g. to accept a retrained model only if it holds them",
     )
     parser.set_defaults(func=_run)

@@ -64,6 +64,7 @@ __all__ = [
     "format_table",
     "format_target_table",
     "format_visit_table",
+    "missed_targets",
     "run_robustness",
     "target_table",
 ]
@@ -904,6 +905,36 @@ def target_table(table: Table, margins: Table) -> Table:
         column = MaskedColumn(met, mask=~np.asarray(targets["r_band"]))
         targets.add_column(column, name="star_recall_met", index=after)
     return targets
+
+
+def missed_targets(targets: Table) -> list[str]:
+    """Name the targets each row of `target_table` misses.
+
+    Parameters
+    ----------
+    targets : `astropy.table.Table`
+        `target_table` of a robustness run.
+
+    Returns
+    -------
+    missed : `list` [`str`]
+        ``"<world> <classifier>: <target>, ..."`` for each row that misses at least one target;
+        empty when every row holds them all.
+    """
+    missed = []
+    for row in targets:
+        names = []
+        if not row["margin_met"]:
+            names.append("overall margin")
+        if row["n_faint_bins_met"] < row["n_faint_bins"]:
+            names.append(f"faint bins ({int(row['n_faint_bins_met'])} of {int(row['n_faint_bins'])})")
+        if not np.ma.is_masked(row["star_recall_met"]) and not row["star_recall_met"]:
+            names.append("star recall")
+        if not row["ece_met"]:
+            names.append("ECE")
+        if names:
+            missed.append(f"{row['world']} {row['classifier']}: " + ", ".join(names))
+    return missed
 
 
 def format_target_table(targets: Table) -> str:
