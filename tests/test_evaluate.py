@@ -641,9 +641,11 @@ def test_robustness_star_recall_of_isolated_and_blended_stars(joined):
     called_star = prob < 0.5
     extendedness = np.asarray(catalog["extendedness"])
     ext_scored, ext_star = np.isfinite(extendedness), extendedness < 0.5
+    catalog["band"] = "r"
     result = evaluate_catalog(catalog, mag_bins=MAG_BINS, do_trivial=False)
     margins = _margins(result, "star-poor-r", "tiny")
     row = margins[margins["bin"] == -1][0]
+    assert set(margins["bands"]) == {"r"}
     isolated, blend = stars & known & ~blended, stars & known & blended
     # Counts: the matched stars; each recall: over the stars its classifier scored.
     assert row["n_bright_star"] == stars.sum()
@@ -689,24 +691,25 @@ def test_robustness_targets_count_rows_and_bins():
     from astropy.table import vstack
     from lsst.meas.contextnet.tools.robustness import format_target_table, missed_targets, target_table
 
-    def margin_rows(world, overall, faint):
+    def margin_rows(world, bands, overall, faint):
         # bin -1 overall, bin 0 brighter than 22 (never a faint bin), then faint bins (n, margins).
-        rows = [(world, "m", -1, -np.inf, np.inf, 5000, *overall, 0.995)]
-        rows.append((world, "m", 0, 14.0, 22.0, 3000, 0.0, 0.0, 0.995))
+        rows = [(world, "m", bands, -1, -np.inf, np.inf, 5000, *overall, 0.995)]
+        rows.append((world, "m", bands, 0, 14.0, 22.0, 3000, 0.0, 0.0, 0.995))
         for k, (n, ext, gbdt) in enumerate(faint, start=1):
-            rows.append((world, "m", k, 21.0 + k, 22.0 + k, n, ext, gbdt, 0.995))
+            rows.append((world, "m", bands, k, 21.0 + k, 22.0 + k, n, ext, gbdt, 0.995))
         return rows
 
-    names = ("world", "classifier", "bin", "mag_lo", "mag_hi", "n")
+    names = ("world", "classifier", "bands", "bin", "mag_lo", "mag_hi", "n")
     names += ("margin_extendedness", "margin_catalog_gbdt", "star_recall_bright")
-    rows = margin_rows("a", (0.05, 0.02), [(400, 0.03, 0.011), (199, -0.2, -0.2), (300, 0.02, 0.009)])
+    rows = margin_rows("a", "g,r", (0.05, 0.02), [(400, 0.03, 0.011), (199, -0.2, -0.2), (300, 0.02, 0.009)])
     # A bin of exactly 200 objects counts; one whose margin cannot be measured is missed, not the weakest.
-    rows += margin_rows("a-r", (0.05, np.nan), [(200, 0.03, 0.02), (500, np.nan, 0.5)])
-    rows += margin_rows("band-r", (0.05, 0.05), [])
+    rows += margin_rows("a-r", "r", (0.05, np.nan), [(200, 0.03, 0.02), (500, np.nan, 0.5)])
+    # The star-recall target counts on the rows whose visits are all r-band, whatever their name.
+    rows += margin_rows("narrow", "r", (0.05, 0.05), [])
     margins = Table(rows=rows, names=names)
     margins["star_recall_bright"][margins["world"] == "a-r"] = 0.98
     metrics = Table(
-        rows=[("a", "m", -1, 0.012), ("a-r", "m", -1, 0.025), ("band-r", "m", -1, 0.01)],
+        rows=[("a", "m", -1, 0.012), ("a-r", "m", -1, 0.025), ("narrow", "m", -1, 0.01)],
         names=("world", "classifier", "bin", "ece"),
     )
     metrics.add_row(("a", "extendedness", -1, 0.1))
@@ -719,7 +722,7 @@ def test_robustness_targets_count_rows_and_bins():
     other["margin_catalog_gbdt"] += 0.01
     metrics.add_row(("a", "n", -1, 0.03))
     metrics.add_row(("a-r", "n", -1, 0.01))
-    metrics.add_row(("band-r", "n", -1, 0.01))
+    metrics.add_row(("narrow", "n", -1, 0.01))
     targets = target_table(metrics, vstack([margins, other]))
     a, a_r, band_r = targets[targets["classifier"] == "m"]
     assert band_r["r_band"] and band_r["star_recall_met"] and band_r["n_faint_bins"] == 0
@@ -767,9 +770,9 @@ def test_cli_robustness_require_targets(tmp_path, monkeypatch, capsys):
             rows=[("w-r", label, -1, -np.inf, np.inf, 900, 0.95, ece[label])],
             names=("world", "classifier", "bin", "mag_lo", "mag_hi", "n", "accuracy", "ece"),
         )
-        names = ("world", "classifier", "bin", "n", "margin_extendedness", "margin_catalog_gbdt")
+        names = ("world", "classifier", "bands", "bin", "n", "margin_extendedness", "margin_catalog_gbdt")
         names += ("star_recall_bright",)
-        margins = Table(rows=[("w-r", label, -1, 900, 0.05, 0.03, 0.995)], names=names)
+        margins = Table(rows=[("w-r", label, "r", -1, 900, 0.05, 0.03, 0.995)], names=names)
         margins.write(f"{output}/robustness_margins.csv")
         return metrics
 
@@ -934,6 +937,10 @@ def test_robustness_command_writes_one_table(tmp_path):
     assert text.startswith("## Targets") and "- tiny: overall margin met on" in text
     targets = Table.read(tmp_path / "out" / "robustness_targets.csv")
     assert set(targets["world"]) == worlds and len(targets) == len(worlds)
+    # The star-recall target counts on the rows whose visits are all r-band.
+    r_rows = {str(w) for w, r in zip(targets["world"], targets["r_band"], strict=True) if str(r) == "True"}
+    assert {"bad-seeing-r", "star-poor-r"} <= r_rows and not {"bad-seeing", "star-poor"} & r_rows
+    assert set(margins[margins["world"] == "bad-seeing-r"]["bands"]) == {"r"}
     # The simulated truth tells which stars are blended: their recall is reported apart.
     assert "isolated and blended stars" in text
     assert np.all(margins["n_bright_star_blended"] <= margins["n_bright_star"])

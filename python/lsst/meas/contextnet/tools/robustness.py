@@ -706,6 +706,10 @@ def _margins(result: EvaluationResult, world: str, label: str) -> Table:
             table[f"{column}{suffix}_se"] = se
     table.add_column(world, name="world", index=0)
     table.add_column(label, name="classifier", index=1)
+    # The bands of the row's visits ("r" for a row of r-band visits only, where the star-recall
+    # target is stated).
+    bands = sorted({str(b) for b in result.catalog["band"]}) if "band" in result.catalog.colnames else []
+    table.add_column(",".join(bands), name="bands", index=2)
     return table
 
 
@@ -833,11 +837,6 @@ def format_margin_table(margins: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _is_r_row(world: str) -> bool:
-    """Whether a row holds ``r``-band visits only (a ``<world>-r`` companion or ``band-r``)."""
-    return world.endswith("-r") or world == "band-r"
-
-
 def target_table(table: Table, margins: Table) -> Table:
     """Whether each model holds each target on each row of the robustness table.
 
@@ -856,9 +855,9 @@ def target_table(table: Table, margins: Table) -> Table:
         `TARGET_MARGIN`; ``n_faint_bins`` (bins fainter than 22 where the model scored at least
         `FAINT_BIN_MIN_OBJECTS` objects), how many of them reach `TARGET_MARGIN` over every
         baseline, and the weakest measured one (``weakest_bin``, ``weakest_margin``);
-        ``r_band`` (the row holds ``r``-band visits only), ``star_recall_bright`` and, on those
-        rows only, whether it reaches `TARGET_STAR_RECALL` (masked elsewhere); ``ece`` and
-        whether it is within `TARGET_ECE`.  A margin that cannot be measured (a baseline that
+        ``r_band`` (the margins' ``bands`` of the row are ``r`` alone), ``star_recall_bright``
+        and, on those rows only, whether it reaches `TARGET_STAR_RECALL` (masked elsewhere);
+        ``ece`` and whether it is within `TARGET_ECE`.  A margin that cannot be measured (a baseline that
         scored none of the objects) counts as not reached.
     """
     baselines = [b for b in MARGIN_BASELINES if f"margin_{b}" in margins.colnames]
@@ -892,7 +891,7 @@ def target_table(table: Table, margins: Table) -> Table:
                     "n_faint_bins_met": sum(m >= TARGET_MARGIN for m in faint_margins),
                     "weakest_bin": weakest_bin,
                     "weakest_margin": weakest_margin,
-                    "r_band": _is_r_row(str(world)),
+                    "r_band": str(overall["bands"]) == "r",
                     "star_recall_bright": float(overall["star_recall_bright"]),
                     "ece": row_ece,
                     "ece_met": bool(row_ece <= TARGET_ECE),
