@@ -40,11 +40,11 @@ def _model_pair(text: str) -> tuple[str, str | None, tuple[str, ...]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from astropy.table import Table
     from lsst.meas.contextnet.tools.robustness import (
         format_table,
         format_target_table,
         missed_targets,
+        read_margins,
         run_robustness,
         target_table,
     )
@@ -64,14 +64,13 @@ def _run(args: argparse.Namespace) -> int:
         split=args.split,
         peer_path=args.peer,
     )
-    # From the numeric tables (the CSV of the targets holds its flags as text).
-    targets = target_table(table, Table.read(Path(args.output) / "robustness_margins.csv"))
+    targets = target_table(table, read_margins(Path(args.output) / "robustness_margins.csv"))
     print(format_table(table))
     print(format_target_table(targets))
     print(f"wrote {Path(args.output) / 'robustness.csv'}, robustness.md, robustness.json")
     missed = missed_targets(targets)
     if args.require_targets and missed:
-        print(f"targets missed on {len(missed)} rows: " + "; ".join(missed))
+        print(f"targets missed on {len(missed)} of {len(targets)} rows: " + "; ".join(missed))
         return 1
     return 0
 

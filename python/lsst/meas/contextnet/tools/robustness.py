@@ -65,6 +65,7 @@ __all__ = [
     "format_target_table",
     "format_visit_table",
     "missed_targets",
+    "read_margins",
     "run_robustness",
     "target_table",
 ]
@@ -675,7 +676,8 @@ def _margins(result: EvaluationResult, world: str, label: str) -> Table:
     Standard errors are cluster-robust over visits; the star recalls (model and baselines, over
     the stars brighter than 22 of the whole world, then over the isolated and the blended ones
     apart, `~lsst.meas.contextnet.evaluation.blending`, when the truth tells which) repeat on
-    every row of the world.
+    every row of the world, and so do its ``bands`` (those of its visits, comma-separated; empty
+    when the catalog has no ``band`` column).
     """
     labels, mag, visits = _score_arrays(result)
     table = margin_table(
@@ -837,6 +839,26 @@ def format_margin_table(margins: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_margins(path: str | Path) -> Table:
+    """Read ``robustness_margins.csv`` back with its world, classifier and bands as text.
+
+    Parameters
+    ----------
+    path : `str` or `pathlib.Path`
+        The file `run_robustness` wrote.
+
+    Returns
+    -------
+    margins : `astropy.table.Table`
+        The margins, as `target_table` takes them (a model labelled ``007`` stays ``"007"``).
+    """
+    from astropy.io.ascii import convert_numpy
+
+    text = [convert_numpy(str)]
+    converters = {"world": text, "classifier": text, "bands": text}
+    return Table.read(path, format="ascii.csv", converters=converters)
+
+
 def target_table(table: Table, margins: Table) -> Table:
     """Whether each model holds each target on each row of the robustness table.
 
@@ -857,9 +879,19 @@ def target_table(table: Table, margins: Table) -> Table:
         baseline, and the weakest measured one (``weakest_bin``, ``weakest_margin``);
         ``r_band`` (the margins' ``bands`` of the row are ``r`` alone), ``star_recall_bright``
         and, on those rows only, whether it reaches `TARGET_STAR_RECALL` (masked elsewhere);
-        ``ece`` and whether it is within `TARGET_ECE`.  A margin that cannot be measured (a baseline that
-        scored none of the objects) counts as not reached.
+        ``ece`` and whether it is within `TARGET_ECE`.  A margin that cannot be measured (a
+        baseline that scored none of the objects) counts as not reached.
+
+    Raises
+    ------
+    ValueError
+        Raised if ``margins`` has no ``bands`` column (margins written before it existed).
     """
+    if "bands" not in margins.colnames:
+        raise ValueError(
+            "the margins have no 'bands' column, which tells the rows of r-band visits; "
+            "score them again with this version of contextnet robustness"
+        )
     baselines = [b for b in MARGIN_BASELINES if f"margin_{b}" in margins.colnames]
     overall_metrics = table[table["bin"] == -1]
     ece = {(str(r["world"]), str(r["classifier"])): float(r["ece"]) for r in overall_metrics}
@@ -912,7 +944,8 @@ def missed_targets(targets: Table) -> list[str]:
     Parameters
     ----------
     targets : `astropy.table.Table`
-        `target_table` of a robustness run.
+        `target_table` of a robustness run, as returned (``robustness_targets.csv`` read back
+        holds its flags as text).
 
     Returns
     -------
