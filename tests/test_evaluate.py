@@ -763,11 +763,11 @@ def test_cli_robustness_require_targets(tmp_path, monkeypatch, capsys):
     import lsst.meas.contextnet.tools.robustness as robustness
     from lsst.meas.contextnet.cli.main import main
 
-    # Labels that look like numbers stay labels when the margins are read back.
+    # Labels that look like numbers are labels.
     ece = {"007": 0.01, "1e3": 0.05}
 
     def fake_run(repo, output, **kwargs):
-        # Stands in for the simulation and scoring: the metrics it returns, the margins it writes.
+        # Stands in for the simulation and scoring: the metrics and the targets it returns.
         label = kwargs["models"][0][0]
         metrics = Table(
             rows=[("w-r", label, -1, -np.inf, np.inf, 900, 0.95, ece[label])],
@@ -776,8 +776,7 @@ def test_cli_robustness_require_targets(tmp_path, monkeypatch, capsys):
         names = ("world", "classifier", "bands", "bin", "n", "margin_extendedness", "margin_catalog_gbdt")
         names += ("star_recall_bright",)
         margins = Table(rows=[("w-r", label, "r", -1, 900, 0.05, 0.03, 0.995)], names=names)
-        margins.write(f"{output}/robustness_margins.csv")
-        return metrics
+        return metrics, robustness.target_table(metrics, margins)
 
     monkeypatch.setattr(robustness, "run_robustness", fake_run)
     monkeypatch.setattr(robustness, "format_table", lambda table: "")
@@ -877,7 +876,7 @@ def test_robustness_command_writes_one_table(tmp_path):
         "jobs": 1,
         "r_visits": 1,
     }
-    table = run_robustness(str(tmp_path / "repo"), tmp_path / "out", **settings)
+    table, _ = run_robustness(str(tmp_path / "repo"), tmp_path / "out", **settings)
     worlds = set(table["world"])
     named = {"star-poor", "bad-seeing", "star-poor-r", "bad-seeing-r"}
     assert named <= worlds
@@ -953,7 +952,7 @@ def test_robustness_command_writes_one_table(tmp_path):
     given = CatalogPeer.load(tmp_path / "out" / "catalog_peer.pkl")
     given.card["collections"] = ["given"]
     settings["peer_visits"] = 0
-    again = run_robustness(
+    again, _ = run_robustness(
         str(tmp_path / "repo"), tmp_path / "given", **settings, peer_path=given.save(tmp_path / "given.pkl")
     )
     assert again.meta["peer"]["collections"] == ["given"]

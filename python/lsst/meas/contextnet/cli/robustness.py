@@ -44,13 +44,11 @@ def _run(args: argparse.Namespace) -> int:
         format_table,
         format_target_table,
         missed_targets,
-        read_margins,
         run_robustness,
-        target_table,
     )
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    table = run_robustness(
+    table, targets = run_robustness(
         args.repo,
         args.output,
         models=args.model or [("contextnet", None)],
@@ -64,7 +62,6 @@ def _run(args: argparse.Namespace) -> int:
         split=args.split,
         peer_path=args.peer,
     )
-    targets = target_table(table, read_margins(Path(args.output) / "robustness_margins.csv"))
     print(format_table(table))
     print(format_target_table(targets))
     print(f"wrote {Path(args.output) / 'robustness.csv'}, robustness.md, robustness.json")

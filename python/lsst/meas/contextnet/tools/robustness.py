@@ -65,7 +65,6 @@ __all__ = [
     "format_target_table",
     "format_visit_table",
     "missed_targets",
-    "read_margins",
     "run_robustness",
     "target_table",
 ]
@@ -247,8 +246,8 @@ def run_robustness(
     r_visits: int = 16,
     split: str = "test",
     peer_path: str | Path | None = None,
-) -> Table:
-    """Simulate, classify and score the test worlds; write and return the table.
+) -> tuple[Table, Table]:
+    """Simulate, classify and score the test worlds; write and return the table and the targets.
 
     Parameters
     ----------
@@ -287,6 +286,8 @@ def run_robustness(
     -------
     table : `astropy.table.Table`
         One row per world, classifier and magnitude bin (``bin == -1``: all objects).
+    targets : `astropy.table.Table`
+        Whether each model holds each target on each row (`target_table`).
 
     Raises
     ------
@@ -476,7 +477,7 @@ def run_robustness(
         )
         + "\n"
     )
-    return table
+    return table, targets
 
 
 def _check_visit_ranges(ranges: Sequence[tuple[str, int, int]]) -> None:
@@ -771,6 +772,34 @@ def _visit_rows(
     return Table(rows=rows)
 
 
+def _smaller_margin(row: Any, baselines: Sequence[str]) -> tuple[float, str]:
+    """A margins row's smaller margin over ``baselines`` and the baseline it is over.
+
+    NaN and ``""`` when one of the margins cannot be measured (a baseline that scored none of the
+    objects): such a margin reaches no target.
+    """
+    values = [float(row[f"margin_{b}"]) for b in baselines]
+    if not values or not np.all(np.isfinite(values)):
+        return np.nan, ""
+    k = int(np.argmin(values))
+    return values[k], baselines[k]
+
+
+def _faint_bin_margins(
+    rows: Table, baselines: Sequence[str]
+) -> tuple[Table, list[tuple[float, str]], int | None]:
+    """The faint bins of one world and model and their smaller margins (`_smaller_margin`).
+
+    A faint bin is fainter than 22 and holds at least `FAINT_BIN_MIN_OBJECTS` objects scored by
+    the model.  Also returns the index of the weakest measured bin, `None` if none is measured.
+    """
+    faint = rows[(rows["bin"] >= 1) & (rows["n"] >= FAINT_BIN_MIN_OBJECTS)]
+    smaller = [_smaller_margin(row, baselines) for row in faint]
+    values = [value for value, _ in smaller]
+    weakest = int(np.nanargmin(values)) if np.isfinite(values).any() else None
+    return faint, smaller, weakest
+
+
 def format_margin_table(margins: Table) -> str:
     """Format the margins over the baselines with their visit-clustered standard errors.
 
@@ -799,25 +828,18 @@ def format_margin_table(margins: Table) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     signed = "{:+.3f} ± {:.3f}".format
+    baselines = [b for b in MARGIN_BASELINES if f"margin_{b}" in margins.colnames]
     for world in dict.fromkeys(margins["world"]):
         mine = margins[margins["world"] == world]
         for label in dict.fromkeys(mine["classifier"]):
             rows = mine[mine["classifier"] == label]
             overall = rows[rows["bin"] == -1][0]
             weakest = "-"
-            faint = rows[(rows["bin"] >= 1) & (rows["n"] >= FAINT_BIN_MIN_OBJECTS)]
-            candidates = []
-            for row in faint:
-                pairs = [
-                    (row[f"margin_{b}"], row[f"margin_{b}_se"])
-                    for b in MARGIN_BASELINES
-                    if f"margin_{b}" in rows.colnames
-                ]
-                if pairs:
-                    candidates.append((*min(pairs), row))
-            if candidates:
-                margin, se, row = min(candidates, key=lambda item: item[0])
-                weakest = f"{row['mag_lo']:g}-{row['mag_hi']:g}: {signed(margin, se)}"
+            faint, smaller, k = _faint_bin_margins(rows, baselines)
+            if k is not None:
+                margin, baseline = smaller[k]
+                se = faint[k][f"margin_{baseline}_se"]
+                weakest = f"{faint[k]['mag_lo']:g}-{faint[k]['mag_hi']:g}: {signed(margin, se)}"
             cells = [
                 str(world),
                 str(label),
@@ -837,26 +859,6 @@ def format_margin_table(margins: Table) -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def read_margins(path: str | Path) -> Table:
-    """Read ``robustness_margins.csv`` back with its world, classifier and bands as text.
-
-    Parameters
-    ----------
-    path : `str` or `pathlib.Path`
-        The file `run_robustness` wrote.
-
-    Returns
-    -------
-    margins : `astropy.table.Table`
-        The margins, as `target_table` takes them (a model labelled ``007`` stays ``"007"``).
-    """
-    from astropy.io.ascii import convert_numpy
-
-    text = [convert_numpy(str)]
-    converters = {"world": text, "classifier": text, "bands": text}
-    return Table.read(path, format="ascii.csv", converters=converters)
 
 
 def target_table(table: Table, margins: Table) -> Table:
@@ -901,16 +903,13 @@ def target_table(table: Table, margins: Table) -> Table:
         for label in dict.fromkeys(mine["classifier"]):
             here = mine[mine["classifier"] == label]
             overall = here[here["bin"] == -1][0]
-            # np.min keeps a NaN margin, which then reaches no target.
-            margin = float(np.min([overall[f"margin_{b}"] for b in baselines]))
-            faint = here[(here["bin"] >= 1) & (here["n"] >= FAINT_BIN_MIN_OBJECTS)]
-            faint_margins = [float(np.min([row[f"margin_{b}"] for b in baselines])) for row in faint]
+            margin, _ = _smaller_margin(overall, baselines)
+            faint, smaller, k = _faint_bin_margins(here, baselines)
+            faint_margins = [value for value, _ in smaller]
             weakest_bin, weakest_margin = "", np.nan
-            if np.isfinite(faint_margins).any():
-                # The weakest measured bin (a bin whose margin cannot be measured counts as missed).
-                weakest = int(np.nanargmin(faint_margins))
-                weakest_bin = f"{faint[weakest]['mag_lo']:g}-{faint[weakest]['mag_hi']:g}"
-                weakest_margin = faint_margins[weakest]
+            if k is not None:
+                weakest_bin = f"{faint[k]['mag_lo']:g}-{faint[k]['mag_hi']:g}"
+                weakest_margin = faint_margins[k]
             row_ece = ece[(str(world), str(label))]
             rows.append(
                 {
