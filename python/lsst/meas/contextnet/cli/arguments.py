@@ -20,7 +20,7 @@
 
 from __future__ import annotations
 
-__all__ = ["add_jobs_argument", "float_list", "minutes", "positive_int_list"]
+__all__ = ["add_jobs_argument", "add_repository_arguments", "float_list", "minutes", "positive_int_list"]
 
 import argparse
 import math
@@ -111,3 +111,25 @@ def add_jobs_argument(parser: argparse.ArgumentParser, default: int) -> None:
         help="pipetask run -j (default: %(default)s; 1 runs every quantum in one process, and every "
         "further job starts a process per quantum, which imports the task and its libraries again)",
     )
+
+
+def add_repository_arguments(parser: argparse.ArgumentParser, holding: str) -> None:
+    """Add ``--repo``, ``--collections`` and ``--output`` of a command that scores a repository.
+
+    Parameters
+    ----------
+    parser : `argparse.ArgumentParser`
+        The subcommand's parser.
+    holding : `str`
+        What the collections must hold, for the help text (e.g. ``"the classifications and the
+        truth"``).
+    """
+    parser.add_argument("--repo", required=True, help="Butler repository (path or URI).")
+    parser.add_argument(
+        "--collections",
+        required=True,
+        nargs="+",
+        metavar="C",
+        help=f"collections holding {holding}, searched in order.",
+    )
+    parser.add_argument("--output", required=True, help="output directory (created if needed).")

@@ -34,6 +34,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         Subparsers of the top-level parser.
 
     """
+    from lsst.meas.contextnet.cli.arguments import add_repository_arguments
     from lsst.meas.contextnet.evaluation.task import ContextNetEvaluationConfig
 
     defaults = ContextNetEvaluationConfig()
@@ -46,15 +47,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
             "comparison. Truth objects that were not detected are counted, not scored."
         ),
     )
-    parser.add_argument("--repo", required=True, help="Butler repository (path or URI).")
-    parser.add_argument(
-        "--collections",
-        required=True,
-        nargs="+",
-        metavar="C",
-        help="collections holding the classifications and the truth, searched in order.",
-    )
-    parser.add_argument("--output", required=True, help="output directory (created if needed).")
+    add_repository_arguments(parser, "the classifications and the truth")
     parser.add_argument(
         "--mag-bins",
         nargs="+",

@@ -37,6 +37,7 @@ _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("evaluate", "lsst.meas.contextnet.cli.evaluate", "eval"),
     ("train-peer", "lsst.meas.contextnet.cli.train_peer", "eval"),
     ("robustness", "lsst.meas.contextnet.cli.robustness", "all"),
+    ("bayes-reference", "lsst.meas.contextnet.cli.bayes_reference", "all"),
     ("bench", "lsst.meas.contextnet.cli.bench", "all"),
     ("demo", "lsst.meas.contextnet.cli.demo", "all"),
     ("reproduce-table1", "lsst.meas.contextnet.cli.table1", "all"),

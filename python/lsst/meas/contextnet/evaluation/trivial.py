@@ -189,7 +189,7 @@ class MagnitudeOnlyClassifier:
 
 def cross_fit_predict(
     factory: Callable[[], TrivialClassifier],
-    mag: ArrayLike,
+    features: ArrayLike,
     is_galaxy: ArrayLike,
     *,
     groups: ArrayLike | None = None,
@@ -202,8 +202,9 @@ def cross_fit_predict(
     ----------
     factory : callable
         Returns a fresh, unfitted `TrivialClassifier`.
-    mag : array-like of `float`
-        Magnitude of each object.
+    features : array-like of `float`
+        What the classifier is fitted on: the magnitude of each object (one-dimensional, as the
+        trivial predictors take it), or one row of features per object (``(N, k)``).
     is_galaxy : array-like of `bool`
         True class of each object.
     groups : array-like, optional
@@ -237,7 +238,11 @@ def cross_fit_predict(
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2; got {n_folds}.")
     labels = _as_labels(is_galaxy)
-    magnitudes = _as_scores(mag, labels.size, name="mag")
+    values = np.asarray(features, dtype=np.float64)
+    if values.ndim == 2 and values.shape[0] == labels.size:
+        inputs = values
+    else:
+        inputs = _as_scores(values, labels.size, name="features")
     prob = np.full(labels.size, np.nan)
     if labels.size < 2:
         return prob
@@ -258,6 +263,6 @@ def cross_fit_predict(
     for i in range(k):
         test = fold == i
         train = ~test
-        classifier = factory().fit(magnitudes[train], labels[train])
-        prob[test] = classifier.predict_proba(magnitudes[test])
+        classifier = factory().fit(inputs[train], labels[train])
+        prob[test] = classifier.predict_proba(inputs[test])
     return prob

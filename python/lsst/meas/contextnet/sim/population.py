@@ -58,6 +58,7 @@ __all__ = [
     "PopulationConfig",
     "detection_kernel",
     "draw_candidates",
+    "draw_galaxy_shapes",
     "draw_population",
     "expected_snr",
     "point_source_depth",
@@ -171,6 +172,38 @@ def _sample_ellipticity(rng: np.random.Generator, sigma: np.ndarray) -> np.ndarr
         out[todo[accept]] = e[accept]
         todo = todo[~accept]
     return out
+
+
+def draw_galaxy_shapes(
+    rng: np.random.Generator, mag: np.ndarray, config: PopulationConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Draw the bulge+disk shapes of galaxies of given magnitudes (the module's distributions).
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random number generator.
+    mag : `numpy.ndarray`
+        Magnitudes, one per galaxy.
+    config : `PopulationConfig`
+        The median half-light radius at m = 22 and its slope.
+
+    Returns
+    -------
+    hlr, bulge_fraction, ellipticity, rotation : `numpy.ndarray`
+        Half-light radius (arcsec), bulge fraction, ``|e| = (a - b) / (a + b)`` and position
+        angle (degrees), one each per galaxy.
+    """
+    mag = np.asarray(mag, dtype=np.float64)
+    n = len(mag)
+    median_hlr = config.hlr_at_22 * 10.0 ** (config.hlr_slope * (mag - 22.0))
+    hlr = np.clip(median_hlr * np.exp(0.45 * rng.normal(size=n)), 0.05, 6.0)
+    mean_bulge = np.clip(0.10 + 0.08 * (23.0 - mag), 0.05, 0.6)
+    concentration = 4.0
+    bulge = rng.beta(mean_bulge * concentration, (1.0 - mean_bulge) * concentration)
+    ellipticity = _sample_ellipticity(rng, 0.12 + 0.18 * (1.0 - bulge))
+    rotation = rng.uniform(0.0, 180.0, size=n)
+    return hlr, bulge, ellipticity, rotation
 
 
 def point_source_depth(psf_field: PsfField, band: str, exposure_time: float, threshold: float = 5.0) -> float:
@@ -354,13 +387,7 @@ def draw_candidates(
     sersic_n = np.zeros(n)
     knots = np.zeros(n, dtype=np.int64)
     if galaxies:
-        median_hlr = config.hlr_at_22 * 10.0 ** (config.hlr_slope * (mag - 22.0))
-        hlr = np.clip(median_hlr * np.exp(0.45 * rng.normal(size=n)), 0.05, 6.0)
-        mean_bulge = np.clip(0.10 + 0.08 * (23.0 - mag), 0.05, 0.6)
-        concentration = 4.0
-        bulge = rng.beta(mean_bulge * concentration, (1.0 - mean_bulge) * concentration)
-        ellipticity = _sample_ellipticity(rng, 0.12 + 0.18 * (1.0 - bulge))
-        rotation = rng.uniform(0.0, 180.0, size=n)
+        hlr, bulge, ellipticity, rotation = draw_galaxy_shapes(rng, mag, config)
         if config.galaxy_families != ("bulge_disk",):
             # Drawn after the bulge+disk parameters, so the narrow world's stream is unchanged.
             families = np.asarray(config.galaxy_families)

@@ -1,0 +1,282 @@
+# This file is part of meas_contextnet.
+#
+# See the COPYRIGHT file at the top-level directory of this distribution
+# for details of code ownership.
+#
+# This program is free software: you can redistribute it and/or modify
+# it under the terms of the GNU General Public License as published by
+# the Free Software Foundation, either version 3 of the License, or
+# (at your option) any later version.
+#
+# This program is distributed in the hope that it will be useful,
+# but WITHOUT ANY WARRANTY; without even the implied warranty of
+# MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+# GNU General Public License for more details.
+#
+# You should have received a copy of the GNU General Public License
+# along with this program.  If not, see <https://www.gnu.org/licenses/>.
+
+"""``contextnet bayes-reference``: score ContextNet against the Bayes reference classifier.
+
+Reads the classifications, truth and ``src`` of a simulated repository (as ``contextnet
+evaluate`` does), computes the Bayes reference (`lsst.meas.contextnet.evaluation.bayes`) of every
+matched source from its ``calexp``, and scores beside ContextNet, the DM baselines and the catalog
+peer two more classifiers: ``bayes_reference`` (the reference's out-of-sample P(galaxy)) and
+``contextnet_plus_bayes`` (a logistic regression on the reference's inputs and ContextNet's
+logit, fitted on other visits: if it beats ContextNet, the reference holds information the
+network does not use).
+"""
+
+from __future__ import annotations
+
+__all__ = ["BAYES_COLUMN", "STACK_COLUMN", "bayes_reference_repository", "exposure_llr"]
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lsst.meas.contextnet.evaluation.bayes import (
+    BayesReferenceConfig,
+    check_world,
+    cross_fit_posterior,
+    log_likelihood_ratio,
+)
+from lsst.meas.contextnet.evaluation.scoring import EvaluationResult
+
+_LOG = logging.getLogger(__name__)
+
+BAYES_COLUMN = "bayes_reference"
+"""Column (and classifier name) of the Bayes reference's P(galaxy)."""
+
+STACK_COLUMN = "contextnet_plus_bayes"
+"""Column of the logistic combination of ContextNet's logit with the reference's inputs."""
+
+
+def exposure_llr(
+    exposure: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    psf_fwhm: np.ndarray,
+    mag: np.ndarray,
+    *,
+    population: Any,
+    renderer: Any,
+    rng: np.random.Generator,
+    config: BayesReferenceConfig,
+) -> np.ndarray:
+    """Compute the log-likelihood ratio of the sources of one exposure.
+
+    Parameters
+    ----------
+    exposure : `lsst.images.VisitImage`
+        The calibrated exposure, with its PSF model.
+    x, y : `numpy.ndarray`
+        Centroids (pixels of the exposure's frame).
+    psf_fwhm : `numpy.ndarray`
+        PSF FWHM at each source (arcsec).
+    mag : `numpy.ndarray`
+        Measured magnitudes.
+    population, renderer, rng, config
+        As for `~lsst.meas.contextnet.evaluation.bayes.log_likelihood_ratio`.
+
+    Returns
+    -------
+    llr : `numpy.ndarray`
+        One per source; NaN where the centroid is not usable or the PSF shape cannot be measured.
+    """
+    import galsim
+    from lsst.meas.contextnet.cutouts import extract_cutouts
+    from lsst.meas.contextnet.psfinputs import evaluate_psf_grid, interpolate_psf, subpixel_offsets
+
+    side = 2 * config.half_width + 1
+    bbox = exposure.bbox
+    fx, fy = x - bbox.x.start, y - bbox.y.start
+    cut = extract_cutouts(exposure.image.array, fx, fy, side)
+    variance = extract_cutouts(exposure.variance.array, fx, fy, side).cutouts
+    good = (variance > 0) & np.isfinite(variance) & ~cut.bad
+    weights = np.where(good, 1.0 / np.where(good, variance, 1.0), 0.0)
+    grid = evaluate_psf_grid(
+        lambda px, py: exposure.psf.compute_kernel_image(x=px, y=py).array,
+        bbox.x.size,
+        bbox.y.size,
+        side,
+        x0=bbox.x.start,
+        y0=bbox.y.start,
+    )
+    psf_images = interpolate_psf(grid, fx, fy, bbox.x.size, bbox.y.size)
+    shear = np.full((len(x), 2), np.nan)
+    for i, image in enumerate(psf_images):
+        try:
+            moments = galsim.hsm.FindAdaptiveMom(galsim.Image(np.asarray(image, dtype=np.float64)))
+        except galsim.GalSimError:
+            continue
+        shear[i] = moments.observed_shape.g1, moments.observed_shape.g2
+    dx, dy = subpixel_offsets(x, y)
+    usable = ~(cut.bad_centroid | cut.off_image) & np.all(np.isfinite(shear), axis=1)
+    usable &= np.isfinite(psf_fwhm) & np.isfinite(mag)
+    llr = np.full(len(x), np.nan)
+    if usable.any():
+        llr[usable] = log_likelihood_ratio(
+            cut.cutouts[usable],
+            weights[usable],
+            dx[usable],
+            dy[usable],
+            psf_fwhm[usable],
+            shear[usable, 0],
+            shear[usable, 1],
+            mag[usable],
+            population=population,
+            renderer=renderer,
+            rng=rng,
+            config=config,
+        )
+    return llr
+
+
+def _world_of(butler: Any, ref: Any) -> dict[str, Any]:
+    from lsst.meas.contextnet.sim.simulate import simulation_record
+
+    record = simulation_record(butler, ref.run)
+    if record is None:
+        raise ValueError(
+            f"{ref.run} has no simulation record: the Bayes reference needs the world that simulated "
+            "it ('contextnet simulate' writes one)"
+        )
+    return record["config"]["resolved_world"]
+
+
+def bayes_reference_repository(
+    repo: str | os.PathLike[str],
+    collections: Sequence[str],
+    output: str | os.PathLike[str],
+    *,
+    config: BayesReferenceConfig | None = None,
+    seed: int = 0,
+    mag_bins: Sequence[float] | None = None,
+    peer: bool = True,
+) -> tuple[EvaluationResult, list[Path]]:
+    """Score a simulated repository's classifications beside the Bayes reference.
+
+    Parameters
+    ----------
+    repo : `str` or `os.PathLike`
+        Butler repository.
+    collections : `~collections.abc.Sequence` [`str`]
+        Collections holding ``contextnet_classification``, ``truth``, ``src`` and ``calexp``.
+    output : `str` or `os.PathLike`
+        Directory for ``metrics.csv``, ``metrics.json`` and ``summary.txt``.
+    config : `~lsst.meas.contextnet.evaluation.bayes.BayesReferenceConfig`, optional
+        The reference's window, position grid and galaxy draws.
+    seed : `int`, optional
+        Seed of the galaxy draws and of the visit folds.
+    mag_bins : `~collections.abc.Sequence` [`float`], optional
+        Magnitude bin edges (default: the evaluation task's).
+    peer : `bool`, optional
+        Score the shipped catalog peer too.
+
+    Returns
+    -------
+    result : `~lsst.meas.contextnet.evaluation.scoring.EvaluationResult`
+        The scores.
+    written : `list` [`pathlib.Path`]
+        Files written.
+
+    Raises
+    ------
+    ValueError
+        If an exposure's collection has no simulation record, or its world is one the reference
+        does not model (`~lsst.meas.contextnet.evaluation.bayes.check_world`).
+    """
+    from lsst.daf.butler import Butler
+    from lsst.meas.contextnet.evaluation.butler import load_from_butler
+    from lsst.meas.contextnet.evaluation.peer import CatalogPeer
+    from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog, write_outputs
+    from lsst.meas.contextnet.evaluation.task import ContextNetEvaluationConfig
+    from lsst.meas.contextnet.sim import survey
+    from lsst.meas.contextnet.sim.population import PopulationConfig
+    from lsst.meas.contextnet.sim.stamps import StampRenderer
+
+    config = config or BayesReferenceConfig()
+    defaults = ContextNetEvaluationConfig()
+    rng = np.random.default_rng(seed)
+    butler = Butler.from_config(str(repo), writeable=False)
+    try:
+        joined, bands = load_from_butler(butler, collections, progress=False)
+        catalog = joined.catalog
+
+        def column(name: str) -> np.ndarray:
+            return np.asarray(np.ma.filled(np.ma.asarray(catalog[name], dtype=float), np.nan))
+
+        flux = np.where(column("gaussianFlux") > 0, column("gaussianFlux"), column("psfFlux"))
+        llr = np.full(len(catalog), np.nan)
+        mag = np.full(len(catalog), np.nan)
+        calexps = {
+            (int(ref.dataId["visit"]), int(ref.dataId["detector"])): ref
+            for ref in butler.query_datasets("calexp", collections=list(collections), explain=False)
+        }
+        worlds: dict[str, dict[str, Any]] = {}
+        keys = np.column_stack([np.asarray(catalog["visit"]), np.asarray(catalog["detector"])])
+        exposures = np.unique(keys, axis=0)
+        for number, (visit, detector) in enumerate(exposures, start=1):
+            rows = np.flatnonzero(np.all(keys == (visit, detector), axis=1))
+            ref = calexps.get((int(visit), int(detector)))
+            if ref is None:
+                raise ValueError(f"no calexp for visit {visit}, detector {detector} in {list(collections)}")
+            if ref.run not in worlds:
+                worlds[ref.run] = _world_of(butler, ref)
+                check_world(worlds[ref.run])
+            world = worlds[ref.run]
+            band, exposure_time = world["bands"][0], world["exposure_time_range"][0]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mag[rows] = survey.flux_to_mag(flux[rows], band, exposure_time)
+            llr[rows] = exposure_llr(
+                butler.get(ref),
+                column("x")[rows],
+                column("y")[rows],
+                column("psf_fwhm")[rows],
+                mag[rows],
+                population=PopulationConfig(
+                    hlr_at_22=world["hlr_at_22_range"][0], hlr_slope=world["hlr_slope_range"][0]
+                ),
+                renderer=StampRenderer(survey.pixel_scale(), world["moffat_beta_range"][0]),
+                rng=rng,
+                config=config,
+            )
+            _LOG.info(
+                "Bayes reference: exposure %d of %d (visit %d, %d sources)",
+                number,
+                len(exposures),
+                visit,
+                len(rows),
+            )
+    finally:
+        butler.close()
+
+    labels = np.asarray(np.ma.filled(np.ma.asarray(catalog["is_galaxy"]), False), dtype=bool)
+    visits = np.asarray(catalog["visit"])
+    catalog[BAYES_COLUMN] = cross_fit_posterior(llr, mag, labels, visits, seed=seed)
+    prob = np.clip(column("classification_galaxyProb"), 1e-6, 1.0 - 1e-6)
+    catalog[STACK_COLUMN] = cross_fit_posterior(
+        llr, mag, labels, visits, seed=seed, extra=np.log(prob / (1.0 - prob))
+    )
+    catalog["bayes_llr"] = llr
+    result = evaluate_catalog(
+        catalog,
+        counts=joined.counts,
+        mag_bins=list(defaults.magBins if mag_bins is None else mag_bins),
+        baseline_columns=("extendedness", "sizeExtendedness", BAYES_COLUMN, STACK_COLUMN),
+        do_trivial=False,
+        seed=seed,
+        peer=CatalogPeer.load(defaults.peerPath or None) if peer else None,
+    )
+    result.settings.update(
+        repo=str(repo),
+        collections=list(collections),
+        bands=bands,
+        bayes_reference=dataclasses.asdict(config) | {"seed": seed},
+    )
+    return result, write_outputs(result, output)
