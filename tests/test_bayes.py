@@ -194,4 +194,127 @@ def test_bayes_reference_repository_scores_the_reference_beside_contextnet(tmp_p
     # The reference knows the world: it separates this world's sources well.
     assert roc_auc(result.catalog["is_galaxy"], result.catalog[BAYES_COLUMN]) > 0.9
     assert {path.name for path in paths} == {"metrics.csv", "metrics.json", "summary.txt"}
+
+    # One exposure: a missing centroid gets no ratio, and a masked pixel is left out, whatever it holds.
+    from lsst.meas.contextnet.tools.bayesref import _WorldModel, exposure_llr
+
+    ref = sorted(butler.query_datasets("calexp", collections="sim"), key=lambda r: r.dataId["visit"])[0]
+    calexp = butler.get(ref)
+    src = butler.get("src", ref.dataId, collections="sim")
+    model = _WorldModel.from_record(butler, "sim")
+    x, y = np.array(src["x"][:6], dtype=float), np.array(src["y"][:6], dtype=float)
+    x[0] = np.nan
+
+    def ratios():
+        return exposure_llr(
+            calexp,
+            x,
+            y,
+            np.full(6, 0.9),
+            np.full(6, 22.0),
+            population=model.population,
+            renderer=model.renderer,
+            rng=np.random.default_rng(0),
+            config=BayesReferenceConfig(draws=2),
+        )
+
+    before = ratios()
+    assert np.isnan(before[0]) and np.all(np.isfinite(before[1:]))
+    row, col = int(round(y[1])), int(round(x[1])) + 1
+    bad = np.zeros(calexp.image.array.shape, dtype=bool)
+    bad[row, col] = True
+    calexp.mask.set("BAD", bad)
+    calexp.image.array[row, col] = 1.0e6
+    after = ratios()
+    np.testing.assert_array_equal(after[2:], before[2:])
+    # One pixel fewer in its fit moves the ratio a little; the 1e6 it holds would move it by thousands.
+    assert 0 < abs(after[1] - before[1]) < 5, (before[1], after[1])
     assert overall["n"][names.index(BAYES_COLUMN)] == scored.sum()
+
+
+def test_draw_candidates_draws_its_shapes_with_draw_galaxy_shapes():
+    from lsst.meas.contextnet.sim.population import _sample_power_law_mags, draw_candidates
+    from lsst.meas.contextnet.sim.psf import PsfField
+
+    config = PopulationConfig()
+    psf = PsfField.from_rng(np.random.default_rng(1), 256, 256)
+    table = draw_candidates(np.random.default_rng(8), 300, True, 26.0, config, psf, "r", 30.0)
+    rng = np.random.default_rng(8)
+    mag = _sample_power_law_mags(rng, 300, config.galaxy_mag_bright, 26.0, config.galaxy_count_slope)
+    rng.uniform(size=600)  # the positions
+    hlr, bulge, ellipticity, rotation = draw_galaxy_shapes(rng, mag, config)
+    for name, values in (
+        ("hlr_arcsec", hlr),
+        ("bulge_fraction", bulge),
+        ("ellipticity", ellipticity),
+        ("rotation_deg", rotation),
+    ):
+        np.testing.assert_array_equal(table[name], values)
+
+
+def _galsim_star(x: float, y: float, fwhm: float, g1: float, g2: float, size: int = 64) -> np.ndarray:
+    import galsim
+
+    psf = galsim.Moffat(beta=3.5, fwhm=fwhm).shear(g1=g1, g2=g2)
+    image = galsim.ImageD(size, size, scale=0.2, xmin=0, ymin=0)
+    psf.drawImage(image, center=galsim.PositionD(x, y))
+    return image.array
+
+
+def test_templates_sit_where_the_cutout_puts_the_source():
+    from lsst.meas.contextnet.cutouts import extract_cutouts
+    from lsst.meas.contextnet.psfinputs import subpixel_offsets
+
+    x, y = np.array([20.3, 45.8]), np.array([19.6, 43.45])
+    image = sum(_galsim_star(xi, yi, 0.7, 0.05, -0.03) for xi, yi in zip(x, y))
+    cutouts = extract_cutouts(image, x, y, SIDE).cutouts
+    dx, dy = subpixel_offsets(x, y)
+    templates = StampRenderer(0.2, 3.5).render(
+        SIDE,
+        flux=np.ones(2),
+        dx=dx,
+        dy=dy,
+        psf_fwhm=np.full(2, 0.7),
+        psf_g1=np.full(2, 0.05),
+        psf_g2=np.full(2, -0.03),
+        is_galaxy=np.zeros(2, bool),
+        hlr=np.zeros(2),
+        g1=np.zeros(2),
+        g2=np.zeros(2),
+        bulge_fraction=np.zeros(2),
+    )
+    # The two stars are far apart: each cutout holds one, drawn where the template is.
+    for cutout, template in zip(cutouts, templates):
+        assert np.abs(cutout - template).max() < 2e-3 * template.max()
+
+
+def test_psf_shears_recovers_the_shear_of_a_pixelized_psf_image():
+    from lsst.meas.contextnet.tools.bayesref import psf_shears
+
+    images = np.stack([_galsim_star(8.0, 8.0, fwhm, g1, g2, size=SIDE) for fwhm, g1, g2 in PSFS])
+    shear = psf_shears(images, np.array([p[0] for p in PSFS]), StampRenderer(0.2, 3.5))
+    np.testing.assert_allclose(shear, [p[1:] for p in PSFS], atol=1e-3)
+
+
+PSFS = [(0.5, 0.05, 0.0), (0.7, 0.0, 0.05), (1.0, 0.03, -0.04)]
+
+
+def test_a_misplaced_template_moves_the_ratio_towards_galaxy():
+    rng = np.random.default_rng(6)
+    sources = _sources(False, 6, rng)
+    sources["data"] = sources["data"] / 20.0  # S/N about 40
+    sources["weights"] = sources["weights"] * 400.0
+    exact = BayesReferenceConfig(draws=6, max_shift=0.0)
+
+    def llr(**changes):
+        return log_likelihood_ratio(
+            **(sources | changes),
+            population=PopulationConfig(),
+            renderer=StampRenderer(0.2, 3.5),
+            rng=np.random.default_rng(0),
+            config=exact,
+        )
+
+    right = llr()
+    assert np.all(llr(dx=sources["dx"] + 1.0) > right + 5)
+    assert np.all(llr(psf_fwhm=sources["psf_fwhm"] * 0.8) > right + 5)

@@ -55,6 +55,7 @@ from astropy.table import Column, MaskedColumn, Table
 from lsst.meas.contextnet.butlermodel import MODEL_DATASET_TYPE, butler_model_file
 from lsst.meas.contextnet.cutouts import (
     background_noise,
+    bad_mask_bits,
     extract_cutouts,
     has_good_pixels,
     scale_positions,
@@ -947,23 +948,10 @@ class ContextNetClassifierTask(PipelineTask):
 
     def _bad_mask(self, exposure: MaskedImage) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Return the mask array and the bits of the configured bad planes it has, if any."""
-        from lsst.images import get_legacy_visit_image_mask_planes
-
-        schema = exposure.mask.schema
-        legacy = {name: plane.name for name, plane in get_legacy_visit_image_mask_planes().items()}
-        planes, ignored = [], []
-        for name in self.config.badMaskPlanes:
-            if name in schema.names:
-                planes.append(name)
-            elif legacy.get(name) in schema.names:
-                planes.append(legacy[name])
-            else:
-                ignored.append(name)
+        array, bits, ignored = bad_mask_bits(exposure.mask, self.config.badMaskPlanes)
         if ignored:
             self.log.debug("Mask planes %s are not in this image's mask; ignoring them.", ignored)
-        if not planes:
-            return None, None
-        return exposure.mask.array, schema.bitmask(*planes)
+        return array, bits
 
     def _make_output(self, table: Table, loaded: LoadedModel, seed: int, m: int, n_p: int) -> Table:
         """Start the output table: copied columns filled, classification columns empty.

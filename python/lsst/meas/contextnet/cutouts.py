@@ -32,10 +32,13 @@ __all__ = [
     "window_reads",
     "nearest_pixel",
     "has_good_pixels",
+    "bad_mask_bits",
 ]
 
 import dataclasses
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -270,6 +273,43 @@ def _check_extraction_inputs(
         if mask is not None and mask.ndim == 3:
             mask, bits = _packed_mask(mask, bits)
     return image, x, y, variance, mask, bits
+
+
+def bad_mask_bits(mask: Any, names: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
+    """Return an image's mask array and the bits of the named planes it has.
+
+    Parameters
+    ----------
+    mask : `lsst.images.Mask`
+        The image's mask (its ``schema`` and ``array``).
+    names : `~collections.abc.Sequence` [`str`]
+        Plane names, as `lsst.images` names them (``SATURATED``) or as the DM stack does
+        (``SAT``).
+
+    Returns
+    -------
+    array : `numpy.ndarray` or `None`
+        The mask array; `None` when none of the planes is in the mask.
+    bits : `numpy.ndarray` or `None`
+        The planes' bitmask (`extract_cutouts`'s ``bad_mask_bits``); `None` as ``array``.
+    ignored : `list` [`str`]
+        The names the mask does not have.
+    """
+    from lsst.images import get_legacy_visit_image_mask_planes
+
+    schema = mask.schema
+    legacy = {name: plane.name for name, plane in get_legacy_visit_image_mask_planes().items()}
+    planes, ignored = [], []
+    for name in names:
+        if name in schema.names:
+            planes.append(name)
+        elif legacy.get(name) in schema.names:
+            planes.append(legacy[name])
+        else:
+            ignored.append(name)
+    if not planes:
+        return None, None, ignored
+    return mask.array, schema.bitmask(*planes), ignored
 
 
 def has_good_pixels(

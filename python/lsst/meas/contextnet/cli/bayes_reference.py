@@ -28,6 +28,13 @@ import logging
 from lsst.meas.contextnet.cli.arguments import add_repository_arguments
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
     from lsst.meas.contextnet.evaluation.bayes import BayesReferenceConfig
     from lsst.meas.contextnet.evaluation.scoring import parse_mag_bins
@@ -74,7 +81,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     add_repository_arguments(parser, "the classifications, truth, src and calexp")
     parser.add_argument(
         "--draws",
-        type=int,
+        type=_positive_int,
         default=48,
         help="galaxies of the population averaged over per source (default %(default)s).",
     )

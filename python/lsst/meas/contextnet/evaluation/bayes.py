@@ -37,7 +37,11 @@ at the source's PSF:
 `cross_fit_posterior` turns the ratio and the measured magnitude into P(galaxy) with a logistic
 regression fitted on the other visits (the prior as a function of flux), so the reference is
 scored out of sample like every other classifier (a source without a measured flux, e.g. a
-saturated star, gets none and is counted as missing).  It neglects what the world's model of a
+saturated star, gets none and is counted as missing).  Its approximations: a finite average over
+galaxy shapes underestimates the galaxy likelihood of bright sources a little (their likelihood
+is peaked in shape), and the shapes are drawn at the source's Gaussian-aperture magnitude, a
+little fainter than a galaxy's total one; the variance plane it weights with is the simulator's
+expected variance, source photons included.  It neglects what the world's model of a
 source leaves out (neighbours in the window, blends), so it is a reference and not a strict
 bound; `check_world` accepts only worlds it describes exactly: one Moffat PSF family with a
 fixed index whose model is the true PSF, bulge+disk galaxies of a fixed size-magnitude relation,
@@ -95,10 +99,16 @@ class BayesReferenceConfig:
             raise ValueError("shift_step must be positive and max_shift non-negative")
         if self.draws < 1:
             raise ValueError(f"draws must be at least 1, got {self.draws!r}")
+        if not self.mag_jitter >= 0:
+            raise ValueError(f"mag_jitter must be non-negative, got {self.mag_jitter!r}")
 
     def offsets(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return the position grid: x and y offsets in pixels, one pair per grid point."""
-        steps = np.arange(-self.max_shift, self.max_shift + 0.5 * self.shift_step, self.shift_step)
+        """Return the position grid: x and y offsets in pixels, one pair per grid point.
+
+        Whole steps of ``shift_step`` from 0 (the centroid) out to at most ``max_shift``.
+        """
+        k = int(np.floor(self.max_shift / self.shift_step + 1e-9))
+        steps = self.shift_step * np.arange(-k, k + 1)
         sx, sy = np.meshgrid(steps, steps)
         return sx.ravel(), sy.ravel()
 
@@ -116,6 +126,19 @@ def check_world(world: Mapping[str, Any]) -> None:
     ValueError
         Naming each property of the world that the reference does not model.
     """
+    keys = (
+        "psf_families",
+        "moffat_beta_range",
+        "exact_psf_model",
+        "galaxy_families",
+        "hlr_at_22_range",
+        "hlr_slope_range",
+        "bands",
+        "exposure_time_range",
+    )
+    missing = [key for key in keys if key not in world]
+    if missing:
+        raise ValueError(f"the world {world.get('name')!r} does not say its {missing}")
     problems = []
 
     def fixed(name: str) -> bool:
@@ -162,6 +185,7 @@ def flux_marginal_log_likelihood(templates: np.ndarray, data: np.ndarray, weight
     """
     from scipy.special import log_ndtr
 
+    data = np.where(weights > 0, data, 0.0)  # a pixel left out may hold anything, NaN included
     num = np.sum(templates * weights * data, axis=(-2, -1))
     den = np.sum(templates * templates * weights, axis=(-2, -1))
     with np.errstate(divide="ignore", invalid="ignore"):

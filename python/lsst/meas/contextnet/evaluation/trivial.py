@@ -32,13 +32,15 @@ from numpy.typing import ArrayLike, NDArray
 
 
 class TrivialClassifier(Protocol):
-    """Interface of the trivial predictors: fit on labelled objects, predict probabilities."""
+    """Interface of the classifiers `cross_fit_predict` fits: fit on labelled objects, predict
+    probabilities.  The trivial predictors take magnitudes; others take rows of features.
+    """
 
-    def fit(self, mag: ArrayLike, is_galaxy: ArrayLike) -> Self:
+    def fit(self, features: ArrayLike, is_galaxy: ArrayLike) -> Self:
         """Fit on labelled objects and return self."""
         ...
 
-    def predict_proba(self, mag: ArrayLike) -> NDArray[np.float64]:
+    def predict_proba(self, features: ArrayLike) -> NDArray[np.float64]:
         """Return P(galaxy) for each object."""
         ...
 
@@ -239,7 +241,9 @@ def cross_fit_predict(
         raise ValueError(f"n_folds must be at least 2; got {n_folds}.")
     labels = _as_labels(is_galaxy)
     values = np.asarray(features, dtype=np.float64)
-    if values.ndim == 2 and values.shape[0] == labels.size:
+    if values.ndim == 2:
+        if values.shape[0] != labels.size:
+            raise ValueError(f"features must have one row per label ({labels.size}); got {values.shape}.")
         inputs = values
     else:
         inputs = _as_scores(values, labels.size, name="features")

@@ -29,14 +29,14 @@ network does not use).
 
 from __future__ import annotations
 
-__all__ = ["BAYES_COLUMN", "STACK_COLUMN", "bayes_reference_repository", "exposure_llr"]
+__all__ = ["BAYES_COLUMN", "STACK_COLUMN", "bayes_reference_repository", "exposure_llr", "psf_shears"]
 
 import dataclasses
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from lsst.meas.contextnet.evaluation.bayes import (
@@ -47,6 +47,11 @@ from lsst.meas.contextnet.evaluation.bayes import (
 )
 from lsst.meas.contextnet.evaluation.scoring import EvaluationResult
 
+if TYPE_CHECKING:
+    from lsst.images import VisitImage
+    from lsst.meas.contextnet.sim.population import PopulationConfig
+    from lsst.meas.contextnet.sim.stamps import StampRenderer
+
 _LOG = logging.getLogger(__name__)
 
 BAYES_COLUMN = "bayes_reference"
@@ -56,15 +61,70 @@ STACK_COLUMN = "contextnet_plus_bayes"
 """Column of the logistic combination of ContextNet's logit with the reference's inputs."""
 
 
+def _hsm_shears(images: np.ndarray) -> np.ndarray:
+    """Adaptive-moment shear ``(g1, g2)`` of each image; NaN where the moments do not converge."""
+    import galsim
+
+    shear = np.full((len(images), 2), np.nan)
+    for i, image in enumerate(images):
+        try:
+            moments = galsim.hsm.FindAdaptiveMom(galsim.Image(np.asarray(image, dtype=np.float64)))
+        except galsim.GalSimError:
+            continue
+        shear[i] = moments.observed_shape.g1, moments.observed_shape.g2
+    return shear
+
+
+def psf_shears(psf_images: np.ndarray, psf_fwhm: np.ndarray, renderer: StampRenderer) -> np.ndarray:
+    """Return the Moffat shear that the renderer must draw to reproduce each PSF model image.
+
+    The adaptive moments of a pixelized PSF image measure its shear diluted by the pixel (by
+    2-7% at 1.0"-0.5" FWHM), while the renderer shears the profile before the pixel: one
+    fixed-point step, ``g = g_image + (g_image - g_rendered(g_image))``, removes that.
+
+    Parameters
+    ----------
+    psf_images : `numpy.ndarray`
+        ``(N, S, S)`` PSF model images centred on the central pixel.
+    psf_fwhm : `numpy.ndarray`
+        ``(N,)`` their FWHM (arcsec).
+    renderer : `~lsst.meas.contextnet.sim.stamps.StampRenderer`
+        The renderer the templates are drawn with.
+
+    Returns
+    -------
+    shear : `numpy.ndarray`
+        ``(N, 2)`` ``(g1, g2)``; NaN where the moments of an image do not converge.
+    """
+    measured = _hsm_shears(psf_images)
+    n = len(psf_images)
+    zeros = np.zeros(n)
+    rendered = renderer.render(
+        psf_images.shape[-1],
+        flux=np.ones(n),
+        dx=zeros,
+        dy=zeros,
+        psf_fwhm=psf_fwhm,
+        psf_g1=np.nan_to_num(measured[:, 0]),
+        psf_g2=np.nan_to_num(measured[:, 1]),
+        is_galaxy=np.zeros(n, dtype=bool),
+        hlr=zeros,
+        g1=zeros,
+        g2=zeros,
+        bulge_fraction=zeros,
+    )
+    return 2.0 * measured - _hsm_shears(rendered)
+
+
 def exposure_llr(
-    exposure: Any,
+    exposure: VisitImage,
     x: np.ndarray,
     y: np.ndarray,
     psf_fwhm: np.ndarray,
     mag: np.ndarray,
     *,
-    population: Any,
-    renderer: Any,
+    population: PopulationConfig,
+    renderer: StampRenderer,
     rng: np.random.Generator,
     config: BayesReferenceConfig,
 ) -> np.ndarray:
@@ -86,18 +146,25 @@ def exposure_llr(
     Returns
     -------
     llr : `numpy.ndarray`
-        One per source; NaN where the centroid is not usable or the PSF shape cannot be measured.
+        One per source; NaN where the centroid is missing or off the image, the magnitude or
+        FWHM is not finite, or the PSF shape cannot be measured.  Pixels of the classifier's
+        bad mask planes (``badMaskPlanes``) and pixels beyond the image are left out.
     """
-    import galsim
-    from lsst.meas.contextnet.cutouts import extract_cutouts
+    from lsst.meas.contextnet.classifier import ContextNetClassifierConfig
+    from lsst.meas.contextnet.cutouts import bad_mask_bits, extract_cutouts
     from lsst.meas.contextnet.psfinputs import evaluate_psf_grid, interpolate_psf, subpixel_offsets
 
     side = 2 * config.half_width + 1
     bbox = exposure.bbox
     fx, fy = x - bbox.x.start, y - bbox.y.start
-    cut = extract_cutouts(exposure.image.array, fx, fy, side)
-    variance = extract_cutouts(exposure.variance.array, fx, fy, side).cutouts
-    good = (variance > 0) & np.isfinite(variance) & ~cut.bad
+    mask, bits, _ = bad_mask_bits(exposure.mask, ContextNetClassifierConfig().badMaskPlanes)
+    cut = extract_cutouts(exposure.image.array, fx, fy, side, mask=mask, bad_mask_bits=bits)
+    llr = np.full(len(x), np.nan)
+    usable = np.flatnonzero(~(cut.bad_centroid | cut.off_image) & np.isfinite(psf_fwhm) & np.isfinite(mag))
+    if not len(usable):
+        return llr
+    variance = extract_cutouts(exposure.variance.array, fx[usable], fy[usable], side).cutouts
+    good = (variance > 0) & np.isfinite(variance) & ~cut.bad[usable]
     weights = np.where(good, 1.0 / np.where(good, variance, 1.0), 0.0)
     grid = evaluate_psf_grid(
         lambda px, py: exposure.psf.compute_kernel_image(x=px, y=py).array,
@@ -107,46 +174,63 @@ def exposure_llr(
         x0=bbox.x.start,
         y0=bbox.y.start,
     )
-    psf_images = interpolate_psf(grid, fx, fy, bbox.x.size, bbox.y.size)
-    shear = np.full((len(x), 2), np.nan)
-    for i, image in enumerate(psf_images):
-        try:
-            moments = galsim.hsm.FindAdaptiveMom(galsim.Image(np.asarray(image, dtype=np.float64)))
-        except galsim.GalSimError:
-            continue
-        shear[i] = moments.observed_shape.g1, moments.observed_shape.g2
-    dx, dy = subpixel_offsets(x, y)
-    usable = ~(cut.bad_centroid | cut.off_image) & np.all(np.isfinite(shear), axis=1)
-    usable &= np.isfinite(psf_fwhm) & np.isfinite(mag)
-    llr = np.full(len(x), np.nan)
-    if usable.any():
-        llr[usable] = log_likelihood_ratio(
-            cut.cutouts[usable],
-            weights[usable],
-            dx[usable],
-            dy[usable],
-            psf_fwhm[usable],
-            shear[usable, 0],
-            shear[usable, 1],
-            mag[usable],
-            population=population,
-            renderer=renderer,
-            rng=rng,
-            config=config,
-        )
+    psf_images = interpolate_psf(grid, fx[usable], fy[usable], bbox.x.size, bbox.y.size)
+    shear = psf_shears(psf_images, psf_fwhm[usable], renderer)
+    dx, dy = subpixel_offsets(x[usable], y[usable])
+    measured = np.all(np.isfinite(shear), axis=1)
+    chosen = usable[measured]
+    llr[chosen] = log_likelihood_ratio(
+        cut.cutouts[chosen],
+        weights[measured],
+        dx[measured],
+        dy[measured],
+        psf_fwhm[chosen],
+        shear[measured, 0],
+        shear[measured, 1],
+        mag[chosen],
+        population=population,
+        renderer=renderer,
+        rng=rng,
+        config=config,
+    )
     return llr
 
 
-def _world_of(butler: Any, ref: Any) -> dict[str, Any]:
-    from lsst.meas.contextnet.sim.simulate import simulation_record
+@dataclasses.dataclass(frozen=True)
+class _WorldModel:
+    """What the reference needs of the world that simulated a collection."""
 
-    record = simulation_record(butler, ref.run)
-    if record is None:
-        raise ValueError(
-            f"{ref.run} has no simulation record: the Bayes reference needs the world that simulated "
-            "it ('contextnet simulate' writes one)"
+    population: PopulationConfig
+    renderer: StampRenderer
+    band: str
+    exposure_time: float
+
+    @classmethod
+    def from_record(cls, butler: Any, run: str) -> _WorldModel:
+        from lsst.meas.contextnet.sim import survey
+        from lsst.meas.contextnet.sim.population import PopulationConfig
+        from lsst.meas.contextnet.sim.simulate import simulation_record
+        from lsst.meas.contextnet.sim.stamps import StampRenderer
+        from lsst.meas.contextnet.sim.world import MOFFAT_BETA_STEP
+
+        record = simulation_record(butler, run)
+        world = None if record is None else record.get("config", {}).get("resolved_world")
+        if world is None:
+            raise ValueError(
+                f"{run} has no simulation record with its world: the Bayes reference needs the world "
+                "that simulated it ('contextnet simulate' records it)"
+            )
+        check_world(world)
+        # As World.draw_visit rounds it.
+        beta = round(world["moffat_beta_range"][0] / MOFFAT_BETA_STEP) * MOFFAT_BETA_STEP
+        return cls(
+            population=PopulationConfig(
+                hlr_at_22=world["hlr_at_22_range"][0], hlr_slope=world["hlr_slope_range"][0]
+            ),
+            renderer=StampRenderer(survey.pixel_scale(), beta),
+            band=world["bands"][0],
+            exposure_time=float(world["exposure_time_range"][0]),
         )
-    return record["config"]["resolved_world"]
 
 
 def bayes_reference_repository(
@@ -197,8 +281,6 @@ def bayes_reference_repository(
     from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog, write_outputs
     from lsst.meas.contextnet.evaluation.task import ContextNetEvaluationConfig
     from lsst.meas.contextnet.sim import survey
-    from lsst.meas.contextnet.sim.population import PopulationConfig
-    from lsst.meas.contextnet.sim.stamps import StampRenderer
 
     config = config or BayesReferenceConfig()
     defaults = ContextNetEvaluationConfig()
@@ -212,37 +294,34 @@ def bayes_reference_repository(
             return np.asarray(np.ma.filled(np.ma.asarray(catalog[name], dtype=float), np.nan))
 
         flux = np.where(column("gaussianFlux") > 0, column("gaussianFlux"), column("psfFlux"))
+        x, y, fwhm = column("x"), column("y"), column("psf_fwhm")
         llr = np.full(len(catalog), np.nan)
         mag = np.full(len(catalog), np.nan)
         calexps = {
             (int(ref.dataId["visit"]), int(ref.dataId["detector"])): ref
             for ref in butler.query_datasets("calexp", collections=list(collections), explain=False)
         }
-        worlds: dict[str, dict[str, Any]] = {}
+        models: dict[str, _WorldModel] = {}
         keys = np.column_stack([np.asarray(catalog["visit"]), np.asarray(catalog["detector"])])
-        exposures = np.unique(keys, axis=0)
+        exposures, index = np.unique(keys, axis=0, return_inverse=True)
         for number, (visit, detector) in enumerate(exposures, start=1):
-            rows = np.flatnonzero(np.all(keys == (visit, detector), axis=1))
+            rows = np.flatnonzero(index.ravel() == number - 1)
             ref = calexps.get((int(visit), int(detector)))
             if ref is None:
                 raise ValueError(f"no calexp for visit {visit}, detector {detector} in {list(collections)}")
-            if ref.run not in worlds:
-                worlds[ref.run] = _world_of(butler, ref)
-                check_world(worlds[ref.run])
-            world = worlds[ref.run]
-            band, exposure_time = world["bands"][0], world["exposure_time_range"][0]
+            if ref.run not in models:
+                models[ref.run] = _WorldModel.from_record(butler, ref.run)
+            model = models[ref.run]
             with np.errstate(divide="ignore", invalid="ignore"):
-                mag[rows] = survey.flux_to_mag(flux[rows], band, exposure_time)
+                mag[rows] = survey.flux_to_mag(flux[rows], model.band, model.exposure_time)
             llr[rows] = exposure_llr(
                 butler.get(ref),
-                column("x")[rows],
-                column("y")[rows],
-                column("psf_fwhm")[rows],
+                x[rows],
+                y[rows],
+                fwhm[rows],
                 mag[rows],
-                population=PopulationConfig(
-                    hlr_at_22=world["hlr_at_22_range"][0], hlr_slope=world["hlr_slope_range"][0]
-                ),
-                renderer=StampRenderer(survey.pixel_scale(), world["moffat_beta_range"][0]),
+                population=model.population,
+                renderer=model.renderer,
                 rng=rng,
                 config=config,
             )
