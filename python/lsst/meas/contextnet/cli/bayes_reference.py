@@ -50,9 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         mag_bins=parse_mag_bins(args.mag_bins) if args.mag_bins else None,
         peer=not args.no_peer,
     )
-    print(result.format_summary())
-    print()
-    print(result.format_by_magnitude())
+    print(result.format_report())
     print()
     print("wrote " + ", ".join(str(path) for path in paths))
     return 0

@@ -123,11 +123,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
         peer_path=args.peer,
         plots=not args.no_plots,
     )
-    print(result.format_counts())
-    print()
-    print(result.format_summary())
-    print()
-    print(result.format_by_magnitude())
+    print(result.format_report())
     print()
     print("wrote " + ", ".join(str(path) for path in paths))
     return 0

@@ -38,6 +38,7 @@ __all__ = [
     "PEER_NAME",
     "bool_column",
     "evaluate_catalog",
+    "float_column",
     "make_figures",
     "parse_mag_bins",
     "write_outputs",
@@ -111,8 +112,8 @@ _FIGURE_NAMES: dict[str, str] = {
 # ---------------------------------------------------------------------------------------------
 
 
-def _float_column(catalog: Table, name: str) -> np.ndarray:
-    """Return a column as float64 with masked entries as NaN."""
+def float_column(catalog: Table, name: str) -> np.ndarray:
+    """Return a table column as float64, masked entries as NaN."""
     return np.asarray(np.ma.filled(np.ma.asarray(catalog[name], dtype=np.float64), np.nan), dtype=np.float64)
 
 
@@ -315,6 +316,17 @@ class EvaluationResult:
             )
         return "\n".join(lines)
 
+    def format_report(self) -> str:
+        """Format the counts, the summary and the accuracy by magnitude, as ``summary.txt`` holds them.
+
+        Returns
+        -------
+        text : `str`
+            The three blocks (`format_counts`, `format_summary`, `format_by_magnitude`), a blank
+            line apart.
+        """
+        return "\n\n".join([self.format_counts(), self.format_summary(), self.format_by_magnitude()])
+
 
 def _format_number(value: float) -> str:
     return "-" if not math.isfinite(float(value)) else f"{float(value):.3f}"
@@ -398,11 +410,11 @@ def evaluate_catalog(
             raise ValueError(f"catalog has no {name!r} column (columns: {catalog.colnames}).")
     catalog = catalog.copy(copy_data=False)
     labels = bool_column(catalog, class_column, fill=False)
-    mag = _float_column(catalog, mag_column)
+    mag = float_column(catalog, mag_column)
     scores: dict[str, np.ndarray] = {}
     thresholds: dict[str, float] = {}
 
-    prob = _float_column(catalog, prob_column)
+    prob = float_column(catalog, prob_column)
     flagged = (
         bool_column(catalog, flag_column, fill=False)
         if flag_column in catalog.colnames
@@ -418,7 +430,7 @@ def evaluate_catalog(
         if name not in catalog.colnames:
             skipped.append(name)
             continue
-        score = _float_column(catalog, name)
+        score = float_column(catalog, name)
         if f"{name}_flag" in catalog.colnames:
             score = np.where(bool_column(catalog, f"{name}_flag", fill=False), np.nan, score)
         scores[name] = score
@@ -555,7 +567,7 @@ def make_figures(
     baselines = [name for name in ("extendedness", "sizeExtendedness") if name in result.classifiers]
     figures: dict[str, Figure] = {
         "accuracy_vs_magnitude": plot_magnitude_performance(
-            _float_column(catalog, settings["mag_column"]) if len(catalog) else np.zeros(0),
+            float_column(catalog, settings["mag_column"]) if len(catalog) else np.zeros(0),
             bool_column(catalog, settings["class_column"], False) if len(catalog) else np.zeros(0, bool),
             result.metrics,
             classifiers=["ContextNet", *baselines],
@@ -618,9 +630,7 @@ def write_outputs(
     json_path.write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
     paths.append(json_path)
     text_path = directory / "summary.txt"
-    text_path.write_text(
-        "\n\n".join([result.format_counts(), result.format_summary(), result.format_by_magnitude()]) + "\n"
-    )
+    text_path.write_text(result.format_report() + "\n")
     paths.append(text_path)
     for name, figure in (figures or {}).items():
         path = directory / f"{name}.png"

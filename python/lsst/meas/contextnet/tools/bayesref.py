@@ -278,7 +278,12 @@ def bayes_reference_repository(
     from lsst.daf.butler import Butler
     from lsst.meas.contextnet.evaluation.butler import load_from_butler
     from lsst.meas.contextnet.evaluation.peer import CatalogPeer
-    from lsst.meas.contextnet.evaluation.scoring import evaluate_catalog, write_outputs
+    from lsst.meas.contextnet.evaluation.scoring import (
+        bool_column,
+        evaluate_catalog,
+        float_column,
+        write_outputs,
+    )
     from lsst.meas.contextnet.evaluation.task import ContextNetEvaluationConfig
     from lsst.meas.contextnet.sim import survey
 
@@ -289,12 +294,9 @@ def bayes_reference_repository(
     try:
         joined, bands = load_from_butler(butler, collections, progress=False)
         catalog = joined.catalog
-
-        def column(name: str) -> np.ndarray:
-            return np.asarray(np.ma.filled(np.ma.asarray(catalog[name], dtype=float), np.nan))
-
-        flux = np.where(column("gaussianFlux") > 0, column("gaussianFlux"), column("psfFlux"))
-        x, y, fwhm = column("x"), column("y"), column("psf_fwhm")
+        gaussian = float_column(catalog, "gaussianFlux")
+        flux = np.where(gaussian > 0, gaussian, float_column(catalog, "psfFlux"))
+        x, y, fwhm = (float_column(catalog, name) for name in ("x", "y", "psf_fwhm"))
         llr = np.full(len(catalog), np.nan)
         mag = np.full(len(catalog), np.nan)
         calexps = {
@@ -335,10 +337,10 @@ def bayes_reference_repository(
     finally:
         butler.close()
 
-    labels = np.asarray(np.ma.filled(np.ma.asarray(catalog["is_galaxy"]), False), dtype=bool)
+    labels = bool_column(catalog, "is_galaxy", fill=False)
     visits = np.asarray(catalog["visit"])
     catalog[BAYES_COLUMN] = cross_fit_posterior(llr, mag, labels, visits, seed=seed)
-    prob = np.clip(column("classification_galaxyProb"), 1e-6, 1.0 - 1e-6)
+    prob = np.clip(float_column(catalog, "classification_galaxyProb"), 1e-6, 1.0 - 1e-6)
     catalog[STACK_COLUMN] = cross_fit_posterior(
         llr, mag, labels, visits, seed=seed, extra=np.log(prob / (1.0 - prob))
     )

@@ -91,7 +91,7 @@ from lsst.meas.contextnet.evaluation.clustered import (
     proportion_influence,
 )
 from lsst.meas.contextnet.evaluation.metrics import galaxy_calls
-from lsst.meas.contextnet.evaluation.scoring import bool_column
+from lsst.meas.contextnet.evaluation.scoring import bool_column, float_column
 from lsst.meas.contextnet.outputcolumns import OUTSIDE_TRAINING_COLUMN
 from lsst.meas.contextnet.pipelinefiles import find_pipeline
 from lsst.meas.contextnet.serialization import table_rows
@@ -660,9 +660,11 @@ def format_snr_table(table: Table) -> str:
 def _score_arrays(result: EvaluationResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labels, magnitudes and visits of the evaluated objects."""
     catalog = result.catalog
-    labels = np.asarray(np.ma.filled(np.ma.asarray(catalog["is_galaxy"]), False), dtype=bool)
-    mag = np.asarray(np.ma.filled(np.ma.asarray(catalog["mag"], dtype=np.float64), np.nan))
-    return labels, mag, np.asarray(catalog["visit"])
+    return (
+        bool_column(catalog, "is_galaxy", fill=False),
+        float_column(catalog, "mag"),
+        np.asarray(catalog["visit"]),
+    )
 
 
 def _star_hits(result: EvaluationResult, name: str) -> tuple[np.ndarray, np.ndarray]:
